@@ -1,0 +1,21 @@
+# Every dependency comes from the system (Debian packages); nothing is downloaded.
+find_package(Torch REQUIRED)
+find_package(Threads REQUIRED)
+find_package(nlohmann_json REQUIRED)
+find_package(fmt REQUIRED)
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+
+if(VTL_WITH_OPENCV)
+  find_package(OpenCV REQUIRED COMPONENTS core imgcodecs imgproc ml)
+endif()
+if(VTL_WITH_FAISS)
+  find_package(OpenMP REQUIRED)  # Debian's faiss config needs it first
+  find_package(faiss REQUIRED)
+  find_package(SQLite3 REQUIRED)
+endif()
+if(VTL_WITH_CURL)
+  find_package(CURL REQUIRED)
+endif()
+if(VTL_WITH_SERVER)
+  find_path(HTTPLIB_INCLUDE_DIR httplib.h REQUIRED)
+endif()

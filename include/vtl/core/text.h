@@ -1,0 +1,19 @@
+#pragma once
+// Small text helpers for messages a user reads.
+
+#include <string>
+#include <vector>
+
+namespace vtl {
+
+/// Levenshtein edit distance.
+size_t edit_distance(const std::string& a, const std::string& b);
+
+/// "; did you mean 'resnet50' or 'resnet101'?" for the candidates closest to `name`,
+/// or "" when none is close.
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates);
+
+/// "1,234,567"
+std::string with_thousands(long long value);
+
+}  // namespace vtl

@@ -1,0 +1,7 @@
+namespace vtl::models {
+void register_vgg() {}
+void register_mobilenet_v1() {}
+void register_mobilenet_v2() {}
+void register_mobilenet_v3() {}
+void register_efficientnet() {}
+}

@@ -1,0 +1,27 @@
+#pragma once
+// Each subcommand lives in its own file and registers itself with VTL_COMMAND, so adding a
+// command touches no other file. A command's callback throws vtl::Error for user
+// mistakes; main prints the message on one line and exits with status 1.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace vtl::cli {
+
+/// Adds one subcommand (and its callback) to the application.
+using CommandInstaller = std::function<void(CLI::App& app)>;
+
+/// Registers an installer; `order` sorts the commands in --help (lower first).
+bool register_command(int order, CommandInstaller installer);
+
+/// Installs every registered command in order.
+void install_commands(CLI::App& app);
+
+}  // namespace vtl::cli
+
+/// At namespace scope in a command's file: VTL_COMMAND(10, add_models_command);
+#define VTL_COMMAND(order, installer) \
+  static const bool vtl_command_registered_##installer = ::vtl::cli::register_command(order, installer)
