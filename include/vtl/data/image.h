@@ -1,0 +1,33 @@
+#pragma once
+// Image decoding with OpenCV into 8-bit RGB, whatever the file holds: EXIF orientation is
+// applied, grayscale is expanded, alpha is composited onto white, 16-bit is scaled to
+// 8-bit, palette PNGs are expanded. Oversized images are refused before decoding.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+namespace vtl::data {
+
+struct DecodeOptions {
+  /// Images with more pixels than this are refused (decompression-bomb guard).
+  int64_t max_pixels = 20000LL * 20000LL;
+  /// When > 0, JPEGs may be decoded at 1/2, 1/4 or 1/8 scale as long as the shorter side
+  /// stays >= this many pixels (much faster for large photos).
+  int min_short_side = 0;
+};
+
+/// Decodes `path` to a CV_8UC3 RGB image. Throws vtl::Error naming the file and the
+/// problem (missing, not an image, truncated, too large).
+cv::Mat load_image_rgb(const std::filesystem::path& path, const DecodeOptions& options = {});
+
+/// Same for an in-memory encoded image (an upload); `label` names it in errors.
+cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
+                         const DecodeOptions& options = {});
+
+/// True for the extensions datasets pick up: jpg, jpeg, png, bmp, webp, tif, tiff.
+bool has_image_extension(const std::filesystem::path& path);
+
+}  // namespace vtl::data

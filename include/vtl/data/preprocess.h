@@ -1,0 +1,26 @@
+#pragma once
+// The evaluation transform of a Preprocessing preset (torchvision's
+// Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize), on OpenCV images.
+
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include "vtl/core/preprocessing.h"
+
+namespace vtl::data {
+
+/// CV_8UC3 RGB image -> float32 [3, crop, crop] normalized tensor.
+torch::Tensor eval_transform(const cv::Mat& rgb, const Preprocessing& preprocessing);
+
+/// CV_8UC3 RGB (any size) -> float32 [3, H, W] in [0, 1] (no resizing, no normalization).
+torch::Tensor to_tensor(const cv::Mat& rgb);
+
+/// In place on [3,H,W] or [N,3,H,W]: (x - mean) / std per channel.
+torch::Tensor normalize(torch::Tensor x, const Preprocessing& preprocessing);
+
+/// Stacks [3,H,W] tensors into [N,3,H,W].
+torch::Tensor stack_batch(const std::vector<torch::Tensor>& images);
+
+}  // namespace vtl::data
