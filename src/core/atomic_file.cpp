@@ -55,7 +55,8 @@ void write_file_atomically(const std::filesystem::path& target,
 }
 
 void write_file_atomically(const std::filesystem::path& target, std::string_view content) {
-  write_file_atomically(target, [&](std::ostream& out) { out.write(content.data(), content.size()); });
+  write_file_atomically(target,
+                        [&](std::ostream& out) { out.write(content.data(), content.size()); });
 }
 
 std::string read_file(const std::filesystem::path& path) {

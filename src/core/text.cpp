@@ -31,7 +31,8 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
   std::sort(scored.begin(), scored.end());
   std::string text = "; did you mean '" + scored[0].second + "'";
   for (size_t i = 1; i < std::min<size_t>(scored.size(), 3); ++i) {
-    text += (i + 1 == std::min<size_t>(scored.size(), 3) ? " or '" : ", '") + scored[i].second + "'";
+    text +=
+        (i + 1 == std::min<size_t>(scored.size(), 3) ? " or '" : ", '") + scored[i].second + "'";
   }
   return text + "?";
 }

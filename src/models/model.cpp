@@ -10,9 +10,12 @@ namespace vtl::models {
 
 std::string to_string(Pooling pooling) {
   switch (pooling) {
-    case Pooling::avg: return "avg";
-    case Pooling::max: return "max";
-    case Pooling::none: return "none";
+    case Pooling::avg:
+      return "avg";
+    case Pooling::max:
+      return "max";
+    case Pooling::none:
+      return "none";
   }
   return "avg";
 }
@@ -32,9 +35,8 @@ ModelImpl::ModelImpl(ModelInfo info, ModelOptions options)
 }
 
 torch::Tensor ModelImpl::forward_features(torch::Tensor x) {
-  VTL_CHECK(x.dim() == 4 && x.size(1) == 3,
-            "{}: expected images of shape [N, 3, H, W], got {}", info_.name,
-            fmt::format("{}", fmt::join(x.sizes(), ", ")));
+  VTL_CHECK(x.dim() == 4 && x.size(1) == 3, "{}: expected images of shape [N, 3, H, W], got {}",
+            info_.name, fmt::format("{}", fmt::join(x.sizes(), ", ")));
   for (const auto& stage : stages_) x = stage.run(x);
   return x;
 }
@@ -43,9 +45,12 @@ torch::Tensor ModelImpl::forward(torch::Tensor x) { return forward_head(forward_
 
 torch::Tensor ModelImpl::pool(const torch::Tensor& features) const {
   switch (options_.pooling()) {
-    case Pooling::avg: return features.mean({2, 3});
-    case Pooling::max: return features.amax({2, 3});
-    case Pooling::none: return features;
+    case Pooling::avg:
+      return features.mean({2, 3});
+    case Pooling::max:
+      return features.amax({2, 3});
+    case Pooling::none:
+      return features;
   }
   return features;
 }
@@ -62,8 +67,8 @@ std::vector<std::string> ModelImpl::tap_names() const {
   return names;
 }
 
-std::map<std::string, torch::Tensor> ModelImpl::forward_taps(
-    torch::Tensor x, const std::vector<std::string>& taps) {
+std::map<std::string, torch::Tensor> ModelImpl::forward_taps(torch::Tensor x,
+                                                             const std::vector<std::string>& taps) {
   const auto valid = tap_names();
   size_t last = 0;
   for (const auto& tap : taps) {

@@ -1,7 +1,7 @@
 #include "vtl/models/registry.h"
 
-#include <algorithm>
 #include <fnmatch.h>
+#include <algorithm>
 #include <map>
 #include <mutex>
 
@@ -50,8 +50,8 @@ const Entry& find_entry(const std::string& name) {
   if (it == entries().end()) {
     std::vector<std::string> names;
     for (const auto& [key, entry] : entries()) names.push_back(key);
-    fail("unknown model '{}'{}; `vtl models` lists all {} models", name,
-         did_you_mean(name, names), names.size());
+    fail("unknown model '{}'{}; `vtl models` lists all {} models", name, did_you_mean(name, names),
+         names.size());
   }
   return it->second;
 }

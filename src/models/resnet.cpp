@@ -13,7 +13,7 @@ namespace {
 /// One row of the paper's Table 1.
 struct ResNetConfig {
   const char* name;
-  bool bottleneck;           ///< 3-layer bottleneck blocks (expansion 4) vs 2-layer basic
+  bool bottleneck;  ///< 3-layer bottleneck blocks (expansion 4) vs 2-layer basic
   std::array<int64_t, 4> blocks_per_stage;
   const char* recommended_use;
 };

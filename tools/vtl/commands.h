@@ -23,5 +23,6 @@ void install_commands(CLI::App& app);
 }  // namespace vtl::cli
 
 /// At namespace scope in a command's file: VTL_COMMAND(10, add_models_command);
-#define VTL_COMMAND(order, installer) \
-  static const bool vtl_command_registered_##installer = ::vtl::cli::register_command(order, installer)
+#define VTL_COMMAND(order, installer)                    \
+  static const bool vtl_command_registered_##installer = \
+      ::vtl::cli::register_command(order, installer)

@@ -2,16 +2,17 @@
 
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
+#include <CLI/CLI.hpp>
 
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/runtime.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"vtl: transfer learning with ImageNet-pretrained CNNs (VGG, ResNet, "
-               "EfficientNet, MobileNet)"};
+  CLI::App app{
+      "vtl: transfer learning with ImageNet-pretrained CNNs (VGG, ResNet, "
+      "EfficientNet, MobileNet)"};
   app.require_subcommand(1);
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads for tensor math (default: all cores)");

@@ -22,11 +22,11 @@ template <typename... Args>
 }
 
 /// Throws vtl::Error with the formatted message unless `condition` holds.
-#define VTL_CHECK(condition, ...)   \
-  do {                              \
-    if (!(condition)) {             \
-      ::vtl::fail(__VA_ARGS__);     \
-    }                               \
+#define VTL_CHECK(condition, ...) \
+  do {                            \
+    if (!(condition)) {           \
+      ::vtl::fail(__VA_ARGS__);   \
+    }                             \
   } while (false)
 
 }  // namespace vtl

@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
+#include <opencv2/core.hpp>
 
 #include "vtl/core/preprocessing.h"
 

@@ -20,4 +20,37 @@ torch::nn::Linear linear(int64_t in_features, int64_t out_features);
 /// _make_divisible, used by MobileNet and EfficientNet).
 int64_t make_divisible(double value, int64_t divisor = 8, int64_t min_value = -1);
 
+/// Activations by torchvision's names; `none` is the identity.
+enum class Activation { none, relu, relu6, silu, hardswish, sigmoid, hardsigmoid };
+
+/// Applies `activation` to `x` (same shape).
+torch::Tensor activate(const torch::Tensor& x, Activation activation);
+
+/// torchvision's Conv2dNormActivation: Sequential of conv ("0", no bias, "same" padding),
+/// BatchNorm ("1") and the activation ("2", omitted for Activation::none), so state_dict
+/// keys read `<prefix>.0.weight`, `<prefix>.1.running_mean`.
+torch::nn::Sequential conv_norm_act(int64_t in_channels, int64_t out_channels, int64_t kernel,
+                                    int64_t stride = 1, int64_t groups = 1,
+                                    Activation activation = Activation::relu, double eps = 1e-5,
+                                    double momentum = 0.1);
+
+/// torchvision's SqueezeExcitation (Hu et al. 2018): global average pool, 1x1 conv `fc1`
+/// (channels -> squeeze_channels), `activation`, 1x1 conv `fc2` (back to channels),
+/// `scale_activation`; the result scales the input per channel. [N,C,H,W] -> [N,C,H,W].
+/// EfficientNet: SiLU + sigmoid; MobileNetV3: ReLU + hardsigmoid.
+class SqueezeExcitationImpl : public torch::nn::Module {
+ public:
+  SqueezeExcitationImpl(int64_t channels, int64_t squeeze_channels,
+                        Activation activation = Activation::relu,
+                        Activation scale_activation = Activation::sigmoid);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d fc1{nullptr}, fc2{nullptr};
+
+ private:
+  Activation activation_;
+  Activation scale_activation_;
+};
+TORCH_MODULE(SqueezeExcitation);
+
 }  // namespace vtl::models

@@ -39,11 +39,11 @@ struct ModelOptions {
 
 /// Static facts of one registered architecture (data from the family's config table).
 struct ModelInfo {
-  std::string name;           ///< registry name, e.g. "resnet50"
-  std::string family;         ///< "resnet", "vgg", "mobilenet_v1", ...
-  int64_t default_input_size; ///< square input side in pixels, e.g. 224 (b7: 600)
-  int64_t num_features;       ///< channels of forward_features' output
-  std::string recommended_use;///< one line for the comparison table
+  std::string name;             ///< registry name, e.g. "resnet50"
+  std::string family;           ///< "resnet", "vgg", "mobilenet_v1", ...
+  int64_t default_input_size;   ///< square input side in pixels, e.g. 224 (b7: 600)
+  int64_t num_features;         ///< channels of forward_features' output
+  std::string recommended_use;  ///< one line for the comparison table
 };
 
 /// Base class of every architecture. Subclasses register their submodules under

@@ -1,0 +1,73 @@
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "vtl/core/error.h"
+#include "vtl/data/image.h"
+#include "vtl/data/preprocess.h"
+
+namespace vtl::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ImageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vtl_image_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(ImageTest, TransparentPngIsCompositedOntoWhite) {
+  cv::Mat bgra(4, 6, CV_8UC4, cv::Scalar(0, 0, 255, 0));  // fully transparent red
+  bgra.at<cv::Vec4b>(0, 0) = cv::Vec4b(255, 0, 0, 255);   // one opaque blue pixel
+  cv::imwrite((dir_ / "a.png").string(), bgra);
+  cv::Mat rgb = load_image_rgb(dir_ / "a.png");
+  ASSERT_EQ(rgb.type(), CV_8UC3);
+  EXPECT_EQ(rgb.at<cv::Vec3b>(1, 1), cv::Vec3b(255, 255, 255));
+  EXPECT_EQ(rgb.at<cv::Vec3b>(0, 0), cv::Vec3b(0, 0, 255));  // RGB order
+}
+
+TEST_F(ImageTest, SixteenBitAndGrayBecomeEightBitRgb) {
+  cv::Mat gray16(5, 5, CV_16UC1, cv::Scalar(65535));
+  cv::imwrite((dir_ / "g.png").string(), gray16);
+  cv::Mat rgb = load_image_rgb(dir_ / "g.png");
+  ASSERT_EQ(rgb.type(), CV_8UC3);
+  EXPECT_EQ(rgb.at<cv::Vec3b>(2, 2), cv::Vec3b(255, 255, 255));
+}
+
+TEST_F(ImageTest, NotAnImageNamesTheFile) {
+  std::ofstream(dir_ / "bad.jpg") << "this is text";
+  try {
+    load_image_rgb(dir_ / "bad.jpg");
+    FAIL() << "expected an error";
+  } catch (const vtl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jpg"), std::string::npos);
+  }
+  EXPECT_THROW(load_image_rgb(dir_ / "missing.png"), vtl::Error);
+}
+
+TEST_F(ImageTest, DeclaredSizeAboveLimitIsRefusedBeforeDecoding) {
+  cv::Mat image(100, 100, CV_8UC3, cv::Scalar(1, 2, 3));
+  cv::imwrite((dir_ / "big.png").string(), image);
+  DecodeOptions options;
+  options.max_pixels = 50 * 50;
+  EXPECT_THROW(load_image_rgb(dir_ / "big.png", options), vtl::Error);
+}
+
+TEST_F(ImageTest, EvalTransformResizesShorterSideAndCropsCentre) {
+  cv::Mat rgb(300, 400, CV_8UC3, cv::Scalar(255, 0, 0));
+  Preprocessing p;
+  auto x = eval_transform(rgb, p);
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3, 224, 224}));
+  EXPECT_NEAR(x[0][100][100].item<float>(), (1.0f - 0.485f) / 0.229f, 1e-5);
+  EXPECT_NEAR(x[1][100][100].item<float>(), (0.0f - 0.456f) / 0.224f, 1e-5);
+}
+
+}  // namespace
+}  // namespace vtl::data
