@@ -49,11 +49,11 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
   return x;
 }
 
-torch::nn::Sequential conv_norm_act(int64_t in_channels, int64_t out_channels, int64_t kernel,
-                                    int64_t stride, int64_t groups, Activation activation,
-                                    double eps, double momentum) {
-  torch::nn::Sequential block(conv2d(in_channels, out_channels, kernel, stride, -1, groups),
-                              batch_norm(out_channels, eps, momentum));
+SequentialBlock conv_norm_act(int64_t in_channels, int64_t out_channels, int64_t kernel,
+                              int64_t stride, int64_t groups, Activation activation, double eps,
+                              double momentum) {
+  SequentialBlock block(conv2d(in_channels, out_channels, kernel, stride, -1, groups),
+                        batch_norm(out_channels, eps, momentum));
   if (activation != Activation::none) {
     block->push_back(torch::nn::Functional(
         [activation](const torch::Tensor& x) { return activate(x, activation); }));

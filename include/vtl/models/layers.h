@@ -26,13 +26,23 @@ enum class Activation { none, relu, relu6, silu, hardswish, sigmoid, hardsigmoid
 /// Applies `activation` to `x` (same shape).
 torch::Tensor activate(const torch::Tensor& x, Activation activation);
 
+/// A Sequential with a plain `Tensor forward(Tensor)`, so it can sit inside another
+/// Sequential (LibTorch cannot nest nn::Sequential, whose forward is a template).
+/// Children are named "0", "1", ... like torch.nn.Sequential's.
+class SequentialBlockImpl : public torch::nn::SequentialImpl {
+ public:
+  using torch::nn::SequentialImpl::SequentialImpl;
+  torch::Tensor forward(torch::Tensor x) { return torch::nn::SequentialImpl::forward(x); }
+};
+TORCH_MODULE(SequentialBlock);
+
 /// torchvision's Conv2dNormActivation: Sequential of conv ("0", no bias, "same" padding),
 /// BatchNorm ("1") and the activation ("2", omitted for Activation::none), so state_dict
-/// keys read `<prefix>.0.weight`, `<prefix>.1.running_mean`.
-torch::nn::Sequential conv_norm_act(int64_t in_channels, int64_t out_channels, int64_t kernel,
-                                    int64_t stride = 1, int64_t groups = 1,
-                                    Activation activation = Activation::relu, double eps = 1e-5,
-                                    double momentum = 0.1);
+/// keys read `<prefix>.0.weight`, `<prefix>.1.running_mean`. Nestable in a Sequential.
+SequentialBlock conv_norm_act(int64_t in_channels, int64_t out_channels, int64_t kernel,
+                              int64_t stride = 1, int64_t groups = 1,
+                              Activation activation = Activation::relu, double eps = 1e-5,
+                              double momentum = 0.1);
 
 /// torchvision's SqueezeExcitation (Hu et al. 2018): global average pool, 1x1 conv `fc1`
 /// (channels -> squeeze_channels), `activation`, 1x1 conv `fc2` (back to channels),
