@@ -1,0 +1,100 @@
+#pragma once
+// Image -> feature vector with one backbone and one tap. A FeatureSpec records everything
+// that determines the vectors (model, weights, layer, normalization, preprocessing); it is
+// stored beside every feature file and index, and two vector sets are comparable only
+// when their specs agree.
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include "vtl/core/preprocessing.h"
+#include "vtl/data/image.h"
+#include "vtl/models/model.h"
+
+namespace vtl::embed {
+
+/// What produced a set of feature vectors.
+struct FeatureSpec {
+  std::string model;    ///< registry name of the architecture, e.g. "resnet50"
+  std::string weights;  ///< "random(seed=0)", a catalogue name, "file:<name>@sha256:<hex12>"
+                        ///< or "folder:<dir>@sha256:<hex12>" for a trained model folder
+  std::string layer = "avg_pool";  ///< tap; 4-D taps are globally average-pooled
+  bool l2_normalize = false;       ///< rows scaled to unit L2 norm
+  Preprocessing preprocessing;
+  int64_t dim = 0;  ///< vector width (filled by FeatureExtractor)
+};
+
+nlohmann::json to_json(const FeatureSpec& spec);
+/// Throws vtl::Error naming `source` when fields are missing or malformed.
+FeatureSpec feature_spec_from_json(const nlohmann::json& json, const std::string& source);
+
+/// "" when vectors of `a` and `b` are comparable; otherwise a sentence naming the first
+/// difference ("model resnet18 vs resnet50").
+std::string spec_mismatch(const FeatureSpec& a, const FeatureSpec& b);
+
+/// Which backbone to run: `model` is a registry name or a trained model folder;
+/// `weights` is empty/"random" (seeded random init), a catalogue name, or a .pth /
+/// .safetensors file.
+struct BackboneOptions {
+  std::string model;
+  std::string weights;
+  uint64_t seed = 0;   ///< random init seed
+  int image_size = 0;  ///< > 0: crop side (resize = side * 256 / 224); 0: the preset's
+  /// When set, replaces the preset (and image_size) entirely.
+  std::optional<Preprocessing> preprocessing;
+};
+
+/// A model in eval mode plus the preprocessing its weights expect.
+struct Backbone {
+  models::Model model{nullptr};
+  std::string architecture;
+  std::string weights;  ///< FeatureSpec::weights
+  Preprocessing preprocessing;
+};
+
+/// Builds the backbone (include_top kept, so pre_logits/logits taps exist). Throws
+/// vtl::Error for unknown models, unreadable or mismatched weights.
+Backbone load_backbone(const BackboneOptions& options);
+
+/// Runs a backbone up to one tap and returns [N, dim] float32 rows. Not thread-safe:
+/// callers serving concurrent requests serialize calls to embed_*.
+class FeatureExtractor {
+ public:
+  /// Validates the layer (vtl::Error listing valid taps) and measures `dim` with one
+  /// forward pass of a blank image.
+  FeatureExtractor(Backbone backbone, const std::string& layer, bool l2_normalize);
+
+  const FeatureSpec& spec() const { return spec_; }
+  int64_t dim() const { return spec_.dim; }
+  models::Model& model() { return model_; }
+
+  /// How files should be decoded for this preprocessing (JPEG reduced decoding).
+  data::DecodeOptions decode_options() const;
+  /// RGB image -> normalized [3, crop, crop] tensor.
+  torch::Tensor preprocess(const cv::Mat& rgb) const;
+  /// Preprocessed batch [N, 3, H, W] -> [N, dim] float32 (no grad, eval mode).
+  torch::Tensor embed(const torch::Tensor& batch);
+  /// Decoded RGB images -> [N, dim].
+  torch::Tensor embed_images(const std::vector<cv::Mat>& images);
+  /// One image file -> [dim]; decoding errors name the file.
+  torch::Tensor embed_file(const std::filesystem::path& path);
+
+ private:
+  models::Model model_;
+  FeatureSpec spec_;
+};
+
+/// Rebuilds the extractor a FeatureSpec describes (for `vtl index add`, `vtl search` and
+/// `vtl serve`, which must embed queries exactly like the indexed images). Throws
+/// vtl::Error when the weights it names cannot be found again or the rebuilt extractor
+/// differs.
+FeatureExtractor extractor_for_spec(const FeatureSpec& spec);
+
+}  // namespace vtl::embed

@@ -1,0 +1,354 @@
+#include "vtl/embed/extract.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "vtl/core/atomic_file.h"
+#include "vtl/core/error.h"
+#include "vtl/data/image.h"
+#include "vtl/data/preprocess.h"
+#include "vtl/embed/hash.h"
+
+namespace vtl::embed {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kFormat = "vtl-features";
+
+std::string chunk_name(int64_t chunk, const char* extension) {
+  return fmt::format("chunk-{:06d}{}", chunk, extension);
+}
+
+json manifest_line(int64_t item, const ImageItem& image) {
+  json line = {{"item", item}, {"path", image.path.string()}};
+  line["label"] = image.label >= 0 ? json(image.label) : json(nullptr);
+  line["class"] = image.class_name;
+  return line;
+}
+
+std::vector<json> read_jsonl(const fs::path& path) {
+  std::ifstream in(path);
+  VTL_CHECK(in.good(), "cannot read {}", path.string());
+  std::vector<json> lines;
+  std::string text;
+  int64_t number = 0;
+  while (std::getline(in, text)) {
+    ++number;
+    if (text.empty()) continue;
+    try {
+      lines.push_back(json::parse(text));
+    } catch (const json::exception& e) {
+      fail("{}:{}: malformed JSON line: {}", path.string(), number, e.what());
+    }
+  }
+  return lines;
+}
+
+json read_json_file(const fs::path& path) {
+  try {
+    return json::parse(read_file(path));
+  } catch (const json::exception& e) {
+    fail("{}: malformed JSON: {}", path.string(), e.what());
+  }
+}
+
+std::string lines_text(const std::vector<json>& lines) {
+  std::string text;
+  for (const auto& line : lines) text += line.dump() + "\n";
+  return text;
+}
+
+/// Settings that must agree for a finished or partial job to be reused.
+json job_identity(const FeatureSpec& spec, const std::string& fingerprint, int64_t items,
+                  const ExtractOptions& options) {
+  return {{"spec", to_json(spec)},
+          {"items", items},
+          {"items_sha256", fingerprint},
+          {"shard_index", options.shard_index},
+          {"shard_count", options.shard_count},
+          {"dtype", to_string(options.dtype)},
+          {"skip_bad", options.skip_bad}};
+}
+
+json identity_of_finished(const json& features_json) {
+  return {{"spec", features_json.at("spec")},
+          {"items", features_json.at("items")},
+          {"items_sha256", features_json.at("items_sha256")},
+          {"shard_index", features_json.at("shard").at("index")},
+          {"shard_count", features_json.at("shard").at("count")},
+          {"dtype", features_json.at("dtype")},
+          {"skip_bad", features_json.value("skip_bad", false)}};
+}
+
+void remove_outputs(const fs::path& out) {
+  for (const char* name :
+       {"features.json", "features.npy", "manifest.jsonl", "skipped.jsonl", ".partial"}) {
+    fs::remove_all(out / name);
+  }
+}
+
+/// Streams the row data of several .npy files (same dtype and width) into one file.
+void concatenate_npy(const std::vector<fs::path>& parts, const fs::path& target, int64_t dim,
+                     FeatureDtype dtype) {
+  int64_t rows = 0;
+  for (const auto& part : parts) {
+    const auto header = read_npy_header(part);
+    VTL_CHECK(header.dtype == dtype && header.shape.size() == 2 && header.shape[1] == dim,
+              "{}: expected {} rows of width {}", part.string(), to_string(dtype), dim);
+    rows += header.shape[0];
+  }
+  const std::string header = npy_header(dtype, {rows, dim});
+  write_file_atomically(target, [&](std::ostream& out) {
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    for (const auto& part : parts) {
+      const auto part_header = read_npy_header(part);
+      std::ifstream in(part, std::ios::binary);
+      in.seekg(static_cast<std::streamoff>(part_header.data_offset));
+      out << in.rdbuf();
+    }
+  });
+}
+
+}  // namespace
+
+std::pair<int, int> parse_shard(const std::string& text) {
+  int index = -1, count = 0;
+  char extra = 0;
+  VTL_CHECK(std::sscanf(text.c_str(), "%d/%d%c", &index, &count, &extra) == 2 && count >= 1 &&
+                index >= 0 && index < count,
+            "invalid shard '{}': expected i/n with 0 <= i < n, e.g. 0/4", text);
+  return {index, count};
+}
+
+std::string items_fingerprint(const std::vector<ImageItem>& items) {
+  std::string text;
+  for (const auto& item : items) {
+    text += item.path.string();
+    text += '\t';
+    text += std::to_string(item.label);
+    text += '\n';
+  }
+  return sha256_hex(text);
+}
+
+ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<ImageItem>& items,
+                               const fs::path& out, const ExtractOptions& options) {
+  VTL_CHECK(!items.empty(), "no images to extract features from");
+  VTL_CHECK(options.shard_count >= 1 && options.shard_index >= 0 &&
+                options.shard_index < options.shard_count,
+            "invalid shard {}/{}: expected 0 <= index < count", options.shard_index,
+            options.shard_count);
+  VTL_CHECK(options.batch_size > 0, "batch size must be positive");
+  VTL_CHECK(options.chunk_rows > 0, "chunk size must be positive");
+  const int64_t total = static_cast<int64_t>(items.size());
+  const int64_t begin = options.shard_index * total / options.shard_count;
+  const int64_t end = (options.shard_index + 1) * total / options.shard_count;
+  const int64_t count = end - begin;
+  const FeatureSpec& spec = extractor.spec();
+  const std::string fingerprint = items_fingerprint(items);
+  const json identity = job_identity(spec, fingerprint, total, options);
+  fs::create_directories(out);
+
+  ExtractResult result;
+  if (fs::exists(out / "features.json")) {
+    const json finished = read_json_file(out / "features.json");
+    json finished_identity;
+    try {
+      finished_identity = identity_of_finished(finished);
+    } catch (const json::exception&) {
+    }
+    if (finished_identity == identity) {
+      result.rows = finished.at("rows").get<int64_t>();
+      result.resumed_items = count;
+      result.skipped = finished.value("skipped", int64_t{0});
+      return result;
+    }
+    VTL_CHECK(options.overwrite,
+              "{} already holds features made from other images or settings; pass "
+              "--overwrite to replace them or choose another output folder",
+              out.string());
+    remove_outputs(out);
+  }
+
+  const fs::path partial = out / ".partial";
+  const json state = {{"identity", identity}, {"chunk_rows", options.chunk_rows}};
+  if (fs::exists(partial / "state.json")) {
+    if (read_json_file(partial / "state.json") != state) {
+      VTL_CHECK(options.overwrite,
+                "{} holds an unfinished extraction with other images or settings; pass "
+                "--overwrite to discard it or choose another output folder",
+                out.string());
+      fs::remove_all(partial);
+    }
+  }
+  fs::create_directories(partial);
+  if (!fs::exists(partial / "state.json"))
+    write_file_atomically(partial / "state.json", state.dump(2) + "\n");
+
+  const int64_t chunks = (count + options.chunk_rows - 1) / options.chunk_rows;
+  const auto decode_options = extractor.decode_options();
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const int64_t first = begin + chunk * options.chunk_rows;
+    const int64_t last = std::min(end, first + options.chunk_rows);
+    const fs::path npy_path = partial / chunk_name(chunk, ".npy");
+    const fs::path lines_path = partial / chunk_name(chunk, ".jsonl");
+    if (fs::exists(npy_path) && fs::exists(lines_path)) {
+      result.resumed_items += last - first;
+      continue;
+    }
+    std::vector<json> lines;
+    std::vector<torch::Tensor> rows;
+    for (int64_t start = first; start < last; start += options.batch_size) {
+      const int64_t stop = std::min(last, start + options.batch_size);
+      std::vector<torch::Tensor> batch;
+      for (int64_t i = start; i < stop; ++i) {
+        try {
+          batch.push_back(
+              extractor.preprocess(data::load_image_rgb(items[i].path, decode_options)));
+          lines.push_back(manifest_line(i, items[i]));
+        } catch (const Error& e) {
+          if (!options.skip_bad) throw;
+          lines.push_back({{"item", i}, {"path", items[i].path.string()}, {"skipped", e.what()}});
+        }
+      }
+      if (!batch.empty()) rows.push_back(extractor.embed(data::stack_batch(batch)));
+    }
+    torch::Tensor features = rows.empty() ? torch::zeros({0, spec.dim}) : torch::cat(rows);
+    if (options.dtype == FeatureDtype::f16) features = features.to(torch::kHalf);
+    write_file_atomically(lines_path, lines_text(lines));
+    write_npy(npy_path, features);  // the chunk's commit point
+    result.computed_items += last - first;
+    if (options.progress) options.progress(last - begin, count);
+  }
+
+  // Assemble: manifest and skipped list from the chunk lines, rows streamed from chunks.
+  std::vector<json> manifest, skipped;
+  std::vector<fs::path> parts;
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    for (auto& line : read_jsonl(partial / chunk_name(chunk, ".jsonl"))) {
+      (line.contains("skipped") ? skipped : manifest).push_back(std::move(line));
+    }
+    parts.push_back(partial / chunk_name(chunk, ".npy"));
+  }
+  concatenate_npy(parts, out / "features.npy", spec.dim, options.dtype);
+  write_file_atomically(out / "manifest.jsonl", lines_text(manifest));
+  if (!skipped.empty()) write_file_atomically(out / "skipped.jsonl", lines_text(skipped));
+  json features_json = {{"format", kFormat},
+                        {"version", 1},
+                        {"spec", to_json(spec)},
+                        {"rows", static_cast<int64_t>(manifest.size())},
+                        {"dtype", to_string(options.dtype)},
+                        {"classes", options.classes},
+                        {"items", total},
+                        {"items_sha256", fingerprint},
+                        {"shard",
+                         {{"index", options.shard_index},
+                          {"count", options.shard_count},
+                          {"begin", begin},
+                          {"end", end}}},
+                        {"skip_bad", options.skip_bad},
+                        {"skipped", static_cast<int64_t>(skipped.size())}};
+  write_file_atomically(out / "features.json", features_json.dump(2) + "\n");
+  fs::remove_all(partial);
+  result.rows = static_cast<int64_t>(manifest.size());
+  result.skipped = static_cast<int64_t>(skipped.size());
+  return result;
+}
+
+FeatureSet load_features(const fs::path& dir) {
+  const fs::path json_path = dir / "features.json";
+  VTL_CHECK(fs::exists(json_path),
+            "{} is not a finished features folder: features.json is missing (run vtl extract, "
+            "or rerun it to finish an interrupted extraction)",
+            dir.string());
+  FeatureSet set;
+  set.json = read_json_file(json_path);
+  VTL_CHECK(set.json.value("format", "") == kFormat, "{}: not a vtl features file",
+            json_path.string());
+  set.spec = feature_spec_from_json(set.json.at("spec"), json_path.string());
+  set.classes = set.json.value("classes", std::vector<std::string>{});
+  set.features = read_npy(dir / "features.npy").to(torch::kFloat32);
+  const int64_t rows = set.json.at("rows").get<int64_t>();
+  VTL_CHECK(set.features.size(0) == rows && set.features.size(1) == set.spec.dim,
+            "{}: holds {} x {} values but features.json says {} x {}",
+            (dir / "features.npy").string(), set.features.size(0), set.features.size(1), rows,
+            set.spec.dim);
+  const auto lines = read_jsonl(dir / "manifest.jsonl");
+  VTL_CHECK(static_cast<int64_t>(lines.size()) == rows, "{}: {} lines for {} feature rows",
+            (dir / "manifest.jsonl").string(), lines.size(), rows);
+  for (const auto& line : lines) {
+    ImageItem item;
+    try {
+      item.path = line.at("path").get<std::string>();
+      item.label = line.at("label").is_null() ? -1 : line.at("label").get<int64_t>();
+      item.class_name = line.value("class", "");
+      set.items.push_back(line.at("item").get<int64_t>());
+    } catch (const json::exception& e) {
+      fail("{}: malformed manifest line: {}", (dir / "manifest.jsonl").string(), e.what());
+    }
+    set.rows.push_back(std::move(item));
+  }
+  return set;
+}
+
+void merge_feature_shards(const std::vector<fs::path>& shards, const fs::path& out) {
+  VTL_CHECK(!shards.empty(), "no shard folders to merge");
+  std::vector<std::pair<json, fs::path>> parts;
+  for (const auto& dir : shards) {
+    VTL_CHECK(fs::exists(dir / "features.json"),
+              "{} is not a finished features folder (features.json is missing)", dir.string());
+    parts.emplace_back(read_json_file(dir / "features.json"), dir);
+  }
+  std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) {
+    return a.first.at("shard").at("index").template get<int>() <
+           b.first.at("shard").at("index").template get<int>();
+  });
+  const json& first = parts.front().first;
+  const int count = first.at("shard").at("count").get<int>();
+  VTL_CHECK(static_cast<int>(parts.size()) == count,
+            "extraction was split into {} shards but {} folders were given", count, parts.size());
+  for (int i = 0; i < count; ++i) {
+    const json& part = parts[i].first;
+    const std::string name = parts[i].second.string();
+    VTL_CHECK(part.at("shard").at("index").get<int>() == i, "shard {} is missing", i);
+    VTL_CHECK(part.at("shard").at("count").get<int>() == count,
+              "{}: belongs to a split into {} shards, not {}", name,
+              part.at("shard").at("count").get<int>(), count);
+    VTL_CHECK(part.at("items_sha256") == first.at("items_sha256"),
+              "{}: was extracted from another image list than {}", name,
+              parts.front().second.string());
+    const std::string mismatch =
+        spec_mismatch(feature_spec_from_json(part.at("spec"), name),
+                      feature_spec_from_json(first.at("spec"), parts.front().second.string()));
+    VTL_CHECK(mismatch.empty() && part.at("dtype") == first.at("dtype"),
+              "{}: made with other settings than {} ({})", name, parts.front().second.string(),
+              mismatch.empty() ? "dtype" : mismatch);
+  }
+  const auto spec = feature_spec_from_json(first.at("spec"), "features.json");
+  const auto dtype = parse_feature_dtype(first.at("dtype").get<std::string>());
+  fs::create_directories(out);
+  remove_outputs(out);
+  std::string manifest, skipped;
+  std::vector<fs::path> npys;
+  int64_t rows = 0, skipped_count = 0;
+  for (const auto& [part, dir] : parts) {
+    manifest += read_file(dir / "manifest.jsonl");
+    if (fs::exists(dir / "skipped.jsonl")) skipped += read_file(dir / "skipped.jsonl");
+    npys.push_back(dir / "features.npy");
+    rows += part.at("rows").get<int64_t>();
+    skipped_count += part.value("skipped", int64_t{0});
+  }
+  concatenate_npy(npys, out / "features.npy", spec.dim, dtype);
+  write_file_atomically(out / "manifest.jsonl", manifest);
+  if (!skipped.empty()) write_file_atomically(out / "skipped.jsonl", skipped);
+  json merged = first;
+  merged["rows"] = rows;
+  merged["skipped"] = skipped_count;
+  merged["shard"] = {{"index", 0}, {"count", 1}, {"begin", 0}, {"end", first.at("items")}};
+  write_file_atomically(out / "features.json", merged.dump(2) + "\n");
+}
+
+}  // namespace vtl::embed

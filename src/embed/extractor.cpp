@@ -1,0 +1,180 @@
+#include "vtl/embed/extractor.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "vtl/core/error.h"
+#include "vtl/data/preprocess.h"
+#include "vtl/embed/hash.h"
+#include "vtl/models/model_folder.h"
+#include "vtl/models/registry.h"
+
+namespace vtl::embed {
+
+nlohmann::json to_json(const FeatureSpec& spec) {
+  return {{"model", spec.model},
+          {"weights", spec.weights},
+          {"layer", spec.layer},
+          {"normalize", spec.l2_normalize ? "l2" : "none"},
+          {"preprocessing", vtl::to_json(spec.preprocessing)},
+          {"dim", spec.dim}};
+}
+
+FeatureSpec feature_spec_from_json(const nlohmann::json& json, const std::string& source) {
+  FeatureSpec spec;
+  try {
+    spec.model = json.at("model").get<std::string>();
+    spec.weights = json.at("weights").get<std::string>();
+    spec.layer = json.at("layer").get<std::string>();
+    const auto normalize = json.value("normalize", std::string("none"));
+    VTL_CHECK(normalize == "l2" || normalize == "none", "{}: normalize must be l2 or none", source);
+    spec.l2_normalize = normalize == "l2";
+    spec.preprocessing = preprocessing_from_json(json.at("preprocessing"));
+    spec.dim = json.at("dim").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed feature description: {}", source, e.what());
+  }
+  VTL_CHECK(spec.dim > 0, "{}: feature width must be positive", source);
+  return spec;
+}
+
+std::string spec_mismatch(const FeatureSpec& a, const FeatureSpec& b) {
+  if (a.model != b.model) return fmt::format("model {} vs {}", a.model, b.model);
+  if (a.weights != b.weights) return fmt::format("weights {} vs {}", a.weights, b.weights);
+  if (a.layer != b.layer) return fmt::format("layer {} vs {}", a.layer, b.layer);
+  if (a.l2_normalize != b.l2_normalize) return "L2 normalization differs";
+  if (vtl::to_json(a.preprocessing) != vtl::to_json(b.preprocessing))
+    return fmt::format("preprocessing {} vs {}", vtl::to_json(a.preprocessing).dump(),
+                       vtl::to_json(b.preprocessing).dump());
+  if (a.dim != b.dim) return fmt::format("width {} vs {}", a.dim, b.dim);
+  return "";
+}
+
+namespace {
+
+constexpr const char* kFolderPrefix = "folder:";
+constexpr const char* kHashMark = "@sha256:";
+
+/// "folder:<abs dir>@sha256:<16 hex of model.safetensors>": names a trained model folder
+/// and the exact weights in it.
+std::string folder_weights_name(const std::filesystem::path& dir) {
+  const auto weights_file = dir / "model.safetensors";
+  return fmt::format("{}{}{}{}", kFolderPrefix,
+                     std::filesystem::absolute(dir).lexically_normal().string(), kHashMark,
+                     std::filesystem::exists(weights_file) ? sha256_file(weights_file).substr(0, 16)
+                                                           : std::string("none"));
+}
+
+}  // namespace
+
+Backbone load_backbone(const BackboneOptions& options) {
+  VTL_CHECK(!options.model.empty(), "no model given (--model NAME or a trained model folder)");
+  Backbone backbone;
+  if (models::is_model_folder(options.model)) {
+    VTL_CHECK(options.weights.empty() || options.weights == "random",
+              "--weights does not apply to a trained model folder ({} has its own weights)",
+              options.model);
+    auto loaded = models::load_model_folder(options.model);
+    backbone.model = loaded.model->base;
+    backbone.architecture = loaded.architecture;
+    backbone.preprocessing = loaded.preprocessing;
+    backbone.weights = folder_weights_name(options.model);
+  } else {
+    VTL_CHECK(!std::filesystem::is_directory(options.model),
+              "{} is a folder but not a trained model folder (no model.json)", options.model);
+    const auto& info = models::model_info(options.model);
+    backbone.architecture = info.name;
+    VTL_CHECK(options.weights.empty() || options.weights == "random",
+              "weights '{}' cannot be loaded by this build: only random initialisation "
+              "(--weights random) and trained model folders (--model DIR) are available",
+              options.weights);
+    torch::manual_seed(options.seed);
+    backbone.model = models::create_model(info.name);
+    backbone.weights = fmt::format("random(seed={})", options.seed);
+    backbone.preprocessing.crop = static_cast<int>(info.default_input_size);
+    backbone.preprocessing.resize =
+        static_cast<int>(std::lround(info.default_input_size * 256.0 / 224.0));
+  }
+  if (options.image_size > 0) {
+    backbone.preprocessing.crop = options.image_size;
+    backbone.preprocessing.resize =
+        static_cast<int>(std::lround(options.image_size * 256.0 / 224.0));
+  }
+  if (options.preprocessing) backbone.preprocessing = *options.preprocessing;
+  backbone.model->eval();
+  return backbone;
+}
+
+FeatureExtractor::FeatureExtractor(Backbone backbone, const std::string& layer, bool l2_normalize)
+    : model_(std::move(backbone.model)) {
+  spec_.model = backbone.architecture;
+  spec_.weights = backbone.weights;
+  spec_.layer = layer;
+  spec_.l2_normalize = l2_normalize;
+  spec_.preprocessing = backbone.preprocessing;
+  model_->eval();
+  const auto taps = model_->tap_names();
+  VTL_CHECK(std::find(taps.begin(), taps.end(), layer) != taps.end(),
+            "{} has no layer '{}'; valid layers: {}", spec_.model, layer,
+            fmt::format("{}", fmt::join(taps, ", ")));
+  const int crop = spec_.preprocessing.crop;
+  spec_.dim = embed(torch::zeros({1, 3, crop, crop})).size(1);
+}
+
+data::DecodeOptions FeatureExtractor::decode_options() const {
+  data::DecodeOptions options;
+  options.min_short_side = spec_.preprocessing.resize;
+  return options;
+}
+
+torch::Tensor FeatureExtractor::preprocess(const cv::Mat& rgb) const {
+  return data::eval_transform(rgb, spec_.preprocessing);
+}
+
+torch::Tensor FeatureExtractor::embed(const torch::Tensor& batch) {
+  torch::NoGradGuard no_grad;
+  auto taps = model_->forward_taps(batch, {spec_.layer});
+  torch::Tensor x = taps.at(spec_.layer);
+  if (x.dim() == 4) x = x.mean({2, 3});
+  x = x.reshape({x.size(0), -1}).to(torch::kFloat32);
+  if (spec_.l2_normalize) x = x / x.norm(2, 1, true).clamp_min(1e-12);
+  return x.contiguous();
+}
+
+torch::Tensor FeatureExtractor::embed_images(const std::vector<cv::Mat>& images) {
+  std::vector<torch::Tensor> tensors;
+  tensors.reserve(images.size());
+  for (const auto& image : images) tensors.push_back(preprocess(image));
+  return embed(data::stack_batch(tensors));
+}
+
+torch::Tensor FeatureExtractor::embed_file(const std::filesystem::path& path) {
+  return embed_images({data::load_image_rgb(path, decode_options())})[0];
+}
+
+FeatureExtractor extractor_for_spec(const FeatureSpec& spec) {
+  BackboneOptions options;
+  options.model = spec.model;
+  unsigned long long seed = 0;
+  if (std::sscanf(spec.weights.c_str(), "random(seed=%llu)", &seed) == 1) {
+    options.weights = "random";
+    options.seed = seed;
+  } else if (spec.weights.rfind(kFolderPrefix, 0) == 0) {
+    const auto end = spec.weights.rfind(kHashMark);
+    options.model = spec.weights.substr(
+        std::string(kFolderPrefix).size(),
+        end == std::string::npos ? std::string::npos : end - std::string(kFolderPrefix).size());
+    VTL_CHECK(models::is_model_folder(options.model),
+              "the trained model folder {} that made these features is gone", options.model);
+  } else {
+    options.weights = spec.weights;
+  }
+  options.preprocessing = spec.preprocessing;
+  FeatureExtractor extractor(load_backbone(options), spec.layer, spec.l2_normalize);
+  const std::string mismatch = spec_mismatch(extractor.spec(), spec);
+  VTL_CHECK(mismatch.empty(), "cannot rebuild the feature extractor {} used ({})", spec.model,
+            mismatch);
+  return extractor;
+}
+
+}  // namespace vtl::embed
