@@ -1,0 +1,321 @@
+#include "vtl/search/image_index.h"
+
+#include <unistd.h>
+
+#include <set>
+
+#include "vtl/core/atomic_file.h"
+#include "vtl/core/error.h"
+#include "vtl/data/image.h"
+#include "vtl/data/preprocess.h"
+#include "vtl/embed/hash.h"
+
+namespace vtl::search {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kFormat = "vtl-index";
+constexpr const char* kIndexFile = "index.faiss";
+constexpr const char* kCatalogFile = "catalog.sqlite";
+constexpr const char* kJsonFile = "index.json";
+
+fs::path staging_name(const fs::path& target) {
+  return target.parent_path() / (target.filename().string() + ".new-" + std::to_string(::getpid()));
+}
+
+/// Images not yet catalogued (by content), with their hashes.
+struct NewImages {
+  std::vector<embed::ImageItem> items;
+  std::vector<std::string> hashes;
+  std::vector<int64_t> rows;  ///< position in the input (build_from_features)
+  int64_t duplicates = 0;
+};
+
+NewImages select_new(const std::vector<embed::ImageItem>& items, const Catalog* catalog) {
+  NewImages out;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto hash = embed::sha256_file(items[i].path);
+    if (!seen.insert(hash).second || (catalog && catalog->find_by_hash(hash))) {
+      ++out.duplicates;
+      continue;
+    }
+    out.items.push_back(items[i]);
+    out.hashes.push_back(hash);
+    out.rows.push_back(static_cast<int64_t>(i));
+  }
+  return out;
+}
+
+torch::Tensor embed_items(embed::FeatureExtractor& extractor,
+                          const std::vector<embed::ImageItem>& items, const IndexOptions& options) {
+  VTL_CHECK(options.batch_size > 0, "batch size must be positive");
+  std::vector<torch::Tensor> rows;
+  const auto decode = extractor.decode_options();
+  const int64_t n = static_cast<int64_t>(items.size());
+  for (int64_t start = 0; start < n; start += options.batch_size) {
+    const int64_t stop = std::min(n, start + options.batch_size);
+    std::vector<torch::Tensor> batch;
+    for (int64_t i = start; i < stop; ++i)
+      batch.push_back(extractor.preprocess(data::load_image_rgb(items[i].path, decode)));
+    rows.push_back(extractor.embed(data::stack_batch(batch)));
+    if (options.progress) options.progress(stop, n);
+  }
+  return rows.empty() ? torch::zeros({0, extractor.dim()}) : torch::cat(rows);
+}
+
+std::vector<CatalogEntry> make_entries(const NewImages& images, int64_t first_id) {
+  std::vector<CatalogEntry> entries;
+  for (size_t i = 0; i < images.items.size(); ++i) {
+    const auto& item = images.items[i];
+    CatalogEntry entry;
+    entry.id = first_id + static_cast<int64_t>(i);
+    entry.path = fs::absolute(item.path).lexically_normal().string();
+    entry.label = item.label;
+    entry.class_name = item.class_name;
+    entry.sha256 = images.hashes[i];
+    std::error_code ec;
+    const auto bytes = fs::file_size(item.path, ec);
+    entry.metadata = {{"bytes", ec ? 0 : static_cast<int64_t>(bytes)}};
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+json describe(const embed::FeatureSpec& spec, const std::string& factory, Metric metric,
+              int64_t count) {
+  return {{"format", kFormat},
+          {"version", 1},
+          {"spec", embed::to_json(spec)},
+          {"factory", factory},
+          {"metric", to_string(metric)},
+          {"count", count}};
+}
+
+/// Writes the three files under staging names, then renames them into place with
+/// index.json last. `catalog_base` (may be empty) is copied before `entries` are added.
+void commit_index(const fs::path& dir, const VectorIndex& vectors, const fs::path& catalog_base,
+                  const std::vector<CatalogEntry>& entries, const json& description) {
+  const fs::path index_new = staging_name(dir / kIndexFile);
+  const fs::path catalog_new = staging_name(dir / kCatalogFile);
+  const fs::path json_new = staging_name(dir / kJsonFile);
+  try {
+    fs::remove(catalog_new);
+    if (!catalog_base.empty()) fs::copy_file(catalog_base, catalog_new);
+    {
+      Catalog catalog(catalog_new, /*create=*/catalog_base.empty());
+      catalog.append(entries);
+      VTL_CHECK(catalog.size() == vectors.size(), "catalogue holds {} images for {} vectors",
+                catalog.size(), vectors.size());
+    }
+    vectors.save(index_new);
+    write_file_atomically(json_new, description.dump(2) + "\n");
+  } catch (...) {
+    std::error_code ec;
+    for (const auto& path : {index_new, catalog_new, json_new}) fs::remove(path, ec);
+    throw;
+  }
+  commit_file(index_new, dir / kIndexFile);
+  commit_file(catalog_new, dir / kCatalogFile);
+  commit_file(json_new, dir / kJsonFile);
+}
+
+void check_new_folder(const fs::path& dir) {
+  VTL_CHECK(!fs::exists(dir / kJsonFile),
+            "{} already holds an index; use `vtl index add` to add images to it", dir.string());
+  fs::create_directories(dir);
+}
+
+}  // namespace
+
+AddReport ImageIndex::build(const fs::path& dir, embed::FeatureExtractor& extractor,
+                            const std::vector<embed::ImageItem>& items,
+                            const IndexOptions& options) {
+  VTL_CHECK(!items.empty(), "no images to index");
+  check_new_folder(dir);
+  VectorIndex vectors(extractor.dim(), options.factory, options.metric);
+  const NewImages images = select_new(items, nullptr);
+  const torch::Tensor embedded = embed_items(extractor, images.items, options);
+  vectors.train(embedded);
+  vectors.add(embedded);
+  commit_index(dir, vectors, {}, make_entries(images, 0),
+               describe(extractor.spec(), options.factory, options.metric, vectors.size()));
+  return {static_cast<int64_t>(images.items.size()), images.duplicates, vectors.size()};
+}
+
+AddReport ImageIndex::build_from_features(const fs::path& dir, const embed::FeatureSet& features,
+                                          const IndexOptions& options) {
+  VTL_CHECK(!features.rows.empty(), "the features folder holds no rows");
+  check_new_folder(dir);
+  VectorIndex vectors(features.spec.dim, options.factory, options.metric);
+  const NewImages images = select_new(features.rows, nullptr);
+  const auto rows = torch::tensor(images.rows, torch::kLong);
+  const torch::Tensor selected = features.features.index_select(0, rows);
+  vectors.train(selected);
+  vectors.add(selected);
+  commit_index(dir, vectors, {}, make_entries(images, 0),
+               describe(features.spec, options.factory, options.metric, vectors.size()));
+  return {static_cast<int64_t>(images.items.size()), images.duplicates, vectors.size()};
+}
+
+AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extractor,
+                          const std::vector<embed::ImageItem>& items, const IndexOptions& options) {
+  ImageIndex index = open(dir);
+  index.check_query_spec(extractor.spec());
+  const NewImages images = select_new(items, index.catalog_.get());
+  if (images.items.empty()) return {0, images.duplicates, index.size()};
+  const torch::Tensor embedded = embed_items(extractor, images.items, options);
+  index.vectors_->add(embedded);
+  commit_index(dir, *index.vectors_, dir / kCatalogFile,
+               make_entries(images, index.size() - embedded.size(0)),
+               describe(index.spec_, index.factory_, index.metric(), index.size()));
+  return {static_cast<int64_t>(images.items.size()), images.duplicates, index.size()};
+}
+
+AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& parts) {
+  VTL_CHECK(!parts.empty(), "no index folders to merge");
+  std::vector<ImageIndex> indexes;
+  for (const auto& part : parts) indexes.push_back(open(part));
+  const ImageIndex& first = indexes.front();
+  for (const auto& index : indexes) {
+    const std::string mismatch = embed::spec_mismatch(first.spec_, index.spec_);
+    VTL_CHECK(mismatch.empty(), "cannot merge {} into {}: built with another extractor ({})",
+              index.dir_.string(), first.dir_.string(), mismatch);
+    VTL_CHECK(index.factory_ == first.factory_ && index.metric() == first.metric(),
+              "cannot merge {} ({} {}) with {} ({} {})", index.dir_.string(), index.factory_,
+              to_string(index.metric()), first.dir_.string(), first.factory_,
+              to_string(first.metric()));
+  }
+  check_new_folder(dir);
+  std::vector<CatalogEntry> entries;
+  std::vector<torch::Tensor> rows;
+  std::set<std::string> seen;
+  int64_t duplicates = 0;
+  for (const auto& index : indexes) {
+    for (auto& entry : index.catalog_->all()) {
+      if (!seen.insert(entry.sha256).second) {
+        ++duplicates;
+        continue;
+      }
+      rows.push_back(index.vectors_->reconstruct(entry.id));
+      entry.id = static_cast<int64_t>(entries.size());
+      entries.push_back(std::move(entry));
+    }
+  }
+  VTL_CHECK(!rows.empty(), "the index folders hold no images");
+  const auto vectors = torch::stack(rows);
+  VectorIndex merged(first.spec_.dim, first.factory_, first.metric());
+  merged.train(vectors);
+  merged.add(vectors);
+  commit_index(dir, merged, {}, entries,
+               describe(first.spec_, first.factory_, first.metric(), merged.size()));
+  return {merged.size(), duplicates, merged.size()};
+}
+
+ImageIndex ImageIndex::open(const fs::path& dir) {
+  VTL_CHECK(fs::is_directory(dir), "{} is not an index folder (no such folder)", dir.string());
+  const fs::path json_path = dir / kJsonFile;
+  VTL_CHECK(fs::exists(json_path), "{} is not an index folder: {} is missing", dir.string(),
+            json_path.string());
+  json description;
+  try {
+    description = json::parse(read_file(json_path));
+  } catch (const json::exception& e) {
+    fail("{}: malformed JSON: {}", json_path.string(), e.what());
+  }
+  VTL_CHECK(description.value("format", "") == kFormat, "{} is not a vtl index description",
+            json_path.string());
+  ImageIndex index;
+  index.dir_ = dir;
+  int64_t count = 0;
+  Metric metric = Metric::cosine;
+  try {
+    index.spec_ = embed::feature_spec_from_json(description.at("spec"), json_path.string());
+    index.factory_ = description.at("factory").get<std::string>();
+    metric = parse_metric(description.at("metric").get<std::string>());
+    count = description.at("count").get<int64_t>();
+  } catch (const json::exception& e) {
+    fail("{}: malformed index description: {}", json_path.string(), e.what());
+  }
+  for (const char* name : {kIndexFile, kCatalogFile}) {
+    VTL_CHECK(fs::exists(dir / name), "index folder {} is incomplete: {} is missing", dir.string(),
+              name);
+  }
+  index.vectors_ = std::make_unique<VectorIndex>(VectorIndex::load(dir / kIndexFile, metric));
+  index.catalog_ = std::make_unique<Catalog>(dir / kCatalogFile);
+  VTL_CHECK(index.vectors_->dim() == index.spec_.dim, "{}: holds {}-d vectors, {} says {}",
+            (dir / kIndexFile).string(), index.vectors_->dim(), kJsonFile, index.spec_.dim);
+  VTL_CHECK(index.vectors_->size() == count && index.catalog_->size() == count,
+            "index folder {} is inconsistent: {} says {} images, {} holds {} vectors and {} "
+            "{} entries",
+            dir.string(), kJsonFile, count, kIndexFile, index.vectors_->size(), kCatalogFile,
+            index.catalog_->size());
+  return index;
+}
+
+void ImageIndex::check_query_spec(const embed::FeatureSpec& query) const {
+  const std::string mismatch = embed::spec_mismatch(spec_, query);
+  VTL_CHECK(mismatch.empty(),
+            "the index {} was built with another feature extractor than the query ({}); "
+            "queries must be embedded with {} {} {}",
+            dir_.string(), mismatch, spec_.model, spec_.weights, spec_.layer);
+}
+
+std::vector<std::vector<SearchResult>> ImageIndex::search(const torch::Tensor& vectors,
+                                                          int64_t k) const {
+  const auto queries = vectors.dim() == 1 ? vectors.unsqueeze(0) : vectors;
+  VTL_CHECK(queries.dim() == 2 && queries.size(1) == spec_.dim,
+            "query vectors must have width {} (the index's), got {}", spec_.dim, queries.size(-1));
+  std::vector<std::vector<SearchResult>> out;
+  for (const auto& hits : vectors_->search(queries, k)) {
+    std::vector<SearchResult> results;
+    for (const auto& hit : hits) {
+      auto entry = catalog_->get(hit.id);
+      VTL_CHECK(entry.has_value(), "{} has no entry for id {}", kCatalogFile, hit.id);
+      results.push_back({std::move(*entry), hit.score});
+    }
+    out.push_back(std::move(results));
+  }
+  return out;
+}
+
+std::vector<ImageIndex::DuplicatePair> ImageIndex::find_duplicates(float threshold,
+                                                                   int64_t neighbours) const {
+  const int64_t n = size();
+  std::vector<DuplicatePair> pairs;
+  if (n < 2) return pairs;
+  std::vector<torch::Tensor> stored;
+  for (int64_t id = 0; id < n; ++id) stored.push_back(vectors_->reconstruct(id));
+  const auto all = torch::stack(stored);
+  const bool cosine = metric() == Metric::cosine;
+  const int64_t batch = 1024;
+  for (int64_t start = 0; start < n; start += batch) {
+    const auto hits = vectors_->search(all.slice(0, start, std::min(n, start + batch)),
+                                       std::min(neighbours + 1, n));
+    for (size_t q = 0; q < hits.size(); ++q) {
+      const int64_t id = start + static_cast<int64_t>(q);
+      for (const auto& hit : hits[q]) {
+        if (hit.id == id) continue;
+        const bool close = cosine ? hit.score >= threshold : hit.score <= threshold;
+        if (!close) continue;
+        // Keep each pair once, even when only one side lists the other.
+        pairs.push_back({std::min(id, hit.id), std::max(id, hit.id), hit.score});
+      }
+    }
+  }
+  std::sort(pairs.begin(), pairs.end(), [&](const auto& x, const auto& y) {
+    if (x.a != y.a || x.b != y.b) return std::tie(x.a, x.b) < std::tie(y.a, y.b);
+    return x.score < y.score;
+  });
+  pairs.erase(std::unique(pairs.begin(), pairs.end(),
+                          [](const auto& x, const auto& y) { return x.a == y.a && x.b == y.b; }),
+              pairs.end());
+  std::sort(pairs.begin(), pairs.end(), [&](const auto& x, const auto& y) {
+    return cosine ? x.score > y.score : x.score < y.score;
+  });
+  return pairs;
+}
+
+}  // namespace vtl::search
