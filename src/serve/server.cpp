@@ -1,0 +1,264 @@
+#include "vtl/serve/server.h"
+
+#include <chrono>
+#include <list>
+#include <mutex>
+#include <regex>
+#include <unordered_map>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "vtl/core/error.h"
+#include "vtl/data/image.h"
+#include "vtl/search/image_index.h"
+
+namespace vtl::serve {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+  send_json(res, status, {{"error", message}});
+}
+
+/// A bounded map id -> encoded thumbnail, least recently used out first.
+class ThumbnailCache {
+ public:
+  explicit ThumbnailCache(size_t capacity) : capacity_(capacity) {}
+  bool get(int64_t id, std::string* out) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = map_.find(id);
+    if (it == map_.end()) return false;
+    order_.splice(order_.begin(), order_, it->second.second);
+    *out = it->second.first;
+    return true;
+  }
+  void put(int64_t id, std::string bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (capacity_ == 0 || map_.count(id)) return;
+    order_.push_front(id);
+    map_[id] = {std::move(bytes), order_.begin()};
+    if (map_.size() > capacity_) {
+      map_.erase(order_.back());
+      order_.pop_back();
+    }
+  }
+
+ private:
+  size_t capacity_;
+  std::mutex mutex_;
+  std::list<int64_t> order_;
+  std::unordered_map<int64_t, std::pair<std::string, std::list<int64_t>::iterator>> map_;
+};
+
+}  // namespace
+
+struct SearchServer::State {
+  State(const fs::path& dir, ServerOptions opts)
+      : options(std::move(opts)),
+        index(search::ImageIndex::open(dir)),
+        extractor(embed::extractor_for_spec(index.spec())),
+        thumbnails(options.thumbnail_cache) {
+    index.check_query_spec(extractor.spec());
+  }
+  ServerOptions options;
+  search::ImageIndex index;
+  embed::FeatureExtractor extractor;
+  std::mutex model_mutex;  ///< one forward pass at a time
+  ThumbnailCache thumbnails;
+  httplib::Server http;
+  int port = 0;
+
+  void health(httplib::Response& res) {
+    const auto& spec = index.spec();
+    send_json(res, 200,
+              {{"status", "ok"},
+               {"images", index.size()},
+               {"model", spec.model},
+               {"weights", spec.weights},
+               {"layer", spec.layer},
+               {"dim", spec.dim},
+               {"factory", index.factory()},
+               {"metric", search::to_string(index.metric())},
+               {"max_upload_bytes", options.max_upload_bytes},
+               {"default_k", options.default_k}});
+  }
+
+  void search(const httplib::Request& req, httplib::Response& res) {
+    const auto start = std::chrono::steady_clock::now();
+    if (!req.is_multipart_form_data()) {
+      send_error(res, 400, "expected a multipart/form-data upload with an 'image' file field");
+      return;
+    }
+    if (!req.has_file("image")) {
+      send_error(res, 400, "the upload has no 'image' file field");
+      return;
+    }
+    int64_t k = options.default_k;
+    if (req.has_file("k")) {
+      const auto text = req.get_file_value("k").content;
+      try {
+        size_t used = 0;
+        k = std::stoll(text, &used);
+        if (used != text.size()) throw std::invalid_argument(text);
+      } catch (const std::exception&) {
+        send_error(res, 400, "k must be an integer, got '" + text + "'");
+        return;
+      }
+      if (k < 1 || k > options.max_k) {
+        send_error(res, 400, fmt::format("k must be between 1 and {}", options.max_k));
+        return;
+      }
+    }
+    const auto file = req.get_file_value("image");
+    const std::string label = file.filename.empty() ? "upload" : file.filename;
+    torch::Tensor input;
+    try {
+      data::DecodeOptions decode = extractor.decode_options();
+      decode.max_pixels = options.max_image_pixels;
+      input = extractor.preprocess(data::decode_image_rgb(file.content, label, decode));
+    } catch (const Error& e) {
+      send_error(res, 400, e.what());
+      return;
+    }
+    torch::Tensor vector;
+    {
+      std::lock_guard<std::mutex> lock(model_mutex);
+      vector = extractor.embed(input.unsqueeze(0))[0];
+    }
+    json results = json::array();
+    for (const auto& r : index.search(vector, k)[0]) {
+      results.push_back({{"id", r.entry.id},
+                         {"score", r.score},
+                         {"label", r.entry.label >= 0 ? json(r.entry.label) : json()},
+                         {"class", r.entry.class_name},
+                         {"name", fs::path(r.entry.path).filename().string()},
+                         {"image", fmt::format("/api/image/{}", r.entry.id)}});
+    }
+    const double took =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    send_json(res, 200,
+              {{"query", label},
+               {"results", results},
+               {"metric", search::to_string(index.metric())},
+               {"took_ms", took}});
+  }
+
+  void image(const httplib::Request& req, httplib::Response& res) {
+    int64_t id = -1;
+    try {
+      id = std::stoll(req.matches[1].str());
+    } catch (const std::exception&) {
+      send_error(res, 404, "no such image");
+      return;
+    }
+    std::string bytes;
+    if (!thumbnails.get(id, &bytes)) {
+      const auto entry = index.catalog().get(id);
+      if (!entry) {
+        send_error(res, 404, fmt::format("no catalogued image with id {}", id));
+        return;
+      }
+      cv::Mat rgb;
+      try {
+        data::DecodeOptions decode;
+        decode.min_short_side = options.thumbnail_side;
+        rgb = data::load_image_rgb(entry->path, decode);
+      } catch (const Error& e) {
+        send_error(res, 404, fmt::format("catalogued image {} cannot be read any more", id));
+        return;
+      }
+      const double scale =
+          std::min(1.0, double(options.thumbnail_side) / std::max(rgb.rows, rgb.cols));
+      if (scale < 1.0) cv::resize(rgb, rgb, cv::Size(), scale, scale, cv::INTER_AREA);
+      cv::Mat bgr;
+      cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+      std::vector<uchar> encoded;
+      cv::imencode(".jpg", bgr, encoded, {cv::IMWRITE_JPEG_QUALITY, 85});
+      bytes.assign(encoded.begin(), encoded.end());
+      thumbnails.put(id, bytes);
+    }
+    res.set_header("Cache-Control", "max-age=3600");
+    res.set_content(bytes, "image/jpeg");
+  }
+
+  void install_routes() {
+    http.set_payload_max_length(static_cast<size_t>(options.max_upload_bytes));
+    http.set_read_timeout(options.timeout_seconds, 0);
+    http.set_write_timeout(options.timeout_seconds, 0);
+    http.set_keep_alive_timeout(options.timeout_seconds);
+    const int threads = std::max(1, options.threads);
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(search_page_html(), "text/html; charset=utf-8");
+    });
+    http.Get("/api/health",
+             [this](const httplib::Request&, httplib::Response& res) { health(res); });
+    http.Post("/api/search",
+              [this](const httplib::Request& req, httplib::Response& res) { search(req, res); });
+    http.Get(R"(/api/image/(\d{1,18}))",
+             [this](const httplib::Request& req, httplib::Response& res) { image(req, res); });
+    http.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+          std::string message = "internal error";
+          try {
+            std::rethrow_exception(error);
+          } catch (const std::exception& e) {
+            message = e.what();
+          } catch (...) {
+          }
+          send_error(res, 500, message);
+        });
+    // Errors httplib produces itself (unknown route, too large, bad request) get a JSON body.
+    http.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      if (res.status == 413) {
+        send_error(res, 413, fmt::format("upload larger than {} bytes", options.max_upload_bytes));
+      } else if (res.status == 404) {
+        send_error(res, 404, "not found");
+      } else {
+        send_error(res, res.status, res.status < 500 ? "bad request" : "server error");
+      }
+    });
+  }
+};
+
+SearchServer::SearchServer(const fs::path& index_dir, ServerOptions options)
+    : state_(std::make_unique<State>(index_dir, std::move(options))) {
+  state_->install_routes();
+}
+
+SearchServer::~SearchServer() { stop(); }
+
+int SearchServer::bind() {
+  auto& s = *state_;
+  if (s.options.port == 0) {
+    s.port = s.http.bind_to_any_port(s.options.host);
+    VTL_CHECK(s.port > 0, "cannot listen on {} (any port)", s.options.host);
+  } else {
+    VTL_CHECK(s.http.bind_to_port(s.options.host, s.options.port),
+              "cannot listen on {}:{} (in use, or not an address of this machine?)", s.options.host,
+              s.options.port);
+    s.port = s.options.port;
+  }
+  return s.port;
+}
+
+void SearchServer::listen() { state_->http.listen_after_bind(); }
+
+void SearchServer::stop() {
+  if (state_ && state_->http.is_running()) state_->http.stop();
+}
+
+int SearchServer::port() const { return state_->port; }
+
+}  // namespace vtl::serve
