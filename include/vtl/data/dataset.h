@@ -1,0 +1,62 @@
+#pragma once
+// Labelled image lists: a class-folder tree or a CSV of `path,label`, plus a stratified
+// train/validation split. Only paths and labels here; decoding happens in the loader.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace vtl::data {
+
+struct Sample {
+  std::filesystem::path path;
+  int64_t label = 0;  ///< index into Dataset::classes
+};
+
+/// A file a dataset or loader could not use, with the reason (shown to the user and
+/// written to the run folder's skipped.txt).
+struct SkippedFile {
+  std::filesystem::path path;
+  std::string reason;
+};
+
+struct Dataset {
+  std::vector<std::string> classes;  ///< class id -> name
+  std::vector<Sample> samples;
+  std::vector<SkippedFile> skipped;  ///< files left out while listing
+
+  /// Images per class, index = class id.
+  std::vector<int64_t> class_counts() const;
+  /// "cat 120, dog 98" (for logs).
+  std::string describe_counts() const;
+};
+
+/// A class-folder tree: `root/<class>/**/<image>`; class names are the sorted subfolder
+/// names; images are files with an image extension (see has_image_extension), symbolic
+/// links are followed and duplicates (two names for the same file) are kept once; files
+/// are sorted by path within a class. A class folder without images, or a root without
+/// class folders, throws vtl::Error naming it. `classes`, when given, fixes the class list
+/// and order (a validation tree must match the training classes; extra folders are
+/// errors, missing ones are allowed).
+Dataset scan_class_folders(const std::filesystem::path& root,
+                           const std::vector<std::string>& classes = {});
+
+/// A CSV of `path,label` rows (an optional header `path,label` is skipped; relative paths
+/// are relative to the CSV's folder; labels are class names). Classes are the sorted
+/// distinct labels unless `classes` is given. Malformed lines throw vtl::Error naming the
+/// file and line; rows whose file is missing are skipped and listed.
+Dataset read_csv_list(const std::filesystem::path& csv,
+                      const std::vector<std::string>& classes = {});
+
+/// Reads either form: a folder is a class-folder tree, a .csv file a CSV list.
+Dataset open_dataset(const std::filesystem::path& path,
+                     const std::vector<std::string>& classes = {});
+
+/// Splits `dataset` into (train, validation) with `val_fraction` of each class (rounded,
+/// at least one image per class when the class has two or more) in validation, chosen by
+/// a shuffle seeded with `seed`. Both keep the class list and order of samples by path.
+std::pair<Dataset, Dataset> split_stratified(const Dataset& dataset, double val_fraction,
+                                             uint64_t seed);
+
+}  // namespace vtl::data

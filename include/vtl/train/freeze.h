@@ -1,0 +1,59 @@
+#pragma once
+// Freezing and unfreezing the base of a TransferModel.
+//
+// A "layer" (what `--unfreeze N` counts) is one module that owns parameters — a
+// convolution, a batch norm, a linear layer — in the order of torchvision's
+// `named_modules()` (the order the modules are declared, which is execution order except
+// that a ResNet block's `downsample` shortcut is listed after the block's convs). This is
+// what Keras' `base_model.layers[-N:]` counts minus the layers without weights
+// (Activation, Add, ZeroPadding, pooling), whose number differs between the Keras and
+// torchvision implementations; docs/training.md has the per-family table.
+//
+// Freezing sets requires_grad=false, so autograd records nothing for the frozen prefix
+// and the optimizer never sees those parameters; the trainer also runs a fully frozen base
+// under NoGradGuard and keeps the base's BatchNorm layers in inference mode.
+
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "vtl/models/transfer_model.h"
+
+namespace vtl::train {
+
+struct Layer {
+  std::string name;  ///< torchvision name, e.g. "layer4.1.conv2"
+  std::shared_ptr<torch::nn::Module> module;
+};
+
+/// The base's weighted layers in order (see the file comment).
+std::vector<Layer> weighted_layers(models::Model& base);
+
+/// Freezes every parameter of the base; the head stays trainable.
+void freeze_base(models::TransferModel& model);
+
+/// Unfreezes the last `count` weighted layers of the base (all of them when count exceeds
+/// the total) and returns their names, first to last. The rest stays as it was.
+std::vector<std::string> unfreeze_last(models::TransferModel& model, int64_t count);
+
+/// Unfreezes the layers from `block` on: the first weighted layer named `block` or inside
+/// it ("layer4", "features.6", "layer4.1.conv2") and every one after it. An unknown block
+/// throws vtl::Error listing the top-level blocks. Returns the unfrozen layer names.
+std::vector<std::string> unfreeze_from(models::TransferModel& model, const std::string& block);
+
+/// Makes every parameter trainable.
+void unfreeze_all(models::TransferModel& model);
+
+/// The parameters with requires_grad, in registration order (what the optimizer gets).
+std::vector<torch::Tensor> trainable_parameters(models::TransferModel& model);
+
+/// True when no parameter of the base requires grad.
+bool base_is_frozen(models::TransferModel& model);
+
+/// Training mode for a step: the head trains; the base is in inference mode (BatchNorm
+/// uses its running statistics, as Keras with training=False) unless `base_trains` (the
+/// `full` strategy); with `train_bn`, the unfrozen layers' BatchNorm layers train too.
+void set_training_mode(models::TransferModel& model, bool base_trains, bool train_bn);
+
+}  // namespace vtl::train

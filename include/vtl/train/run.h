@@ -1,0 +1,64 @@
+#pragma once
+// One training run from a dataset path to a finished run folder — what `vtl train` and
+// `vtl demo` do: read and split the data (class counts printed, unreadable images skipped
+// and listed in skipped.txt), build the transfer model (registered name + optional
+// pretrained weights, or an earlier model folder), train with Trainer, save the model
+// folder (model.safetensors + model.json) into the run folder, evaluate and write
+// report.html. run.json keeps the options so `resume_training` can continue after a kill.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "vtl/data/transforms.h"
+#include "vtl/train/metrics.h"
+#include "vtl/train/trainer.h"
+
+namespace vtl::train {
+
+struct RunOptions {
+  std::filesystem::path data;     ///< class-folder tree or CSV
+  std::filesystem::path val_dir;  ///< optional validation tree/CSV; else val_split
+  double val_split = 0.2;
+  std::string model = "resnet18";  ///< registered name or a model folder
+  std::string weights;             ///< catalogue name, .pth/.safetensors file, "" = random
+  int img_size = 0;                ///< 0: the weights' preset; else crop side (resize = /0.875)
+  double dropout = 0.2;
+  bool augment = true;
+  data::AugmentOptions augment_options;
+  int workers = 2;
+  int64_t max_image_pixels = 20000LL * 20000LL;
+  TrainConfig config;
+  std::filesystem::path out;  ///< the run folder
+  bool progress = true;       ///< progress bar and per-epoch lines
+  bool report = true;         ///< write report.html
+
+  nlohmann::json to_json() const;
+  static RunOptions from_json(const nlohmann::json& json);
+};
+
+struct RunResult {
+  EvalResult validation;  ///< final model on the validation split
+  std::vector<EpochMetrics> history;
+  std::vector<std::string> classes;
+  double seconds = 0;  ///< wall time of the whole run
+  int64_t train_images = 0, val_images = 0, skipped_images = 0;
+};
+
+/// Runs (or, with `resume`, continues) a training run; see the file comment. `log` gets
+/// the human-readable lines (class counts, epochs, where files went); default: stdout.
+RunResult run_training(const RunOptions& options, bool resume = false,
+                       const std::function<void(const std::string&)>& log = {});
+
+/// Reads run_dir/run.json and continues that run from its last checkpoint.
+RunResult resume_training(const std::filesystem::path& run_dir,
+                          const std::function<void(const std::string&)>& log = {});
+
+/// A preset for a square input of `img_size` pixels (resize = img_size / 0.875, as the
+/// ImageNet presets do), keeping `base`'s normalization.
+Preprocessing preset_for_size(const Preprocessing& base, int img_size);
+
+}  // namespace vtl::train

@@ -1,0 +1,162 @@
+#pragma once
+// The training loop of the three strategies (Keras' transfer-learning guide, fastai's
+// fine_tune):
+//   features  the whole base frozen and in inference mode; only the new head trains.
+//   finetune  phase 1 = features; phase 2 unfreezes the last N layers (or from a named
+//             block), rebuilds the optimizer at finetune_lr and trains finetune_epochs more.
+//   full      everything trains from the first step.
+// Only trainable parameters reach the optimizer; a fully frozen base runs under
+// NoGradGuard; with a frozen base and no per-image augmentation the pooled features are
+// computed once and the head trains from that cache.
+//
+// Run folder (`run_dir`): checkpoint/last.pt after every epoch and checkpoint/best.pt
+// (both written atomically), metrics.csv and metrics.jsonl (one row per epoch, rewritten
+// atomically), so `resume` after a SIGKILL continues from the last finished epoch with the
+// same weights, optimizer state, schedule, early-stopping state and RNG.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "vtl/data/loader.h"
+#include "vtl/models/transfer_model.h"
+#include "vtl/train/metrics.h"
+
+namespace vtl::train {
+
+enum class Strategy { features, finetune, full };
+Strategy parse_strategy(const std::string& text);
+std::string to_string(Strategy strategy);
+
+struct TrainConfig {
+  Strategy strategy = Strategy::features;
+  int64_t epochs = 5;           ///< phase 1 (features, finetune) or the only phase (full)
+  int64_t finetune_epochs = 5;  ///< phase 2 of finetune
+  int64_t batch_size = 32;
+  double lr = 1e-3;
+  double finetune_lr = 1e-5;
+  int64_t unfreeze = 10;           ///< finetune: last N weighted layers (freeze.h)
+  std::string unfreeze_from;       ///< finetune: unfreeze from this block instead
+  bool train_bn = false;           ///< finetune: unfrozen BatchNorm layers train
+  std::string optimizer = "adam";  ///< adam, adamw, sgd
+  double weight_decay = 0.0;
+  double momentum = 0.9;  ///< sgd
+  bool nesterov = false;  ///< sgd
+  double label_smoothing = 0.0;
+  bool balanced_class_weights = false;  ///< weight class k by N / (K * n_k)
+  std::string schedule = "constant";    ///< constant, step, cosine, onecycle
+  double warmup_epochs = 0.0;           ///< linear warmup (cosine, constant)
+  int64_t step_epochs = 10;             ///< step: multiply by step_gamma every this many
+  double step_gamma = 0.1;
+  double clip_grad_norm = 0.0;          ///< 0: off
+  int64_t early_stopping_patience = 0;  ///< epochs without improvement; 0: off
+  std::string monitor = "val_loss";     ///< val_loss or val_acc
+  bool restore_best = true;             ///< at the end of each phase, go back to the best
+  int64_t plateau_patience = 0;         ///< ReduceLROnPlateau; 0: off
+  double plateau_factor = 0.1;
+  std::string cache_features = "auto";  ///< auto, on, off
+  uint64_t seed = 0;
+  std::string device = "cpu";  ///< cpu or cuda
+
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& json);
+};
+
+/// One row of metrics.csv / metrics.jsonl.
+struct EpochMetrics {
+  int64_t epoch = 0;  ///< 1-based over both phases
+  int phase = 1;
+  double lr = 0;  ///< at the epoch's last step
+  double train_loss = 0, train_acc = 0;
+  double val_loss = 0, val_acc = 0, val_top5 = 0;
+  double seconds = 0, images_per_second = 0;
+  bool cached = false;  ///< the head trained from cached features
+  nlohmann::json to_json() const;
+  static EpochMetrics from_json(const nlohmann::json& json);
+};
+
+/// What the trainer reads: both splits, the store that holds their images, transforms.
+struct TrainData {
+  data::Dataset train, val;
+  std::shared_ptr<data::ImageStore> store;
+  Preprocessing preprocessing;
+  data::AugmentOptions augment;  ///< AugmentOptions::none() for --no-augment
+  int workers = 2;
+};
+
+class Trainer {
+ public:
+  Trainer(models::TransferModel model, TrainConfig config, TrainData data,
+          std::filesystem::path run_dir);
+
+  /// Trains to the end; with `resume`, first restores run_dir/checkpoint/last.pt (a
+  /// missing checkpoint starts from the beginning).
+  void fit(bool resume = false);
+
+  const std::vector<EpochMetrics>& history() const { return history_; }
+  /// Phase boundaries and early stops, for the report ("phase 2 from epoch 6").
+  const nlohmann::json& events() const { return events_; }
+  /// Validation metrics of the final model (after fit).
+  EvalResult evaluate_validation();
+  models::TransferModel& model() { return model_; }
+  const TrainConfig& config() const { return config_; }
+
+  /// Called after each epoch (logging); `progress` lines go to stderr when it is a tty.
+  std::function<void(const EpochMetrics&)> on_epoch;
+  bool show_progress = true;
+
+ private:
+  struct Phase {
+    int index;
+    int64_t first_epoch, epochs;  ///< global 0-based first epoch, count
+    double lr;
+  };
+  std::vector<Phase> phases() const;
+  void apply_freezing(const Phase& phase);
+  bool base_trains(const Phase& phase) const;
+  bool use_cache(const Phase& phase);
+  void make_optimizer(const Phase& phase);
+  double lr_at(const Phase& phase, int64_t step, int64_t steps_per_epoch) const;
+  void set_lr(double lr);
+  torch::Tensor loss_of(const torch::Tensor& logits, const torch::Tensor& targets) const;
+  EpochMetrics train_epoch(const Phase& phase, int64_t epoch);
+  void build_cache();
+  void save_checkpoint(const std::filesystem::path& path, int64_t epochs_done);
+  bool load_checkpoint(const std::filesystem::path& path);
+  void write_metrics() const;
+  double monitored(const EpochMetrics& m) const;
+
+  models::TransferModel model_;
+  TrainConfig config_;
+  TrainData data_;
+  std::filesystem::path run_dir_;
+  torch::Device device_;
+  std::unique_ptr<data::Loader> train_loader_, val_loader_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  torch::Tensor class_weights_;
+  int64_t steps_this_process_ = 0;
+
+  // Feature cache (pooled features of a frozen base, computed once).
+  bool cache_ready_ = false;
+  torch::Tensor cache_train_x_, cache_train_y_, cache_val_x_, cache_val_y_;
+
+  // Resumable state.
+  int64_t epochs_done_ = 0;
+  double lr_scale_ = 1.0;  ///< ReduceLROnPlateau factor in effect
+  double plateau_best_ = 0;
+  int64_t plateau_wait_ = 0;
+  double best_value_ = 0;
+  int64_t best_epoch_ = -1;
+  int64_t wait_ = 0;
+  bool phase_stopped_ = false;
+  std::vector<EpochMetrics> history_;
+  nlohmann::json events_ = nlohmann::json::array();
+};
+
+}  // namespace vtl::train

@@ -1,0 +1,198 @@
+#include "vtl/data/dataset.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "vtl/core/error.h"
+#include "vtl/data/image.h"
+
+namespace vtl::data {
+namespace fs = std::filesystem;
+
+std::vector<int64_t> Dataset::class_counts() const {
+  std::vector<int64_t> counts(classes.size(), 0);
+  for (const auto& sample : samples) ++counts.at(sample.label);
+  return counts;
+}
+
+std::string Dataset::describe_counts() const {
+  const auto counts = class_counts();
+  std::string text;
+  for (size_t i = 0; i < classes.size(); ++i) {
+    if (i) text += ", ";
+    text += fmt::format("{} {}", classes[i], counts[i]);
+  }
+  return text;
+}
+
+namespace {
+
+/// Maps the given class list (or none) to ids; returns -1 for unknown names.
+class ClassIndex {
+ public:
+  explicit ClassIndex(const std::vector<std::string>& classes) {
+    for (size_t i = 0; i < classes.size(); ++i) ids_[classes[i]] = static_cast<int64_t>(i);
+  }
+  int64_t find(const std::string& name) const {
+    auto it = ids_.find(name);
+    return it == ids_.end() ? -1 : it->second;
+  }
+
+ private:
+  std::map<std::string, int64_t> ids_;
+};
+
+std::string trim(std::string text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return "";
+  const auto last = text.find_last_not_of(" \t\r\n");
+  text = text.substr(first, last - first + 1);
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"')
+    text = text.substr(1, text.size() - 2);
+  return text;
+}
+
+}  // namespace
+
+Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>& classes) {
+  std::error_code ec;
+  VTL_CHECK(fs::is_directory(root, ec), "{}: no such folder", root.string());
+  std::vector<fs::path> class_dirs;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (entry.is_directory(ec) && entry.path().filename().string().rfind('.', 0) != 0)
+      class_dirs.push_back(entry.path());
+  }
+  VTL_CHECK(!ec, "{}: cannot list the folder: {}", root.string(), ec.message());
+  std::sort(class_dirs.begin(), class_dirs.end());
+  VTL_CHECK(!class_dirs.empty(),
+            "{}: no class folders (expected one subfolder of images per class)", root.string());
+
+  Dataset dataset;
+  if (classes.empty()) {
+    for (const auto& dir : class_dirs) dataset.classes.push_back(dir.filename().string());
+  } else {
+    dataset.classes = classes;
+  }
+  const ClassIndex index(dataset.classes);
+  std::set<fs::path> seen;  // canonical paths: symlinked duplicates count once
+  for (const auto& dir : class_dirs) {
+    const std::string name = dir.filename().string();
+    const int64_t label = index.find(name);
+    VTL_CHECK(label >= 0, "{}: class '{}' is not one of the model's {} classes", dir.string(), name,
+              dataset.classes.size());
+    std::vector<fs::path> files;
+    const auto options = fs::directory_options::follow_directory_symlink |
+                         fs::directory_options::skip_permission_denied;
+    for (auto it = fs::recursive_directory_iterator(dir, options, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      const auto& path = it->path();
+      if (!it->is_regular_file(ec) || !has_image_extension(path)) continue;
+      auto canonical = fs::weakly_canonical(path, ec);
+      if (ec) {
+        dataset.skipped.push_back({path, "cannot resolve the path: " + ec.message()});
+        ec.clear();
+        continue;
+      }
+      if (seen.insert(canonical).second) files.push_back(path);
+    }
+    VTL_CHECK(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
+    VTL_CHECK(!files.empty(), "{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif)",
+              dir.string(), name);
+    std::sort(files.begin(), files.end());
+    for (auto& file : files) dataset.samples.push_back({std::move(file), label});
+  }
+  return dataset;
+}
+
+Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes) {
+  std::ifstream in(csv);
+  VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
+  const fs::path base = csv.parent_path();
+  std::vector<std::pair<fs::path, std::string>> rows;
+  std::string line;
+  int line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (trim(line).empty()) continue;
+    const auto comma = line.rfind(',');
+    VTL_CHECK(comma != std::string::npos, "{}:{}: expected `path,label`, got '{}'", csv.string(),
+              line_number, trim(line));
+    const std::string path = trim(line.substr(0, comma));
+    const std::string label = trim(line.substr(comma + 1));
+    if (line_number == 1 && path == "path" && label == "label") continue;
+    VTL_CHECK(!path.empty() && !label.empty(), "{}:{}: empty path or label", csv.string(),
+              line_number);
+    fs::path file = path;
+    if (file.is_relative()) file = base / file;
+    rows.emplace_back(file, label);
+  }
+  VTL_CHECK(!rows.empty(), "{}: the CSV list has no rows", csv.string());
+
+  Dataset dataset;
+  if (classes.empty()) {
+    std::set<std::string> names;
+    for (const auto& row : rows) names.insert(row.second);
+    dataset.classes.assign(names.begin(), names.end());
+  } else {
+    dataset.classes = classes;
+  }
+  const ClassIndex index(dataset.classes);
+  std::error_code ec;
+  for (const auto& [file, label] : rows) {
+    const int64_t id = index.find(label);
+    VTL_CHECK(id >= 0, "{}: label '{}' is not one of the model's {} classes", csv.string(), label,
+              dataset.classes.size());
+    if (!fs::is_regular_file(file, ec)) {
+      dataset.skipped.push_back({file, "no such file"});
+      continue;
+    }
+    dataset.samples.push_back({file, id});
+  }
+  const auto counts = dataset.class_counts();
+  if (classes.empty()) {
+    for (size_t i = 0; i < counts.size(); ++i)
+      VTL_CHECK(counts[i] > 0, "{}: class '{}' has no existing images", csv.string(),
+                dataset.classes[i]);
+  }
+  return dataset;
+}
+
+Dataset open_dataset(const fs::path& path, const std::vector<std::string>& classes) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return scan_class_folders(path, classes);
+  VTL_CHECK(fs::exists(path, ec), "{}: no such folder or CSV file", path.string());
+  return read_csv_list(path, classes);
+}
+
+std::pair<Dataset, Dataset> split_stratified(const Dataset& dataset, double val_fraction,
+                                             uint64_t seed) {
+  VTL_CHECK(val_fraction > 0.0 && val_fraction < 1.0,
+            "validation split must be between 0 and 1 (got {})", val_fraction);
+  std::vector<std::vector<size_t>> by_class(dataset.classes.size());
+  for (size_t i = 0; i < dataset.samples.size(); ++i)
+    by_class.at(dataset.samples[i].label).push_back(i);
+  std::mt19937_64 rng(seed);
+  std::vector<bool> is_val(dataset.samples.size(), false);
+  for (auto& members : by_class) {
+    std::shuffle(members.begin(), members.end(), rng);
+    size_t count = static_cast<size_t>(std::llround(members.size() * val_fraction));
+    if (members.size() >= 2)
+      count = std::clamp<size_t>(count, 1, members.size() - 1);
+    else
+      count = 0;
+    for (size_t k = 0; k < count; ++k) is_val[members[k]] = true;
+  }
+  Dataset train, val;
+  train.classes = val.classes = dataset.classes;
+  train.skipped = dataset.skipped;
+  for (size_t i = 0; i < dataset.samples.size(); ++i)
+    (is_val[i] ? val : train).samples.push_back(dataset.samples[i]);
+  return {std::move(train), std::move(val)};
+}
+
+}  // namespace vtl::data

@@ -1,0 +1,102 @@
+#include "vtl/train/freeze.h"
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "vtl/core/error.h"
+
+namespace vtl::train {
+
+std::vector<Layer> weighted_layers(models::Model& base) {
+  std::vector<Layer> layers;
+  for (const auto& item : base->named_modules("", /*include_self=*/false)) {
+    if (!item.value()->named_parameters(/*recurse=*/false).is_empty())
+      layers.push_back({item.key(), item.value()});
+  }
+  return layers;
+}
+
+namespace {
+void set_requires_grad(torch::nn::Module& module, bool value, bool recurse) {
+  for (auto& parameter : module.parameters(recurse)) parameter.set_requires_grad(value);
+}
+}  // namespace
+
+void freeze_base(models::TransferModel& model) {
+  set_requires_grad(*model->base, false, true);
+  set_requires_grad(*model->head, true, true);
+}
+
+void unfreeze_all(models::TransferModel& model) { set_requires_grad(*model, true, true); }
+
+std::vector<std::string> unfreeze_last(models::TransferModel& model, int64_t count) {
+  VTL_CHECK(count >= 0, "--unfreeze must be 0 or more (got {})", count);
+  auto layers = weighted_layers(model->base);
+  const size_t first = layers.size() - std::min<size_t>(layers.size(), size_t(count));
+  std::vector<std::string> names;
+  for (size_t i = first; i < layers.size(); ++i) {
+    set_requires_grad(*layers[i].module, true, false);
+    names.push_back(layers[i].name);
+  }
+  return names;
+}
+
+std::vector<std::string> unfreeze_from(models::TransferModel& model, const std::string& block) {
+  auto layers = weighted_layers(model->base);
+  size_t first = layers.size();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& name = layers[i].name;
+    if (name == block || name.compare(0, block.size() + 1, block + ".") == 0) {
+      first = i;
+      break;
+    }
+  }
+  if (first == layers.size()) {
+    std::vector<std::string> blocks;
+    std::set<std::string> seen;
+    for (const auto& layer : layers) {
+      auto top = layer.name.substr(0, layer.name.find('.'));
+      if (top == "features" || top == "blocks") {  // sequential families: one level deeper
+        const auto second = layer.name.find('.', top.size() + 1);
+        top = layer.name.substr(0, second);
+      }
+      if (seen.insert(top).second) blocks.push_back(top);
+    }
+    fail("{} has no block '{}'; blocks: {}", model->architecture(), block, fmt::join(blocks, ", "));
+  }
+  std::vector<std::string> names;
+  for (size_t i = first; i < layers.size(); ++i) {
+    set_requires_grad(*layers[i].module, true, false);
+    names.push_back(layers[i].name);
+  }
+  return names;
+}
+
+std::vector<torch::Tensor> trainable_parameters(models::TransferModel& model) {
+  std::vector<torch::Tensor> out;
+  for (auto& parameter : model->parameters(true))
+    if (parameter.requires_grad()) out.push_back(parameter);
+  return out;
+}
+
+bool base_is_frozen(models::TransferModel& model) {
+  for (auto& parameter : model->base->parameters(true))
+    if (parameter.requires_grad()) return false;
+  return true;
+}
+
+void set_training_mode(models::TransferModel& model, bool base_trains, bool train_bn) {
+  model->train(true);
+  if (base_trains) return;
+  model->base->eval();
+  if (!train_bn) return;
+  for (const auto& layer : weighted_layers(model->base)) {
+    bool trainable = false;
+    for (auto& parameter : layer.module->parameters(false)) trainable |= parameter.requires_grad();
+    if (trainable && (layer.module->as<torch::nn::BatchNorm2d>() != nullptr))
+      layer.module->train(true);
+  }
+}
+
+}  // namespace vtl::train

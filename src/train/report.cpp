@@ -1,0 +1,292 @@
+#include "vtl/train/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "vtl/core/atomic_file.h"
+#include "vtl/data/image.h"
+
+namespace vtl::train {
+namespace {
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string base64(const std::vector<uchar>& bytes) {
+  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out += table[v >> 18];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += table[v & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = bytes[i] << 16;
+    out += table[v >> 18];
+    out += table[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    out += table[v >> 18];
+    out += table[(v >> 12) & 63];
+    out += table[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+struct Series {
+  std::string name, color;
+  std::vector<double> values;
+  bool dashed = false;
+};
+
+/// A line chart over epochs (x = epoch 1..n) with phase-2 start marked.
+std::string line_chart(const std::string& title, const std::vector<int64_t>& epochs,
+                       const std::vector<Series>& series, int64_t phase2_epoch, bool unit_range) {
+  const double width = 460, height = 240, left = 48, right = 12, top = 28, bottom = 32;
+  double lo = 1e300, hi = -1e300;
+  for (const auto& s : series)
+    for (double v : s.values) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+  if (unit_range) {
+    lo = 0;
+    hi = 1;
+  }
+  if (!(hi > lo)) {
+    hi = lo + 1;
+  }
+  const double e0 = epochs.empty() ? 1 : double(epochs.front());
+  const double e1 = epochs.empty() ? 2 : std::max(double(epochs.back()), e0 + 1);
+  auto x = [&](double e) { return left + (e - e0) / (e1 - e0) * (width - left - right); };
+  auto y = [&](double v) { return top + (hi - v) / (hi - lo) * (height - top - bottom); };
+  std::string svg = fmt::format(
+      "<svg viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" role=\"img\">"
+      "<text x=\"{}\" y=\"16\" class=\"t\">{}</text>",
+      width, height, width, height, left, escape(title));
+  for (int i = 0; i <= 4; ++i) {
+    const double v = lo + (hi - lo) * i / 4.0;
+    svg += fmt::format(
+        "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"g\"/>"
+        "<text x=\"{}\" y=\"{:.1f}\" class=\"a\" text-anchor=\"end\">{:.3g}</text>",
+        left, width - right, y(v), y(v), left - 4, y(v) + 4, v);
+  }
+  for (int64_t e : epochs) {
+    if (epochs.size() > 12 && e % 5 != 0) continue;
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" class=\"a\" text-anchor=\"middle\">{}</text>",
+                       x(double(e)), height - bottom + 14, e);
+  }
+  svg += fmt::format("<text x=\"{}\" y=\"{}\" class=\"a\" text-anchor=\"middle\">epoch</text>",
+                     (left + width) / 2, height - 4);
+  if (phase2_epoch > 0) {
+    const double px = x(double(phase2_epoch) - 0.5);
+    svg += fmt::format(
+        "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"{}\" y2=\"{}\" class=\"p\"/>"
+        "<text x=\"{:.1f}\" y=\"{}\" class=\"a\">fine-tune</text>",
+        px, px, top, height - bottom, px + 3, top + 10);
+  }
+  double legend_x = width - right - 150;
+  int row = 0;
+  for (const auto& s : series) {
+    std::string points;
+    for (size_t i = 0; i < s.values.size() && i < epochs.size(); ++i)
+      points += fmt::format("{:.1f},{:.1f} ", x(double(epochs[i])), y(s.values[i]));
+    svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>",
+                       points, s.color, s.dashed ? " stroke-dasharray=\"5,3\"" : "");
+    for (size_t i = 0; i < s.values.size() && i < epochs.size(); ++i)
+      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"/>",
+                         x(double(epochs[i])), y(s.values[i]), s.color);
+    svg += fmt::format(
+        "<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"{}/>"
+        "<text x=\"{}\" y=\"{}\" class=\"a\">{}</text>",
+        legend_x + 60, legend_x + 80, top + 6 + row * 14, top + 6 + row * 14, s.color,
+        s.dashed ? " stroke-dasharray=\"5,3\"" : "", legend_x + 84, top + 10 + row * 14,
+        escape(s.name));
+    ++row;
+  }
+  return svg + "</svg>";
+}
+
+std::string thumbnail(const std::filesystem::path& path) {
+  try {
+    data::DecodeOptions decode;
+    decode.min_short_side = 96;
+    cv::Mat rgb = data::load_image_rgb(path, decode);
+    const double scale = 96.0 / std::max(rgb.rows, rgb.cols);
+    cv::Mat small, bgr;
+    cv::resize(rgb, small,
+               cv::Size(std::max(1, int(rgb.cols * scale)), std::max(1, int(rgb.rows * scale))), 0,
+               0, cv::INTER_AREA);
+    cv::cvtColor(small, bgr, cv::COLOR_RGB2BGR);
+    std::vector<uchar> jpeg;
+    cv::imencode(".jpg", bgr, jpeg, {cv::IMWRITE_JPEG_QUALITY, 80});
+    return "data:image/jpeg;base64," + base64(jpeg);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+const char* kStyle = R"(
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}
+svg .t{font-size:13px;font-weight:600}svg .a{font-size:10px;fill:#555}
+svg .g{stroke:#eee}svg .p{stroke:#999;stroke-dasharray:3,3}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+.grid{display:flex;flex-wrap:wrap;gap:10px}.cell{width:120px;font-size:11px;text-align:center}
+.cell img{max-width:110px;max-height:110px;border:1px solid #ccc}
+.bad{color:#b00}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto}
+)";
+
+}  // namespace
+
+std::string render_report(const ReportInput& in) {
+  const auto& ev = in.evaluation;
+  std::string html = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" +
+                     escape(in.title) + "</title><style>" + kStyle + "</style></head><body>";
+  html += "<h1>" + escape(in.title) + "</h1>";
+  html += fmt::format(
+      "<p>Validation: <b>top-1 {:.2f}%</b>, top-5 {:.2f}%, loss {:.4f}, macro F1 {:.3f} on {} "
+      "images.</p>",
+      100 * ev.top1, 100 * ev.top5, ev.loss, ev.macro_f1(), ev.count);
+
+  // Curves.
+  std::vector<int64_t> epochs;
+  Series train_loss{"train loss", "#1f77b4", {}, true}, val_loss{"val loss", "#1f77b4", {}};
+  Series train_acc{"train acc", "#d62728", {}, true}, val_acc{"val acc", "#d62728", {}};
+  Series lr{"learning rate", "#2ca02c", {}};
+  int64_t phase2 = 0;
+  for (const auto& m : in.history) {
+    epochs.push_back(m.epoch);
+    train_loss.values.push_back(m.train_loss);
+    val_loss.values.push_back(m.val_loss);
+    train_acc.values.push_back(m.train_acc);
+    val_acc.values.push_back(m.val_acc);
+    lr.values.push_back(m.lr);
+    if (m.phase == 2 && phase2 == 0) phase2 = m.epoch;
+  }
+  html += "<h2>Training curves</h2><div class=\"charts\">";
+  html += line_chart("Loss", epochs, {train_loss, val_loss}, phase2, false);
+  html += line_chart("Accuracy", epochs, {train_acc, val_acc}, phase2, true);
+  html += line_chart("Learning rate", epochs, {lr}, phase2, false);
+  html += "</div>";
+  if (!in.events.empty()) {
+    html += "<ul>";
+    for (const auto& e : in.events)
+      html += fmt::format("<li>epoch {}: {}</li>", e.value("epoch", 0),
+                          escape(e.value("event", std::string())));
+    html += "</ul>";
+  }
+  html +=
+      "<table><tr><th>epoch</th><th>phase</th><th>lr</th><th>train loss</th><th>train "
+      "acc</th><th>val loss</th><th>val acc</th><th>seconds</th><th>img/s</th></tr>";
+  for (const auto& m : in.history)
+    html += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td>{:.2e}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</"
+        "td><td>{:.4f}</td><td>{:.1f}</td><td>{:.0f}{}</td></tr>",
+        m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.seconds,
+        m.images_per_second, m.cached ? " (cached)" : "");
+  html += "</table>";
+
+  // Per-class table.
+  html +=
+      "<h2>Per class</h2><table><tr><th class=\"l\">class</th><th>precision</th><th>recall</"
+      "th><th>F1</th><th>images</th></tr>";
+  for (size_t c = 0; c < ev.precision.size(); ++c)
+    html += fmt::format(
+        "<tr><td class=\"l\">{}</td><td>{:.3f}</td><td>{:.3f}</td><td>{:.3f}</td><td>{}</td></"
+        "tr>",
+        escape(c < in.classes.size() ? in.classes[c] : std::to_string(c)), ev.precision[c],
+        ev.recall[c], ev.f1[c], ev.support[c]);
+  html += "</table>";
+
+  // Confusion matrix as a shaded table (rows: true class, columns: predicted).
+  html +=
+      "<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted class.</p><table>"
+      "<tr><th></th>";
+  for (size_t c = 0; c < ev.confusion.size(); ++c)
+    html += "<th>" + escape(c < in.classes.size() ? in.classes[c] : std::to_string(c)) + "</th>";
+  html += "</tr>";
+  for (size_t r = 0; r < ev.confusion.size(); ++r) {
+    const int64_t row_total =
+        std::accumulate(ev.confusion[r].begin(), ev.confusion[r].end(), int64_t(0));
+    html += "<tr><th class=\"l\">" +
+            escape(r < in.classes.size() ? in.classes[r] : std::to_string(r)) + "</th>";
+    for (size_t c = 0; c < ev.confusion[r].size(); ++c) {
+      const double share = row_total ? double(ev.confusion[r][c]) / row_total : 0.0;
+      const int shade = 255 - int(std::lround(share * 180));
+      const std::string color = r == c ? fmt::format("rgb({},{},255)", shade, shade)
+                                       : fmt::format("rgb(255,{},{})", shade, shade);
+      html += fmt::format("<td style=\"background:{}\">{}</td>", color, ev.confusion[r][c]);
+    }
+    html += "</tr>";
+  }
+  html += "</table>";
+
+  // Worst misclassified images: wrong and most confident first.
+  std::vector<size_t> wrong;
+  for (size_t i = 0; i < ev.labels.size(); ++i)
+    if (ev.labels[i] != ev.predicted[i]) wrong.push_back(i);
+  std::sort(wrong.begin(), wrong.end(),
+            [&](size_t a, size_t b) { return ev.confidence[a] > ev.confidence[b]; });
+  html +=
+      fmt::format("<h2>Most confident mistakes ({} of {} misclassified)</h2><div class=\"grid\">",
+                  std::min<size_t>(wrong.size(), size_t(in.worst_images)), wrong.size());
+  for (size_t k = 0; k < wrong.size() && k < size_t(in.worst_images); ++k) {
+    const size_t i = wrong[k];
+    const size_t sample = i < ev.indices.size() ? ev.indices[i] : i;
+    if (sample >= in.samples.size()) continue;
+    const auto& path = in.samples[sample].path;
+    const std::string src = thumbnail(path);
+    auto name = [&](int64_t c) {
+      return escape(size_t(c) < in.classes.size() ? in.classes[c] : std::to_string(c));
+    };
+    html += fmt::format(
+        "<div class=\"cell\">{}<br>{}<br><span class=\"bad\">as {} ({:.0f}%)</span><br><span "
+        "title=\"{}\">{}</span></div>",
+        src.empty() ? std::string("(unreadable)") : "<img src=\"" + src + "\" alt=\"\">",
+        name(ev.labels[i]), name(ev.predicted[i]), 100.0 * ev.confidence[i], escape(path.string()),
+        escape(path.filename().string()));
+  }
+  html += "</div>";
+  html += "<h2>Settings</h2><pre>" + escape(in.settings.dump(2)) + "</pre>";
+  html += "</body></html>\n";
+  return html;
+}
+
+void write_report(const std::filesystem::path& path, const ReportInput& input) {
+  write_file_atomically(path, render_report(input));
+}
+
+}  // namespace vtl::train

@@ -1,0 +1,285 @@
+#include "vtl/train/run.h"
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "vtl/core/atomic_file.h"
+#include "vtl/core/error.h"
+#include "vtl/data/dataset.h"
+#include "vtl/data/loader.h"
+#include "vtl/models/model_folder.h"
+#include "vtl/models/pretrained.h"
+#include "vtl/models/registry.h"
+#include "vtl/train/report.h"
+
+namespace vtl::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json augment_to_json(const data::AugmentOptions& a) {
+  return {{"random_resized_crop", a.random_resized_crop},
+          {"scale_min", a.scale_min},
+          {"scale_max", a.scale_max},
+          {"ratio_min", a.ratio_min},
+          {"ratio_max", a.ratio_max},
+          {"horizontal_flip", a.horizontal_flip},
+          {"rotation", a.rotation},
+          {"zoom", a.zoom},
+          {"translate", a.translate},
+          {"brightness", a.brightness},
+          {"contrast", a.contrast},
+          {"saturation", a.saturation},
+          {"hue", a.hue},
+          {"mixup_alpha", a.mixup_alpha},
+          {"cutmix_alpha", a.cutmix_alpha}};
+}
+
+data::AugmentOptions augment_from_json(const nlohmann::json& j) {
+  data::AugmentOptions a;
+#define VTL_READ(field) a.field = j.value(#field, a.field)
+  VTL_READ(random_resized_crop);
+  VTL_READ(scale_min);
+  VTL_READ(scale_max);
+  VTL_READ(ratio_min);
+  VTL_READ(ratio_max);
+  VTL_READ(horizontal_flip);
+  VTL_READ(rotation);
+  VTL_READ(zoom);
+  VTL_READ(translate);
+  VTL_READ(brightness);
+  VTL_READ(contrast);
+  VTL_READ(saturation);
+  VTL_READ(hue);
+  VTL_READ(mixup_alpha);
+  VTL_READ(cutmix_alpha);
+#undef VTL_READ
+  return a;
+}
+
+void write_skipped(const fs::path& path, const std::vector<data::SkippedFile>& skipped) {
+  std::string text;
+  for (const auto& file : skipped) text += file.path.string() + "\t" + file.reason + "\n";
+  write_file_atomically(path, text);
+}
+
+}  // namespace
+
+nlohmann::json RunOptions::to_json() const {
+  return {{"data", data.string()},
+          {"val_dir", val_dir.string()},
+          {"val_split", val_split},
+          {"model", model},
+          {"weights", weights},
+          {"img_size", img_size},
+          {"dropout", dropout},
+          {"augment", augment},
+          {"augment_options", augment_to_json(augment_options)},
+          {"workers", workers},
+          {"max_image_pixels", max_image_pixels},
+          {"config", config.to_json()},
+          {"out", out.string()}};
+}
+
+RunOptions RunOptions::from_json(const nlohmann::json& j) {
+  RunOptions o;
+  o.data = j.at("data").get<std::string>();
+  o.val_dir = j.value("val_dir", std::string());
+  o.val_split = j.value("val_split", o.val_split);
+  o.model = j.at("model").get<std::string>();
+  o.weights = j.value("weights", std::string());
+  o.img_size = j.value("img_size", 0);
+  o.dropout = j.value("dropout", o.dropout);
+  o.augment = j.value("augment", true);
+  o.augment_options = augment_from_json(j.value("augment_options", nlohmann::json::object()));
+  o.workers = j.value("workers", o.workers);
+  o.max_image_pixels = j.value("max_image_pixels", o.max_image_pixels);
+  o.config = TrainConfig::from_json(j.at("config"));
+  o.out = j.at("out").get<std::string>();
+  return o;
+}
+
+Preprocessing preset_for_size(const Preprocessing& base, int img_size) {
+  VTL_CHECK(img_size >= 16, "--img-size must be at least 16 pixels (got {})", img_size);
+  Preprocessing p = base;
+  p.crop = img_size;
+  p.resize = static_cast<int>(std::lround(img_size / 0.875));
+  return p;
+}
+
+RunResult run_training(const RunOptions& options, bool resume,
+                       const std::function<void(const std::string&)>& log_fn) {
+  const auto start = std::chrono::steady_clock::now();
+  auto log = [&](const std::string& line) {
+    if (log_fn)
+      log_fn(line);
+    else
+      std::cout << line << std::endl;
+  };
+  const fs::path out = options.out;
+  VTL_CHECK(!out.empty(), "no run folder given (--out DIR)");
+  std::error_code ec;
+  if (!resume) {
+    VTL_CHECK(!fs::exists(out / "checkpoint" / "last.pt", ec),
+              "{}: already holds a training run; continue it with `vtl train --resume {}` or "
+              "choose another --out",
+              out.string(), out.string());
+  }
+
+  // Data.
+  data::Dataset train_set, val_set;
+  data::Dataset all = data::open_dataset(options.data);
+  if (!options.val_dir.empty()) {
+    train_set = std::move(all);
+    val_set = data::open_dataset(options.val_dir, train_set.classes);
+  } else {
+    std::tie(train_set, val_set) =
+        data::split_stratified(all, options.val_split, options.config.seed);
+  }
+  VTL_CHECK(train_set.classes.size() >= 2, "{}: need at least 2 classes, found {}",
+            options.data.string(), train_set.classes.size());
+
+  // Model.
+  models::Model base{nullptr};
+  Preprocessing preprocessing;
+  std::string base_weights = "random";
+  models::TransferModel model{nullptr};
+  const int64_t num_classes = int64_t(train_set.classes.size());
+  if (models::is_model_folder(options.model)) {
+    auto loaded = models::load_model_folder(options.model);
+    preprocessing = loaded.preprocessing;
+    base_weights = "model folder " + options.model;
+    model = loaded.model;
+    if (loaded.class_names != train_set.classes) {
+      model->reset_head(num_classes);
+      log(fmt::format("model folder {}: base reused, new head for {} classes", options.model,
+                      num_classes));
+    }
+  } else {
+    const auto& info = models::model_info(options.model);
+    if (options.weights.empty()) {
+      base = models::create_model(options.model, models::ModelOptions().include_top(false));
+      preprocessing = preset_for_size(Preprocessing{}, int(info.default_input_size));
+    } else {
+      auto pretrained = models::load_pretrained(options.model, options.weights,
+                                                models::ModelOptions().include_top(false));
+      base = pretrained.model;
+      preprocessing = pretrained.preprocessing;
+      base_weights = pretrained.weights;
+      log(fmt::format("base {}: {}", options.model, pretrained.report.summary()));
+    }
+    model = models::TransferModel(base, num_classes, options.dropout);
+  }
+  if (options.img_size > 0) preprocessing = preset_for_size(preprocessing, options.img_size);
+
+  // Images: decoded once, shrunk to what the transforms need, unreadable ones skipped.
+  data::DecodeOptions decode;
+  decode.max_pixels = options.max_image_pixels;
+  auto store = std::make_shared<data::ImageStore>(decode, preprocessing.resize);
+  store->prepare(train_set, options.workers);
+  store->prepare(val_set, options.workers);
+  std::vector<data::SkippedFile> skipped = train_set.skipped;
+  for (const auto& file : val_set.skipped) skipped.push_back(file);
+  fs::create_directories(out);
+  write_skipped(out / "skipped.txt", skipped);
+  log(fmt::format("classes ({}): {}", train_set.classes.size(), train_set.describe_counts()));
+  log(fmt::format("train {} images, validation {} images, skipped {} (listed in {})",
+                  train_set.samples.size(), val_set.samples.size(), skipped.size(),
+                  (out / "skipped.txt").string()));
+  for (size_t i = 0; i < std::min<size_t>(skipped.size(), 5); ++i)
+    log(fmt::format("  skipped {}: {}", skipped[i].path.string(), skipped[i].reason));
+  VTL_CHECK(!val_set.samples.empty(),
+            "no validation images: give --val-dir or a --val-split with 2+ images per class");
+
+  if (!resume) write_file_atomically(out / "run.json", options.to_json().dump(2) + "\n");
+
+  TrainData train_data;
+  train_data.train = train_set;
+  train_data.val = val_set;
+  train_data.store = store;
+  train_data.preprocessing = preprocessing;
+  train_data.augment = options.augment ? options.augment_options : data::AugmentOptions::none();
+  train_data.workers = options.workers;
+  Trainer trainer(model, options.config, train_data, out);
+  trainer.show_progress = options.progress;
+  trainer.on_epoch = [&](const EpochMetrics& m) {
+    log(
+        fmt::format("epoch {:3d} (phase {})  lr {:.2e}  loss {:.4f}  acc {:.4f}  val_loss {:.4f}  "
+                    "val_acc {:.4f}  {:.1f}s  {:.0f} img/s{}",
+                    m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc,
+                    m.seconds, m.images_per_second, m.cached ? "  (cached features)" : ""));
+  };
+  trainer.fit(resume);
+  for (const auto& event : trainer.events())
+    log(fmt::format("  epoch {}: {}", event.at("epoch").get<int64_t>(),
+                    event.at("event").get<std::string>()));
+
+  RunResult result;
+  result.validation = trainer.evaluate_validation();
+  result.history = trainer.history();
+  result.classes = train_set.classes;
+  result.train_images = int64_t(train_set.samples.size());
+  result.val_images = int64_t(val_set.samples.size());
+  result.skipped_images = int64_t(skipped.size());
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  models::ModelFolderInfo info;
+  info.class_names = train_set.classes;
+  info.preprocessing = preprocessing;
+  info.base_weights = base_weights;
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& m : result.history) history.push_back(m.to_json());
+  info.training = {{"config", options.config.to_json()},
+                   {"data", options.data.string()},
+                   {"train_images", result.train_images},
+                   {"val_images", result.val_images},
+                   {"skipped_images", result.skipped_images},
+                   {"val_loss", result.validation.loss},
+                   {"val_top1", result.validation.top1},
+                   {"val_top5", result.validation.top5},
+                   {"history", history},
+                   {"events", trainer.events()}};
+  trainer.model()->to(torch::kCPU);
+  models::save_model_folder(out, trainer.model(), info);
+  write_file_atomically(out / "evaluation.json",
+                        result.validation.to_json(train_set.classes).dump(2) + "\n");
+  if (options.report) {
+    ReportInput report;
+    report.title = fmt::format("{} — {} ({})", out.filename().string(),
+                               trainer.model()->architecture(), to_string(options.config.strategy));
+    report.classes = train_set.classes;
+    report.history = result.history;
+    report.events = trainer.events();
+    report.evaluation = result.validation;
+    report.samples = val_set.samples;
+    report.settings = options.to_json();
+    report.settings["base_weights"] = base_weights;
+    write_report(out / "report.html", report);
+  }
+  log(
+      fmt::format("validation: top-1 {:.4f}, top-5 {:.4f}, loss {:.4f} ({} images); model "
+                  "folder {} ({:.1f}s)",
+                  result.validation.top1, result.validation.top5, result.validation.loss,
+                  result.validation.count, out.string(), result.seconds));
+  return result;
+}
+
+RunResult resume_training(const fs::path& run_dir,
+                          const std::function<void(const std::string&)>& log) {
+  const auto path = run_dir / "run.json";
+  std::error_code ec;
+  VTL_CHECK(fs::exists(path, ec), "{}: no run to resume (no run.json)", run_dir.string());
+  RunOptions options;
+  try {
+    options = RunOptions::from_json(nlohmann::json::parse(read_file(path)));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed run description: {}", path.string(), e.what());
+  }
+  options.out = run_dir;
+  return run_training(options, /*resume=*/true, log);
+}
+
+}  // namespace vtl::train

@@ -1,0 +1,627 @@
+#include "vtl/train/trainer.h"
+
+#include <unistd.h>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "vtl/core/atomic_file.h"
+#include "vtl/core/error.h"
+#include "vtl/train/freeze.h"
+
+namespace vtl::train {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+Strategy parse_strategy(const std::string& text) {
+  if (text == "features") return Strategy::features;
+  if (text == "finetune") return Strategy::finetune;
+  if (text == "full") return Strategy::full;
+  fail("unknown strategy '{}': expected features, finetune or full", text);
+}
+
+std::string to_string(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::features:
+      return "features";
+    case Strategy::finetune:
+      return "finetune";
+    case Strategy::full:
+      return "full";
+  }
+  return "features";
+}
+
+nlohmann::json TrainConfig::to_json() const {
+  return {{"strategy", train::to_string(strategy)},
+          {"epochs", epochs},
+          {"finetune_epochs", finetune_epochs},
+          {"batch_size", batch_size},
+          {"lr", lr},
+          {"finetune_lr", finetune_lr},
+          {"unfreeze", unfreeze},
+          {"unfreeze_from", unfreeze_from},
+          {"train_bn", train_bn},
+          {"optimizer", optimizer},
+          {"weight_decay", weight_decay},
+          {"momentum", momentum},
+          {"nesterov", nesterov},
+          {"label_smoothing", label_smoothing},
+          {"balanced_class_weights", balanced_class_weights},
+          {"schedule", schedule},
+          {"warmup_epochs", warmup_epochs},
+          {"step_epochs", step_epochs},
+          {"step_gamma", step_gamma},
+          {"clip_grad_norm", clip_grad_norm},
+          {"early_stopping_patience", early_stopping_patience},
+          {"monitor", monitor},
+          {"restore_best", restore_best},
+          {"plateau_patience", plateau_patience},
+          {"plateau_factor", plateau_factor},
+          {"cache_features", cache_features},
+          {"seed", seed},
+          {"device", device}};
+}
+
+TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
+  TrainConfig c;
+  c.strategy = parse_strategy(j.value("strategy", train::to_string(c.strategy)));
+#define VTL_READ(field) c.field = j.value(#field, c.field)
+  VTL_READ(epochs);
+  VTL_READ(finetune_epochs);
+  VTL_READ(batch_size);
+  VTL_READ(lr);
+  VTL_READ(finetune_lr);
+  VTL_READ(unfreeze);
+  VTL_READ(unfreeze_from);
+  VTL_READ(train_bn);
+  VTL_READ(optimizer);
+  VTL_READ(weight_decay);
+  VTL_READ(momentum);
+  VTL_READ(nesterov);
+  VTL_READ(label_smoothing);
+  VTL_READ(balanced_class_weights);
+  VTL_READ(schedule);
+  VTL_READ(warmup_epochs);
+  VTL_READ(step_epochs);
+  VTL_READ(step_gamma);
+  VTL_READ(clip_grad_norm);
+  VTL_READ(early_stopping_patience);
+  VTL_READ(monitor);
+  VTL_READ(restore_best);
+  VTL_READ(plateau_patience);
+  VTL_READ(plateau_factor);
+  VTL_READ(cache_features);
+  VTL_READ(seed);
+  VTL_READ(device);
+#undef VTL_READ
+  return c;
+}
+
+nlohmann::json EpochMetrics::to_json() const {
+  return {{"epoch", epoch},
+          {"phase", phase},
+          {"lr", lr},
+          {"train_loss", train_loss},
+          {"train_acc", train_acc},
+          {"val_loss", val_loss},
+          {"val_acc", val_acc},
+          {"val_top5", val_top5},
+          {"seconds", seconds},
+          {"images_per_second", images_per_second},
+          {"cached", cached}};
+}
+
+EpochMetrics EpochMetrics::from_json(const nlohmann::json& j) {
+  EpochMetrics m;
+  m.epoch = j.at("epoch");
+  m.phase = j.at("phase");
+  m.lr = j.at("lr");
+  m.train_loss = j.at("train_loss");
+  m.train_acc = j.at("train_acc");
+  m.val_loss = j.at("val_loss");
+  m.val_acc = j.at("val_acc");
+  m.val_top5 = j.at("val_top5");
+  m.seconds = j.at("seconds");
+  m.images_per_second = j.at("images_per_second");
+  m.cached = j.at("cached");
+  return m;
+}
+
+namespace {
+
+void validate(const TrainConfig& c) {
+  VTL_CHECK(c.epochs >= 0 && c.finetune_epochs >= 0, "epochs must be 0 or more");
+  VTL_CHECK(c.batch_size > 0, "--batch-size must be positive (got {})", c.batch_size);
+  VTL_CHECK(c.lr > 0 && c.finetune_lr > 0, "learning rates must be positive");
+  VTL_CHECK(c.optimizer == "adam" || c.optimizer == "adamw" || c.optimizer == "sgd",
+            "unknown optimizer '{}': expected adam, adamw or sgd", c.optimizer);
+  VTL_CHECK(c.schedule == "constant" || c.schedule == "step" || c.schedule == "cosine" ||
+                c.schedule == "onecycle",
+            "unknown schedule '{}': expected constant, step, cosine or onecycle", c.schedule);
+  VTL_CHECK(c.monitor == "val_loss" || c.monitor == "val_acc",
+            "unknown monitor '{}': expected val_loss or val_acc", c.monitor);
+  VTL_CHECK(c.cache_features == "auto" || c.cache_features == "on" || c.cache_features == "off",
+            "--cache-features must be auto, on or off (got '{}')", c.cache_features);
+  VTL_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "label smoothing must be in [0, 1)");
+  VTL_CHECK(c.device == "cpu" || c.device == "cuda", "unknown device '{}': expected cpu or cuda",
+            c.device);
+}
+
+torch::Device pick_device(const std::string& name) {
+  if (name == "cuda") {
+    VTL_CHECK(torch::cuda::is_available(),
+              "--device cuda: no CUDA device is available to this build of LibTorch");
+    return torch::Device(torch::kCUDA);
+  }
+  return torch::Device(torch::kCPU);
+}
+
+std::string format_duration(double seconds) {
+  const int s = static_cast<int>(std::lround(std::max(0.0, seconds)));
+  return fmt::format("{}:{:02d}", s / 60, s % 60);
+}
+
+/// A one-line progress bar on stderr (only when stderr is a terminal).
+class ProgressBar {
+ public:
+  ProgressBar(bool enabled, std::string label, size_t total)
+      : enabled_(enabled && isatty(STDERR_FILENO)),
+        label_(std::move(label)),
+        total_(total),
+        start_(Clock::now()) {}
+  void update(size_t done, int64_t images, double loss, double acc) {
+    if (!enabled_) return;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double eta = done ? elapsed / done * (total_ - done) : 0.0;
+    const int width = 24, filled = total_ ? int(width * done / total_) : width;
+    std::cerr << fmt::format("\r{} [{}{}] {}/{}  {:.0f} img/s  loss {:.4f}  acc {:.3f}  ETA {}  ",
+                             label_, std::string(filled, '='), std::string(width - filled, ' '),
+                             done, total_, elapsed > 0 ? images / elapsed : 0.0, loss, acc,
+                             format_duration(eta))
+              << std::flush;
+  }
+  ~ProgressBar() {
+    if (enabled_) std::cerr << "\r" << std::string(100, ' ') << "\r" << std::flush;
+  }
+
+ private:
+  bool enabled_;
+  std::string label_;
+  size_t total_;
+  Clock::time_point start_;
+};
+
+void maybe_kill_for_test(int64_t steps) {
+  static const char* env = std::getenv("VTL_TEST_KILL_AFTER_STEPS");
+  if (env && steps == std::atoll(env)) std::raise(SIGKILL);
+}
+
+}  // namespace
+
+Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data, fs::path run_dir)
+    : model_(std::move(model)),
+      config_(std::move(config)),
+      data_(std::move(data)),
+      run_dir_(std::move(run_dir)),
+      device_(pick_device(config_.device)) {
+  validate(config_);
+  VTL_CHECK(!data_.train.samples.empty(), "no training images");
+  VTL_CHECK(!data_.val.samples.empty(), "no validation images");
+  model_->to(device_);
+  data::LoaderOptions train_options;
+  train_options.batch_size = config_.batch_size;
+  train_options.shuffle = true;
+  train_options.workers = data_.workers;
+  train_options.seed = config_.seed;
+  train_options.train = data_.augment.any_per_image();
+  train_options.augment = data_.augment;
+  train_options.preprocessing = data_.preprocessing;
+  train_loader_ = std::make_unique<data::Loader>(data_.train, data_.store, train_options);
+  data::LoaderOptions val_options = train_options;
+  val_options.shuffle = false;
+  val_options.train = false;
+  val_loader_ = std::make_unique<data::Loader>(data_.val, data_.store, val_options);
+
+  const int64_t k = model_->num_classes();
+  class_weights_ = torch::ones({k});
+  if (config_.balanced_class_weights) {
+    const auto counts = data_.train.class_counts();
+    const double n = double(data_.train.samples.size());
+    for (int64_t c = 0; c < k; ++c)
+      class_weights_[c] = counts[c] > 0 ? n / (double(k) * double(counts[c])) : 0.0;
+  }
+  class_weights_ = class_weights_.to(device_);
+}
+
+std::vector<Trainer::Phase> Trainer::phases() const {
+  std::vector<Phase> out;
+  out.push_back({1, 0, config_.epochs, config_.lr});
+  if (config_.strategy == Strategy::finetune)
+    out.push_back({2, config_.epochs, config_.finetune_epochs, config_.finetune_lr});
+  return out;
+}
+
+bool Trainer::base_trains(const Phase& phase) const { return config_.strategy == Strategy::full; }
+
+void Trainer::apply_freezing(const Phase& phase) {
+  if (config_.strategy == Strategy::full) {
+    unfreeze_all(model_);
+    return;
+  }
+  freeze_base(model_);
+  if (phase.index == 2) {
+    auto names = config_.unfreeze_from.empty() ? unfreeze_last(model_, config_.unfreeze)
+                                               : unfreeze_from(model_, config_.unfreeze_from);
+    events_.push_back({{"epoch", phase.first_epoch + 1},
+                       {"event", fmt::format("phase 2: {} layers unfrozen ({} .. {}), lr {}",
+                                             names.size(), names.empty() ? "" : names.front(),
+                                             names.empty() ? "" : names.back(), phase.lr)}});
+  }
+}
+
+bool Trainer::use_cache(const Phase& phase) {
+  if (config_.strategy == Strategy::full || phase.index == 2) return false;
+  if (config_.cache_features == "on") return true;
+  if (config_.cache_features == "off") return false;
+  return !data_.augment.any_per_image() && data_.augment.mixup_alpha <= 0 &&
+         data_.augment.cutmix_alpha <= 0;
+}
+
+void Trainer::make_optimizer(const Phase& phase) {
+  auto params = trainable_parameters(model_);
+  VTL_CHECK(!params.empty(), "nothing to train: every parameter is frozen");
+  if (config_.optimizer == "sgd") {
+    optimizer_ =
+        std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(phase.lr)
+                                                        .momentum(config_.momentum)
+                                                        .nesterov(config_.nesterov)
+                                                        .weight_decay(config_.weight_decay));
+  } else if (config_.optimizer == "adamw") {
+    optimizer_ = std::make_unique<torch::optim::AdamW>(
+        params, torch::optim::AdamWOptions(phase.lr).weight_decay(config_.weight_decay));
+  } else {
+    optimizer_ = std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(phase.lr).weight_decay(config_.weight_decay));
+  }
+}
+
+double Trainer::lr_at(const Phase& phase, int64_t step, int64_t steps_per_epoch) const {
+  const double base = phase.lr;
+  const int64_t total = std::max<int64_t>(1, phase.epochs * steps_per_epoch);
+  const double t = double(step) / double(total);
+  const int64_t warmup = int64_t(std::lround(config_.warmup_epochs * steps_per_epoch));
+  double lr = base;
+  if (config_.schedule == "step") {
+    lr = base * std::pow(config_.step_gamma, double((step / std::max<int64_t>(1, steps_per_epoch)) /
+                                                    std::max<int64_t>(1, config_.step_epochs)));
+  } else if (config_.schedule == "cosine") {
+    if (step < warmup) return base * double(step + 1) / double(warmup) * lr_scale_;
+    const double progress = double(step - warmup) / double(std::max<int64_t>(1, total - warmup));
+    lr = base * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+  } else if (config_.schedule == "onecycle") {
+    // PyTorch's OneCycleLR defaults: 30% up from base/25 with cosine, then down to base/25e4.
+    const double start = base / 25.0, end = start / 1e4, pct = 0.3;
+    if (t < pct) {
+      lr = start + (base - start) * 0.5 * (1.0 - std::cos(M_PI * t / pct));
+    } else {
+      lr = end + (base - end) * 0.5 * (1.0 + std::cos(M_PI * (t - pct) / (1.0 - pct)));
+    }
+  }
+  if (config_.schedule != "cosine" && step < warmup) lr = lr * double(step + 1) / double(warmup);
+  return lr * lr_scale_;
+}
+
+void Trainer::set_lr(double lr) {
+  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+}
+
+torch::Tensor Trainer::loss_of(const torch::Tensor& logits, const torch::Tensor& targets) const {
+  // Soft-target cross-entropy with per-class weights, normalised like PyTorch's weighted
+  // mean: sum_i sum_k t_ik w_k (-log p_ik) / sum_i sum_k t_ik w_k.
+  auto log_probs = torch::log_softmax(logits, 1);
+  auto weighted = targets * class_weights_.unsqueeze(0);
+  return -(weighted * log_probs).sum() / weighted.sum().clamp_min(1e-12);
+}
+
+void Trainer::build_cache() {
+  if (cache_ready_) return;
+  torch::NoGradGuard no_grad;
+  model_->eval();
+  auto run = [&](const data::Dataset& dataset, torch::Tensor& x, torch::Tensor& y) {
+    data::LoaderOptions options = train_loader_->options();
+    options.shuffle = false;
+    options.train = false;
+    data::Loader loader(dataset, data_.store, options);
+    std::vector<torch::Tensor> xs, ys;
+    loader.start_epoch(0);
+    while (auto batch = loader.next()) {
+      xs.push_back(model_->features(batch->images.to(device_)));
+      ys.push_back(batch->labels.to(device_));
+    }
+    x = torch::cat(xs);
+    y = torch::cat(ys);
+  };
+  run(data_.train, cache_train_x_, cache_train_y_);
+  run(data_.val, cache_val_x_, cache_val_y_);
+  cache_ready_ = true;
+}
+
+EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
+  const auto start = Clock::now();
+  const bool cached = use_cache(phase);
+  const bool frozen = base_is_frozen(model_);
+  const int64_t k = model_->num_classes();
+  const int64_t epoch_in_phase = epoch - phase.first_epoch;
+  std::mt19937_64 mix_rng(data::mix_seed(config_.seed, uint64_t(epoch), 0x313C));
+
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  double lr = 0;
+  auto step = [&](const torch::Tensor& inputs, const torch::Tensor& labels, bool are_features,
+                  int64_t step_index, int64_t steps_per_epoch) {
+    auto targets = torch::one_hot(labels, k).to(torch::kFloat32);
+    if (config_.label_smoothing > 0)
+      targets = targets * (1.0 - config_.label_smoothing) + config_.label_smoothing / double(k);
+    torch::Tensor images = inputs;
+    if (!are_features) data::mix_batch(images, targets, data_.augment, mix_rng);
+    torch::Tensor logits;
+    if (are_features) {
+      logits = model_->forward_head(images);
+    } else if (frozen) {
+      torch::Tensor pooled;
+      {
+        torch::NoGradGuard no_grad;
+        pooled = model_->features(images);
+      }
+      logits = model_->forward_head(pooled);
+    } else {
+      logits = model_->forward(images);
+    }
+    auto loss = loss_of(logits, targets);
+    optimizer_->zero_grad();
+    loss.backward();
+    if (config_.clip_grad_norm > 0)
+      torch::nn::utils::clip_grad_norm_(trainable_parameters(model_), config_.clip_grad_norm);
+    lr = lr_at(phase, epoch_in_phase * steps_per_epoch + step_index, steps_per_epoch);
+    set_lr(lr);
+    optimizer_->step();
+    const int64_t n = labels.size(0);
+    loss_sum += loss.item<double>() * double(n);
+    correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
+    seen += n;
+    maybe_kill_for_test(++steps_this_process_);
+  };
+
+  EvalResult val;
+  set_training_mode(model_, base_trains(phase), config_.train_bn && phase.index == 2);
+  if (cached) {
+    build_cache();
+    set_training_mode(model_, false, false);
+    const int64_t n = cache_train_x_.size(0);
+    std::vector<int64_t> order(n);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    std::mt19937_64 rng(data::mix_seed(config_.seed, uint64_t(epoch), 0x5EED));
+    std::shuffle(order.begin(), order.end(), rng);
+    auto index = torch::tensor(order, torch::kInt64).to(device_);
+    const int64_t steps = (n + config_.batch_size - 1) / config_.batch_size;
+    for (int64_t s = 0; s < steps; ++s) {
+      auto rows = index.slice(0, s * config_.batch_size, std::min(n, (s + 1) * config_.batch_size));
+      step(cache_train_x_.index_select(0, rows), cache_train_y_.index_select(0, rows), true, s,
+           steps);
+    }
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    val = metrics_from_logits(model_->forward_head(cache_val_x_), cache_val_y_);
+  } else {
+    const int64_t steps = int64_t(train_loader_->num_batches());
+    ProgressBar bar(show_progress, fmt::format("epoch {}", epoch + 1), size_t(steps));
+    train_loader_->start_epoch(epoch);
+    int64_t s = 0;
+    while (auto batch = train_loader_->next()) {
+      step(batch->images.to(device_), batch->labels.to(device_), false, s++, steps);
+      bar.update(size_t(s), seen, loss_sum / double(seen), double(correct) / double(seen));
+    }
+    val = evaluate(model_, *val_loader_, device_);
+  }
+  EpochMetrics m;
+  m.epoch = epoch + 1;
+  m.phase = phase.index;
+  m.lr = lr;
+  m.train_loss = seen ? loss_sum / double(seen) : 0.0;
+  m.train_acc = seen ? double(correct) / double(seen) : 0.0;
+  m.val_loss = val.loss;
+  m.val_acc = val.top1;
+  m.val_top5 = val.top5;
+  m.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  m.images_per_second = m.seconds > 0 ? double(seen) / m.seconds : 0.0;
+  m.cached = cached;
+  return m;
+}
+
+double Trainer::monitored(const EpochMetrics& m) const {
+  return config_.monitor == "val_acc" ? -m.val_acc : m.val_loss;  // lower is better
+}
+
+void Trainer::save_checkpoint(const fs::path& path, int64_t epochs_done) {
+  torch::serialize::OutputArchive archive;
+  torch::serialize::OutputArchive model_archive;
+  model_->save(model_archive);
+  archive.write("model", model_archive);
+  if (optimizer_) {
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer_->save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+  }
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    archive.write("rng", generator.get_state());
+  }
+  nlohmann::json state = {{"epochs_done", epochs_done},
+                          {"lr_scale", lr_scale_},
+                          {"plateau_best", plateau_best_},
+                          {"plateau_wait", plateau_wait_},
+                          {"best_value", best_value_},
+                          {"best_epoch", best_epoch_},
+                          {"wait", wait_},
+                          {"events", events_},
+                          {"config", config_.to_json()}};
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& m : history_) history.push_back(m.to_json());
+  state["history"] = history;
+  archive.write("state", c10::IValue(state.dump()));
+  fs::create_directories(path.parent_path());
+  const auto tmp = temporary_sibling(path);
+  try {
+    archive.save_to(tmp.string());
+    commit_file(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+namespace {
+std::unique_ptr<torch::serialize::InputArchive> pending_optimizer;  // read by fit()
+}
+
+bool Trainer::load_checkpoint(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return false;
+  auto archive = std::make_unique<torch::serialize::InputArchive>();
+  try {
+    archive->load_from(path.string());
+    torch::serialize::InputArchive model_archive;
+    archive->read("model", model_archive);
+    model_->load(model_archive);
+    c10::IValue state_value;
+    archive->read("state", state_value);
+    const auto state = nlohmann::json::parse(state_value.toStringRef());
+    epochs_done_ = state.at("epochs_done");
+    lr_scale_ = state.at("lr_scale");
+    plateau_best_ = state.at("plateau_best");
+    plateau_wait_ = state.at("plateau_wait");
+    best_value_ = state.at("best_value");
+    best_epoch_ = state.at("best_epoch");
+    wait_ = state.at("wait");
+    events_ = state.at("events");
+    history_.clear();
+    for (const auto& m : state.at("history")) history_.push_back(EpochMetrics::from_json(m));
+    torch::Tensor rng;
+    archive->read("rng", rng);
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng);
+  } catch (const c10::Error& e) {
+    fail("{}: cannot read the checkpoint: {}", path.string(), e.what_without_backtrace());
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed checkpoint state: {}", path.string(), e.what());
+  }
+  pending_optimizer = std::move(archive);
+  return true;
+}
+
+void Trainer::write_metrics() const {
+  std::string csv =
+      "epoch,phase,lr,train_loss,train_acc,val_loss,val_acc,val_top5,seconds,images_per_second,"
+      "cached\n";
+  std::string jsonl;
+  for (const auto& m : history_) {
+    csv += fmt::format("{},{},{:.6g},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f},{:.1f},{}\n",
+                       m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc,
+                       m.val_top5, m.seconds, m.images_per_second, m.cached ? 1 : 0);
+    jsonl += m.to_json().dump() + "\n";
+  }
+  write_file_atomically(run_dir_ / "metrics.csv", csv);
+  write_file_atomically(run_dir_ / "metrics.jsonl", jsonl);
+}
+
+void Trainer::fit(bool resume) {
+  fs::create_directories(run_dir_);
+  const fs::path last = run_dir_ / "checkpoint" / "last.pt";
+  const fs::path best = run_dir_ / "checkpoint" / "best.pt";
+  bool resumed = resume && load_checkpoint(last);
+  for (const auto& phase : phases()) {
+    const int64_t end = phase.first_epoch + phase.epochs;
+    if (epochs_done_ >= end) continue;
+    apply_freezing(phase);
+    make_optimizer(phase);
+    const bool mid_phase = resumed && epochs_done_ > phase.first_epoch;
+    if (mid_phase && pending_optimizer) {
+      torch::serialize::InputArchive optimizer_archive;
+      if (pending_optimizer->try_read("optimizer", optimizer_archive))
+        optimizer_->load(optimizer_archive);
+    } else {
+      epochs_done_ = phase.first_epoch;
+      lr_scale_ = 1.0;
+      plateau_wait_ = wait_ = 0;
+      plateau_best_ = 1e300;
+      best_epoch_ = -1;
+    }
+    pending_optimizer.reset();
+    for (int64_t epoch = epochs_done_; epoch < end; ++epoch) {
+      EpochMetrics m = train_epoch(phase, epoch);
+      const double value = monitored(m);
+      if (best_epoch_ < 0 || value < best_value_) {
+        best_value_ = value;
+        best_epoch_ = epoch;
+        wait_ = 0;
+        torch::serialize::OutputArchive archive;
+        model_->save(archive);
+        const auto tmp = temporary_sibling(best);
+        fs::create_directories(best.parent_path());
+        archive.save_to(tmp.string());
+        commit_file(tmp, best);
+      } else {
+        ++wait_;
+      }
+      // ReduceLROnPlateau on the validation loss (PyTorch's rule: reduce after more than
+      // `patience` epochs without a new minimum).
+      if (config_.plateau_patience > 0) {
+        if (m.val_loss < plateau_best_) {
+          plateau_best_ = m.val_loss;
+          plateau_wait_ = 0;
+        } else if (++plateau_wait_ > config_.plateau_patience) {
+          lr_scale_ *= config_.plateau_factor;
+          plateau_wait_ = 0;
+          events_.push_back({{"epoch", epoch + 1},
+                             {"event", fmt::format("learning rate x{}", config_.plateau_factor)}});
+        }
+      }
+      history_.push_back(m);
+      epochs_done_ = epoch + 1;
+      bool stop = config_.early_stopping_patience > 0 && wait_ >= config_.early_stopping_patience;
+      if (stop) {
+        events_.push_back({{"epoch", epoch + 1},
+                           {"event", fmt::format("early stop (no better {} for {} epochs)",
+                                                 config_.monitor, wait_)}});
+        epochs_done_ = end;
+      }
+      if (epochs_done_ == end && config_.restore_best && best_epoch_ >= 0 && best_epoch_ != epoch) {
+        torch::serialize::InputArchive archive;
+        archive.load_from(best.string());
+        model_->load(archive);
+        events_.push_back(
+            {{"epoch", epoch + 1},
+             {"event", fmt::format("restored the weights of epoch {}", best_epoch_ + 1)}});
+      }
+      save_checkpoint(last, epochs_done_);
+      write_metrics();
+      if (on_epoch) on_epoch(m);
+      if (stop) break;
+    }
+  }
+  write_metrics();
+}
+
+EvalResult Trainer::evaluate_validation() { return evaluate(model_, *val_loader_, device_); }
+
+}  // namespace vtl::train

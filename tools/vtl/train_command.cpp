@@ -1,0 +1,133 @@
+// vtl train: transfer learning on a folder of class subfolders (or a CSV list).
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "vtl/core/error.h"
+#include "vtl/train/run.h"
+
+namespace vtl::cli {
+namespace {
+
+void add_train_command(CLI::App& app) {
+  auto options = std::make_shared<train::RunOptions>();
+  auto strategy = std::make_shared<std::string>("features");
+  auto resume = std::make_shared<std::string>();
+  auto no_augment = std::make_shared<bool>(false);
+  auto class_weight = std::make_shared<std::string>("none");
+  auto quiet = std::make_shared<bool>(false);
+  auto& c = options->config;
+
+  auto* cmd = app.add_subcommand(
+      "train",
+      "Train a new head on a pretrained base (features), then fine-tune its last layers "
+      "(finetune), or train everything (full); writes a model folder with report.html");
+  cmd->add_option("data", options->data,
+                  "class-folder tree (one subfolder per class) or CSV of path,label");
+  cmd->add_option("--model", options->model,
+                  "registered model name (`vtl models`) or a model folder from an earlier run")
+      ->capture_default_str();
+  cmd->add_option("--weights", options->weights,
+                  "pretrained base: catalogue name (`vtl weights list`), .pth or .safetensors "
+                  "file; default: random initialisation");
+  cmd->add_option("--strategy", *strategy, "features, finetune or full")
+      ->check(CLI::IsMember({"features", "finetune", "full"}))
+      ->capture_default_str();
+  cmd->add_option("--epochs", c.epochs, "epochs (phase 1 of finetune)")->capture_default_str();
+  cmd->add_option("--finetune-epochs", c.finetune_epochs, "epochs of phase 2 (finetune)")
+      ->capture_default_str();
+  cmd->add_option("--batch-size", c.batch_size, "images per step")->capture_default_str();
+  cmd->add_option("--img-size", options->img_size,
+                  "input side in pixels (default: the weights' preset)");
+  cmd->add_option("--lr", c.lr, "learning rate (phase 1)")->capture_default_str();
+  cmd->add_option("--finetune-lr", c.finetune_lr, "learning rate of phase 2")
+      ->capture_default_str();
+  auto* unfreeze = cmd->add_option("--unfreeze", c.unfreeze,
+                                   "phase 2 unfreezes the last N layers (a layer = a conv, "
+                                   "batch-norm or linear module; docs/training.md)")
+                       ->capture_default_str();
+  cmd->add_option("--unfreeze-from", c.unfreeze_from,
+                  "phase 2 unfreezes from this block on (e.g. layer4, features.6)")
+      ->excludes(unfreeze);
+  cmd->add_flag("--train-bn", c.train_bn, "unfrozen BatchNorm layers train in phase 2");
+  auto* val_split = cmd->add_option("--val-split", options->val_split,
+                                    "fraction of each class held out for validation")
+                        ->capture_default_str();
+  cmd->add_option("--val-dir", options->val_dir, "validation class-folder tree or CSV")
+      ->excludes(val_split);
+  cmd->add_option("--seed", c.seed, "seed of split, shuffling, augmentation, init")
+      ->capture_default_str();
+  cmd->add_option("--workers", options->workers, "image loading threads")->capture_default_str();
+  cmd->add_flag("--no-augment", *no_augment, "train on the eval transform only");
+  cmd->add_option("--rotation", options->augment_options.rotation, "max rotation, degrees")
+      ->capture_default_str();
+  cmd->add_option("--mixup", options->augment_options.mixup_alpha, "mixup alpha (0: off)");
+  cmd->add_option("--cutmix", options->augment_options.cutmix_alpha, "cutmix alpha (0: off)");
+  cmd->add_option("--dropout", options->dropout, "dropout before the new head")
+      ->capture_default_str();
+  cmd->add_option("--optimizer", c.optimizer, "adam, adamw or sgd")
+      ->check(CLI::IsMember({"adam", "adamw", "sgd"}))
+      ->capture_default_str();
+  cmd->add_option("--weight-decay", c.weight_decay, "weight decay")->capture_default_str();
+  cmd->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
+  cmd->add_flag("--nesterov", c.nesterov, "SGD with Nesterov momentum");
+  cmd->add_option("--label-smoothing", c.label_smoothing, "label smoothing")->capture_default_str();
+  cmd->add_option("--class-weight", *class_weight, "none or balanced (N / (K * n_class))")
+      ->check(CLI::IsMember({"none", "balanced"}))
+      ->capture_default_str();
+  cmd->add_option("--schedule", c.schedule, "constant, step, cosine or onecycle")
+      ->check(CLI::IsMember({"constant", "step", "cosine", "onecycle"}))
+      ->capture_default_str();
+  cmd->add_option("--warmup-epochs", c.warmup_epochs, "linear warmup")->capture_default_str();
+  cmd->add_option("--step-epochs", c.step_epochs, "step schedule period")->capture_default_str();
+  cmd->add_option("--step-gamma", c.step_gamma, "step schedule factor")->capture_default_str();
+  cmd->add_option("--clip-grad-norm", c.clip_grad_norm, "gradient norm limit (0: off)");
+  cmd->add_option("--early-stopping", c.early_stopping_patience,
+                  "stop a phase after this many epochs without improvement (0: off)");
+  cmd->add_option("--monitor", c.monitor, "val_loss or val_acc")
+      ->check(CLI::IsMember({"val_loss", "val_acc"}))
+      ->capture_default_str();
+  cmd->add_flag("!--no-restore-best", c.restore_best,
+                "keep the last weights instead of the best epoch's");
+  cmd->add_option("--reduce-lr-patience", c.plateau_patience,
+                  "ReduceLROnPlateau patience on val_loss (0: off)");
+  cmd->add_option("--reduce-lr-factor", c.plateau_factor, "ReduceLROnPlateau factor")
+      ->capture_default_str();
+  cmd->add_option("--cache-features", c.cache_features,
+                  "train the head from cached features: auto (frozen base and no "
+                  "augmentation), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--device", c.device, "cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--max-image-pixels", options->max_image_pixels,
+                  "refuse (skip) images with more pixels than this")
+      ->capture_default_str();
+  cmd->add_option("--out", options->out, "run folder (becomes the model folder)");
+  cmd->add_option("--resume", *resume, "continue the interrupted run in this folder");
+  cmd->add_flag("--quiet", *quiet, "no progress bar");
+
+  cmd->callback([=] {
+    if (!resume->empty()) {
+      train::resume_training(*resume);
+      return;
+    }
+    VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
+    VTL_CHECK(!options->out.empty(), "vtl train: give the run folder with --out DIR");
+    auto run = *options;
+    run.config.strategy = train::parse_strategy(*strategy);
+    run.config.balanced_class_weights = *class_weight == "balanced";
+    run.augment = !*no_augment;
+    run.progress = !*quiet;
+    train::run_training(run);
+  });
+}
+
+}  // namespace
+
+VTL_COMMAND(30, add_train_command);
+
+}  // namespace vtl::cli
