@@ -1,0 +1,117 @@
+// `vtl predict` as a user runs it: real images, weights files written by torchvision, and
+// the mistakes users make (each a one-line error naming the file, non-zero exit).
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/run_cli.h"
+
+namespace vtl {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_cli;
+
+const std::string kSample = std::string(VTL_SOURCE_DIR) + "/data/samples/ladybug.png";
+
+class PredictCommand : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    home_ = fs::temp_directory_path() / ("vtl_predict_test_" + std::to_string(::getpid()));
+    fs::create_directories(home_);
+    env_ = "VTL_HOME=" + home_.string();
+  }
+  void TearDown() override { fs::remove_all(home_); }
+
+  /// resnet18 weights saved by torchvision (the parity fixture), or "" when absent.
+  static std::string torchvision_resnet18() {
+    const char* dir = std::getenv("VTL_PARITY_DIR");
+    if (!dir || !fs::exists(fs::path(dir) / "resnet18.pth")) return "";
+    return (fs::path(dir) / "resnet18.pth").string();
+  }
+
+  fs::path home_;
+  std::string env_;
+};
+
+TEST_F(PredictCommand, TopKFromATorchvisionFileAsJson) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  auto result = run_cli("predict " + kSample + " " + kSample + " --model resnet18 --weights " +
+                            weights + " --top 3 --json",
+                        env_);
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto json = nlohmann::json::parse(result.output.substr(result.output.find('[')));
+  ASSERT_EQ(json.size(), 2u);
+  const auto& predictions = json[0]["predictions"];
+  ASSERT_EQ(predictions.size(), 3u);
+  double previous = 1.0;
+  for (const auto& p : predictions) {
+    EXPECT_LE(p["probability"].get<double>(), previous);
+    previous = p["probability"].get<double>();
+    EXPECT_FALSE(p["label"].get<std::string>().empty());
+  }
+  EXPECT_EQ(json[0]["predictions"], json[1]["predictions"]) << "same image, same answer";
+}
+
+TEST_F(PredictCommand, MissingWeightsSayHowToGetThem) {
+  auto result = run_cli("predict " + kSample + " --model resnet50", env_);
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("vtl weights fetch"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("vtl weights import"), std::string::npos) << result.output;
+}
+
+TEST_F(PredictCommand, UnknownModelSuggestsCloseNames) {
+  auto result = run_cli("predict " + kSample + " --model resnet5", env_);
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("did you mean 'resnet50'"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("Exception raised"), std::string::npos) << "no stack trace";
+}
+
+TEST_F(PredictCommand, BadImagesAreNamedAndTheOthersStillPredicted) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  const auto text_file = home_ / "notes.jpg";
+  std::ofstream(text_file) << "not an image";
+  auto result = run_cli("predict " + text_file.string() + " " + (home_ / "missing.png").string() +
+                            " " + kSample + " --model resnet18 --weights " + weights,
+                        env_);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_NE(result.output.find("notes.jpg: not a readable image"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("missing.png: no such file"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("ladybug.png\n   1."), std::string::npos) << result.output;
+}
+
+TEST_F(PredictCommand, WeightsOfAnotherArchitectureAreRefused) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  auto result = run_cli("predict " + kSample + " --model resnet34 --weights " + weights, env_);
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.output.find("resnet18.pth"), std::string::npos) << result.output;
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n') < 20, true)
+      << result.output;
+}
+
+TEST_F(PredictCommand, TruncatedWeightsFileIsAnErrorNotACrash) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  const auto truncated = home_ / "truncated.pth";
+  {
+    std::ifstream in(weights, std::ios::binary);
+    std::string head(1 << 20, '\0');
+    in.read(head.data(), head.size());
+    std::ofstream(truncated, std::ios::binary).write(head.data(), in.gcount());
+  }
+  auto result =
+      run_cli("predict " + kSample + " --model resnet18 --weights " + truncated.string(), env_);
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("truncated.pth"), std::string::npos) << result.output;
+}
+
+}  // namespace
+}  // namespace vtl
