@@ -1,0 +1,142 @@
+// vtl extract DATA --model NAME|MODEL_DIR [--weights ...] [--layer avg_pool] [--out DIR]
+//             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--shard i/n]
+// vtl extract --merge SHARD_DIR... --out DIR
+
+#include <chrono>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "vtl/core/error.h"
+#include "vtl/embed/extract.h"
+
+namespace vtl::cli {
+namespace {
+
+struct ExtractArgs {
+  std::string data;
+  std::string model;
+  std::string weights;
+  uint64_t seed = 0;
+  int image_size = 0;
+  std::string layer = "avg_pool";
+  std::string out = "features";
+  std::string dtype = "f32";
+  std::string normalize = "none";
+  int64_t batch = 32;
+  std::string shard = "0/1";
+  bool skip_bad = false;
+  bool overwrite = false;
+  bool json = false;
+  std::vector<std::string> merge;
+};
+
+void run_extract(const ExtractArgs& args) {
+  const auto started = std::chrono::steady_clock::now();
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  if (!args.merge.empty()) {
+    VTL_CHECK(args.data.empty(), "give either DATA or --merge, not both");
+    std::vector<std::filesystem::path> shards(args.merge.begin(), args.merge.end());
+    embed::merge_feature_shards(shards, args.out);
+    auto merged = embed::load_features(args.out);
+    if (args.json) {
+      std::cout << nlohmann::json{{"out", args.out},
+                                  {"rows", merged.features.size(0)},
+                                  {"dim", merged.features.size(1)}}
+                       .dump()
+                << "\n";
+    } else {
+      fmt::print("merged {} shards: {} rows x {} into {}\n", shards.size(), merged.features.size(0),
+                 merged.features.size(1), args.out);
+    }
+    return;
+  }
+  VTL_CHECK(!args.data.empty(), "missing DATA (a class-folder tree or a CSV list)");
+  VTL_CHECK(!args.model.empty(), "missing --model (a registry name or a trained model folder)");
+  VTL_CHECK(args.normalize == "none" || args.normalize == "l2",
+            "--normalize must be none or l2, got '{}'", args.normalize);
+
+  embed::BackboneOptions backbone;
+  backbone.model = args.model;
+  backbone.weights = args.weights;
+  backbone.seed = args.seed;
+  backbone.image_size = args.image_size;
+  embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
+                                    args.normalize == "l2");
+
+  embed::ExtractOptions options;
+  options.batch_size = args.batch;
+  options.dtype = embed::parse_feature_dtype(args.dtype);
+  std::tie(options.shard_index, options.shard_count) = embed::parse_shard(args.shard);
+  options.skip_bad = args.skip_bad;
+  options.overwrite = args.overwrite;
+  const auto items = embed::dataset_items(args.data, &options.classes);
+  if (!args.json) {
+    options.progress = [&](int64_t done, int64_t total) {
+      std::cerr << fmt::format("\rextract: {}/{} images ({:.1f} images/s)", done, total,
+                               done / std::max(seconds(), 1e-9))
+                << std::flush;
+    };
+  }
+  const auto result = embed::extract_features(extractor, items, args.out, options);
+  if (!args.json && result.computed_items > 0) std::cerr << "\n";
+  const auto& spec = extractor.spec();
+  if (args.json) {
+    std::cout << nlohmann::json{{"out", args.out},
+                                {"rows", result.rows},
+                                {"dim", spec.dim},
+                                {"computed", result.computed_items},
+                                {"resumed", result.resumed_items},
+                                {"skipped", result.skipped},
+                                {"seconds", seconds()}}
+                     .dump()
+              << "\n";
+    return;
+  }
+  fmt::print("{}: {} rows x {} ({}, {} {} layer {}) in {:.1f} s", args.out, result.rows, spec.dim,
+             args.dtype, spec.model, spec.weights, spec.layer, seconds());
+  if (result.resumed_items > 0) fmt::print("; {} images were already done", result.resumed_items);
+  if (result.skipped > 0)
+    fmt::print("; {} undecodable files listed in skipped.jsonl", result.skipped);
+  fmt::print("\n");
+}
+
+void add_extract_command(CLI::App& app) {
+  auto args = std::make_shared<ExtractArgs>();
+  auto* cmd = app.add_subcommand(
+      "extract",
+      "Write feature vectors of a dataset: features.npy (NumPy), manifest.jsonl, features.json");
+  cmd->add_option("data", args->data, "Class-folder tree or CSV list of path,label");
+  cmd->add_option("--model", args->model, "Registry name (resnet50) or trained model folder");
+  cmd->add_option(
+      "--weights", args->weights,
+      "random (default), a catalogue name (resnet50.tv_in1k) or a .pth/.safetensors file");
+  cmd->add_option("--seed", args->seed, "Seed of the random initialisation");
+  cmd->add_option("--image-size", args->image_size,
+                  "Input side in pixels (default: the weights' preset)");
+  cmd->add_option("--layer", args->layer,
+                  "Tap: avg_pool (default), a stage name (pooled), pre_logits, logits");
+  cmd->add_option("--out", args->out, "Output folder (default: features)");
+  cmd->add_option("--dtype", args->dtype, "f32 (default) or f16")
+      ->check(CLI::IsMember({"f32", "f16"}));
+  cmd->add_option("--normalize", args->normalize, "none (default) or l2")
+      ->check(CLI::IsMember({"none", "l2"}));
+  cmd->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  cmd->add_option("--shard", args->shard, "Do part i of n (i/n); merge with --merge");
+  cmd->add_flag("--skip-bad", args->skip_bad,
+                "List undecodable files in skipped.jsonl instead of stopping");
+  cmd->add_flag("--overwrite", args->overwrite, "Replace features made with other settings");
+  cmd->add_option("--merge", args->merge, "Merge finished shard folders into --out");
+  cmd->add_flag("--json", args->json, "Print the summary as JSON");
+  cmd->callback([args] { run_extract(*args); });
+}
+
+}  // namespace
+
+VTL_COMMAND(40, add_extract_command);
+
+}  // namespace vtl::cli

@@ -1,0 +1,170 @@
+// vtl index build DATA --model NAME|MODEL_DIR --out INDEX [--factory Flat|HNSW32|IVF256,PQ32]
+//                 [--metric cosine|l2]
+// vtl index build --features FEATURES_DIR --out INDEX
+// vtl index add INDEX MORE_DATA
+// vtl index merge INDEX... --out MERGED
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "vtl/core/error.h"
+#include "vtl/embed/extract.h"
+#include "vtl/search/image_index.h"
+
+namespace vtl::cli {
+namespace {
+
+struct IndexArgs {
+  std::string data;
+  std::string features;
+  std::string model;
+  std::string weights;
+  uint64_t seed = 0;
+  int image_size = 0;
+  std::string layer = "avg_pool";
+  std::string normalize = "none";
+  std::string out;
+  std::string factory = "Flat";
+  std::string metric = "cosine";
+  int64_t batch = 32;
+  bool json = false;
+  // add
+  std::string index;
+  std::string more;
+  // merge
+  std::vector<std::string> parts;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void report(const search::AddReport& r, const std::string& dir, const char* verb, double seconds,
+            bool json) {
+  if (json) {
+    std::cout << nlohmann::json{{"index", dir},
+                                {"added", r.added},
+                                {"duplicates", r.duplicates},
+                                {"total", r.total},
+                                {"seconds", seconds}}
+                     .dump()
+              << "\n";
+    return;
+  }
+  fmt::print(
+      "{}: {} {} images ({} duplicates of catalogued content left out), {} in total, "
+      "{:.1f} s\n",
+      dir, verb, r.added, r.duplicates, r.total, seconds);
+}
+
+search::IndexOptions index_options(const IndexArgs& args) {
+  search::IndexOptions options;
+  options.factory = args.factory;
+  options.metric = search::parse_metric(args.metric);
+  options.batch_size = args.batch;
+  if (!args.json) {
+    options.progress = [](int64_t done, int64_t total) {
+      std::cerr << fmt::format("\rembedding: {}/{} images", done, total) << std::flush;
+      if (done == total) std::cerr << "\n";
+    };
+  }
+  return options;
+}
+
+void run_build(const IndexArgs& args) {
+  const auto start = std::chrono::steady_clock::now();
+  VTL_CHECK(!args.out.empty(), "missing --out INDEX_DIR");
+  const auto options = index_options(args);
+  search::AddReport result;
+  if (!args.features.empty()) {
+    VTL_CHECK(args.data.empty() && args.model.empty(),
+              "--features replaces DATA and --model (the features folder says which model)");
+    result = search::ImageIndex::build_from_features(args.out, embed::load_features(args.features),
+                                                     options);
+  } else {
+    VTL_CHECK(!args.data.empty(), "missing DATA (or --features FEATURES_DIR)");
+    VTL_CHECK(!args.model.empty(), "missing --model (a registry name or a trained model folder)");
+    embed::BackboneOptions backbone;
+    backbone.model = args.model;
+    backbone.weights = args.weights;
+    backbone.seed = args.seed;
+    backbone.image_size = args.image_size;
+    embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
+                                      args.normalize == "l2");
+    result =
+        search::ImageIndex::build(args.out, extractor, embed::dataset_items(args.data), options);
+  }
+  report(result, args.out, "indexed", seconds_since(start), args.json);
+}
+
+void run_add(const IndexArgs& args) {
+  const auto start = std::chrono::steady_clock::now();
+  auto index = search::ImageIndex::open(args.index);
+  auto extractor = embed::extractor_for_spec(index.spec());
+  auto options = index_options(args);
+  const auto items = embed::dataset_items(args.more);
+  const auto result = search::ImageIndex::add(args.index, extractor, items, options);
+  report(result, args.index, "added", seconds_since(start), args.json);
+}
+
+void run_merge(const IndexArgs& args) {
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::filesystem::path> parts(args.parts.begin(), args.parts.end());
+  const auto result = search::ImageIndex::merge(args.out, parts);
+  report(result, args.out, "merged", seconds_since(start), args.json);
+}
+
+void add_index_command(CLI::App& app) {
+  auto args = std::make_shared<IndexArgs>();
+  auto* cmd =
+      app.add_subcommand("index", "Build or grow a similarity-search index (FAISS + SQLite)");
+  cmd->require_subcommand(1);
+
+  auto* build = cmd->add_subcommand("build", "Index the images of a dataset");
+  build->add_option("data", args->data, "Class-folder tree or CSV list of path,label");
+  build->add_option("--features", args->features,
+                    "Index a finished `vtl extract` folder instead of embedding DATA");
+  build->add_option("--model", args->model, "Registry name or trained model folder");
+  build->add_option(
+      "--weights", args->weights,
+      "random (default), a catalogue name (resnet50.tv_in1k) or a .pth/.safetensors file");
+  build->add_option("--seed", args->seed, "Seed of the random initialisation");
+  build->add_option("--image-size", args->image_size, "Input side in pixels");
+  build->add_option("--layer", args->layer, "Tap (default avg_pool)");
+  build->add_option("--normalize", args->normalize, "none (default) or l2")
+      ->check(CLI::IsMember({"none", "l2"}));
+  build->add_option("--out", args->out, "Index folder to create")->required();
+  build->add_option("--factory", args->factory,
+                    "FAISS index factory: Flat (exact, default), HNSW32, IVF256,PQ32, ...");
+  build->add_option("--metric", args->metric, "cosine (default) or l2")
+      ->check(CLI::IsMember({"cosine", "l2"}));
+  build->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  build->add_flag("--json", args->json, "Print the summary as JSON");
+  build->callback([args] { run_build(*args); });
+
+  auto* add = cmd->add_subcommand(
+      "add", "Add images to an index (same model; atomic: on error nothing changes)");
+  add->add_option("index", args->index, "Index folder")->required();
+  add->add_option("data", args->more, "Class-folder tree or CSV list")->required();
+  add->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  add->add_flag("--json", args->json, "Print the summary as JSON");
+  add->callback([args] { run_add(*args); });
+
+  auto* merge = cmd->add_subcommand(
+      "merge", "Merge index folders built with the same model and factory into a new one");
+  merge->add_option("parts", args->parts, "Index folders, in id order")->required();
+  merge->add_option("--out", args->out, "Index folder to create")->required();
+  merge->add_flag("--json", args->json, "Print the summary as JSON");
+  merge->callback([args] { run_merge(*args); });
+}
+
+}  // namespace
+
+VTL_COMMAND(44, add_index_command);
+
+}  // namespace vtl::cli

@@ -1,0 +1,150 @@
+// vtl search INDEX IMAGE... [-k 10] [--json]
+// vtl search INDEX --vector FILE.npy [-k 10] [--json]
+// vtl search INDEX --duplicates [--threshold T] [--json]
+
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "vtl/core/atomic_file.h"
+#include "vtl/core/error.h"
+#include "vtl/embed/npy.h"
+#include "vtl/search/image_index.h"
+
+namespace vtl::cli {
+namespace {
+
+struct SearchArgs {
+  std::string index;
+  std::vector<std::string> images;
+  std::string vector;
+  int64_t k = 10;
+  int64_t effort = 0;
+  bool duplicates = false;
+  double threshold = -1;
+  bool json = false;
+};
+
+nlohmann::json result_json(const search::SearchResult& r) {
+  return {{"id", r.entry.id},
+          {"score", r.score},
+          {"path", r.entry.path},
+          {"label", r.entry.label >= 0 ? nlohmann::json(r.entry.label) : nlohmann::json()},
+          {"class", r.entry.class_name}};
+}
+
+void print_results(const std::string& query, const std::vector<search::SearchResult>& results,
+                   search::Metric metric) {
+  fmt::print("{}\n", query);
+  fmt::print("  {:>4}  {:>8}  {:<12}  {}\n", "rank",
+             metric == search::Metric::cosine ? "cosine" : "l2^2", "class", "path");
+  for (size_t i = 0; i < results.size(); ++i) {
+    fmt::print("  {:>4}  {:>8.4f}  {:<12}  {}\n", i + 1, results[i].score,
+               results[i].entry.class_name, results[i].entry.path);
+  }
+}
+
+/// A --vector file: .npy [dim] or [n, dim]; when it sits in a features folder, the
+/// features.json beside it must describe the same extractor as the index.
+torch::Tensor read_query_vectors(const std::string& file, const search::ImageIndex& index) {
+  auto vectors = embed::read_npy(file).to(torch::kFloat32);
+  const auto description = std::filesystem::path(file).parent_path() / "features.json";
+  if (std::filesystem::exists(description)) {
+    const auto json = nlohmann::json::parse(read_file(description), nullptr, false);
+    VTL_CHECK(!json.is_discarded() && json.contains("spec"), "{}: malformed features.json",
+              description.string());
+    index.check_query_spec(embed::feature_spec_from_json(json.at("spec"), description.string()));
+  }
+  VTL_CHECK(vectors.size(1) == index.spec().dim,
+            "{} holds vectors of width {}, but the index {} holds width {} ({} {})", file,
+            vectors.size(1), index.dir().string(), index.spec().dim, index.spec().model,
+            index.spec().layer);
+  return vectors;
+}
+
+void run_duplicates(const SearchArgs& args, const search::ImageIndex& index) {
+  const bool cosine = index.metric() == search::Metric::cosine;
+  const float threshold =
+      args.threshold >= 0 ? static_cast<float>(args.threshold) : (cosine ? 0.98f : 0.01f);
+  const auto pairs = index.find_duplicates(threshold, args.k);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& pair : pairs) {
+    const auto a = index.catalog().get(pair.a), b = index.catalog().get(pair.b);
+    if (args.json) {
+      out.push_back({{"a", pair.a},
+                     {"b", pair.b},
+                     {"score", pair.score},
+                     {"path_a", a ? a->path : ""},
+                     {"path_b", b ? b->path : ""}});
+    } else {
+      fmt::print("{:.4f}  {}  {}\n", pair.score, a ? a->path : "?", b ? b->path : "?");
+    }
+  }
+  if (args.json) {
+    std::cout << out.dump() << "\n";
+  } else {
+    fmt::print("{} near-duplicate pairs ({} {} {})\n", pairs.size(),
+               cosine ? "cosine >=" : "squared L2 <=", threshold,
+               cosine ? "similarity" : "distance");
+  }
+}
+
+void run_search(const SearchArgs& args) {
+  auto index = search::ImageIndex::open(args.index);
+  index.vectors().set_search_effort(args.effort);
+  if (args.duplicates) {
+    VTL_CHECK(args.images.empty() && args.vector.empty(),
+              "--duplicates takes no query images or --vector");
+    run_duplicates(args, index);
+    return;
+  }
+  VTL_CHECK(!args.images.empty() || !args.vector.empty(),
+            "give query IMAGE files, --vector FILE.npy or --duplicates");
+  nlohmann::json out = nlohmann::json::array();
+  auto emit = [&](const std::string& query, const std::vector<search::SearchResult>& results) {
+    if (args.json) {
+      nlohmann::json hits = nlohmann::json::array();
+      for (const auto& r : results) hits.push_back(result_json(r));
+      out.push_back({{"query", query}, {"results", hits}});
+    } else {
+      print_results(query, results, index.metric());
+    }
+  };
+  if (!args.vector.empty()) {
+    const auto vectors = read_query_vectors(args.vector, index);
+    const auto results = index.search(vectors, args.k);
+    for (size_t i = 0; i < results.size(); ++i)
+      emit(fmt::format("{}[{}]", args.vector, i), results[i]);
+  }
+  if (!args.images.empty()) {
+    auto extractor = embed::extractor_for_spec(index.spec());
+    index.check_query_spec(extractor.spec());
+    for (const auto& image : args.images)
+      emit(image, index.search(extractor.embed_file(image), args.k)[0]);
+  }
+  if (args.json) std::cout << out.dump(2) << "\n";
+}
+
+void add_search_command(CLI::App& app) {
+  auto args = std::make_shared<SearchArgs>();
+  auto* cmd = app.add_subcommand("search", "Find the most similar catalogued images");
+  cmd->add_option("index", args->index, "Index folder (vtl index build)")->required();
+  cmd->add_option("images", args->images, "Query images");
+  cmd->add_option("--vector", args->vector, "Query vectors in a .npy file ([dim] or [n, dim])");
+  cmd->add_option("-k", args->k, "Results per query (default 10)");
+  cmd->add_option("--effort", args->effort, "HNSW efSearch / IVF nprobe (default: faiss')");
+  cmd->add_flag("--duplicates", args->duplicates, "List near-duplicate pairs in the index");
+  cmd->add_option("--threshold", args->threshold,
+                  "Duplicates: cosine similarity >= T (default 0.98) or squared L2 <= T");
+  cmd->add_flag("--json", args->json, "Print results as JSON");
+  cmd->callback([args] { run_search(*args); });
+}
+
+}  // namespace
+
+VTL_COMMAND(46, add_search_command);
+
+}  // namespace vtl::cli
