@@ -72,6 +72,7 @@ void ImageStore::prepare(Dataset& dataset, int workers,
   }
   for (auto& thread : threads) thread.join();
 
+  const auto counts_before = dataset.class_counts();
   std::vector<Sample> kept;
   for (size_t i = 0; i < total; ++i) {
     if (!errors[i].empty()) {
@@ -87,11 +88,12 @@ void ImageStore::prepare(Dataset& dataset, int workers,
     kept.push_back(dataset.samples[i]);
   }
   dataset.samples = std::move(kept);
-  if (dataset.samples.empty()) return;
   const auto counts = dataset.class_counts();
   for (size_t c = 0; c < counts.size(); ++c) {
-    VTL_CHECK(counts[c] > 0 || total == 0, "class '{}' has no readable images ({} skipped)",
-              dataset.classes[c], dataset.skipped.size());
+    VTL_CHECK(counts_before[c] == 0 || counts[c] > 0,
+              "class '{}' has no readable images (all {} skipped; the first: {})",
+              dataset.classes[c], counts_before[c],
+              dataset.skipped.empty() ? std::string() : dataset.skipped.back().reason);
   }
 }
 

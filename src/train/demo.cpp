@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -37,17 +38,16 @@ int64_t build_link_tree(const fs::path& clipart, const std::vector<std::string>&
     fs::create_directories(single.parent_path());
     fs::create_directory_symlink(source, single, ec);
     data::Dataset listed = data::scan_class_folders(single.parent_path());
-    fs::remove(single, ec);
     std::vector<fs::path> files;
-    for (const auto& sample : listed.samples) files.push_back(sample.path);
+    for (const auto& sample : listed.samples) files.push_back(fs::canonical(sample.path, ec));
+    fs::remove(single, ec);
     std::mt19937_64 rng(data::mix_seed(seed, std::hash<std::string>()(category)));
     std::shuffle(files.begin(), files.end(), rng);
     if (int64_t(files.size()) > per_class) files.resize(size_t(per_class));
     const fs::path target = dir / category;
     fs::create_directories(target);
     for (size_t i = 0; i < files.size(); ++i) {
-      const auto resolved = fs::weakly_canonical(files[i], ec);
-      fs::create_symlink(resolved,
+      fs::create_symlink(files[i],
                          target / fmt::format("{:04d}_{}", i, files[i].filename().string()), ec);
       VTL_CHECK(!ec, "{}: cannot create a link: {}", target.string(), ec.message());
     }
@@ -88,7 +88,7 @@ DemoResult run_demo(const DemoOptions& o, const std::function<void(const std::st
   common.progress = false;
   auto quiet = [&](const std::string& line) {
     if (line.rfind("epoch", 0) == 0 || line.rfind("classes", 0) == 0 ||
-        line.rfind("train ", 0) == 0)
+        line.rfind("train ", 0) == 0 || line.rfind("validation", 0) == 0)
       log("    " + line);
   };
 

@@ -250,7 +250,7 @@ std::vector<Trainer::Phase> Trainer::phases() const {
 
 bool Trainer::base_trains(const Phase& phase) const { return config_.strategy == Strategy::full; }
 
-void Trainer::apply_freezing(const Phase& phase) {
+void Trainer::apply_freezing(const Phase& phase, bool log_event) {
   if (config_.strategy == Strategy::full) {
     unfreeze_all(model_);
     return;
@@ -259,6 +259,7 @@ void Trainer::apply_freezing(const Phase& phase) {
   if (phase.index == 2) {
     auto names = config_.unfreeze_from.empty() ? unfreeze_last(model_, config_.unfreeze)
                                                : unfreeze_from(model_, config_.unfreeze_from);
+    if (!log_event) return;
     events_.push_back({{"epoch", phase.first_epoch + 1},
                        {"event", fmt::format("phase 2: {} layers unfrozen ({} .. {}), lr {}",
                                              names.size(), names.empty() ? "" : names.front(),
@@ -552,9 +553,9 @@ void Trainer::fit(bool resume) {
   for (const auto& phase : phases()) {
     const int64_t end = phase.first_epoch + phase.epochs;
     if (epochs_done_ >= end) continue;
-    apply_freezing(phase);
-    make_optimizer(phase);
     const bool mid_phase = resumed && epochs_done_ > phase.first_epoch;
+    apply_freezing(phase, /*log_event=*/!mid_phase);
+    make_optimizer(phase);
     if (mid_phase && pending_optimizer) {
       torch::serialize::InputArchive optimizer_archive;
       if (pending_optimizer->try_read("optimizer", optimizer_archive))
@@ -605,7 +606,8 @@ void Trainer::fit(bool resume) {
                                                  config_.monitor, wait_)}});
         epochs_done_ = end;
       }
-      if (epochs_done_ == end && config_.restore_best && best_epoch_ >= 0 && best_epoch_ != epoch) {
+      if (epochs_done_ == end && config_.early_stopping_patience > 0 && config_.restore_best &&
+          best_epoch_ >= 0 && best_epoch_ != epoch) {
         torch::serialize::InputArchive archive;
         archive.load_from(best.string());
         model_->load(archive);

@@ -57,8 +57,8 @@ struct TrainConfig {
   double clip_grad_norm = 0.0;          ///< 0: off
   int64_t early_stopping_patience = 0;  ///< epochs without improvement; 0: off
   std::string monitor = "val_loss";     ///< val_loss or val_acc
-  bool restore_best = true;             ///< at the end of each phase, go back to the best
-  int64_t plateau_patience = 0;         ///< ReduceLROnPlateau; 0: off
+  bool restore_best = true;  ///< with early stopping: end each phase with the best epoch's weights
+  int64_t plateau_patience = 0;  ///< ReduceLROnPlateau; 0: off
   double plateau_factor = 0.1;
   std::string cache_features = "auto";  ///< auto, on, off
   uint64_t seed = 0;
@@ -118,7 +118,7 @@ class Trainer {
     double lr;
   };
   std::vector<Phase> phases() const;
-  void apply_freezing(const Phase& phase);
+  void apply_freezing(const Phase& phase, bool log_event);
   bool base_trains(const Phase& phase) const;
   bool use_cache(const Phase& phase);
   void make_optimizer(const Phase& phase);

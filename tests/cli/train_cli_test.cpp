@@ -1,0 +1,111 @@
+// `vtl train`, `vtl train --resume` after SIGKILL, and `vtl evaluate` on a tiny real set.
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/run_cli.h"
+#include "train/clipart_fixture.h"
+#include "vtl/core/atomic_file.h"
+
+namespace vtl {
+namespace {
+namespace fs = std::filesystem;
+using vtl::testing::run_cli;
+using vtl::testing::TempDir;
+
+std::vector<nlohmann::json> read_metrics(const fs::path& run) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+class TrainCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(vtl::testing::kClipart / "animals"))
+      GTEST_SKIP() << "openclipart-png is not installed";
+    vtl::testing::make_clipart_set(data_.path, {"animals", "geography", "shapes"}, 12);
+  }
+  std::string train_args(const fs::path& out) const {
+    // 27 training images (75%), batch 8: 4 steps per epoch.
+    return "train " + data_.path.string() +
+           " --model resnet18 --strategy finetune --epochs 2 --finetune-epochs 2 "
+           "--finetune-lr 1e-3 --unfreeze 4 --img-size 32 --batch-size 8 --seed 5 --val-split "
+           "0.25 --quiet --out " +
+           out.string();
+  }
+  TempDir data_{"cli_data"};
+  TempDir runs_{"cli_runs"};
+};
+
+TEST_F(TrainCli, ResumeAfterSigkillMidEpochMatchesAnUninterruptedRun) {
+  const fs::path whole = runs_.path / "whole", killed = runs_.path / "killed";
+  auto full = run_cli(train_args(whole));
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  EXPECT_NE(full.output.find("classes (3): animals 9, geography 9, shapes 9"), std::string::npos)
+      << full.output;
+  EXPECT_TRUE(fs::exists(whole / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(whole / "report.html"));
+
+  // Killed during epoch 3 (the first of phase 2): step 10 of 4 per epoch.
+  auto interrupted = run_cli(train_args(killed), "VTL_TEST_KILL_AFTER_STEPS=10");
+  EXPECT_NE(interrupted.exit_code, 0) << interrupted.output;
+  EXPECT_FALSE(fs::exists(killed / "model.json"));
+  ASSERT_EQ(read_metrics(killed).size(), 2u);  // epochs 1 and 2 were checkpointed
+
+  auto again = run_cli(train_args(killed));
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.output.find("--resume"), std::string::npos) << again.output;
+
+  auto resumed = run_cli("train --resume " + killed.string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const auto a = read_metrics(whole), b = read_metrics(killed);
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (size_t e = 0; e < a.size(); ++e) {
+    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc", "lr"}) {
+      EXPECT_EQ(a[e][key].get<double>(), b[e][key].get<double>())
+          << "epoch " << e + 1 << " " << key;
+    }
+  }
+
+  // evaluate reads the model folder the run wrote, with its class names.
+  auto evaluated = run_cli("evaluate " + killed.string() + " " + data_.path.string() + " --json");
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  auto json = nlohmann::json::parse(evaluated.output);
+  EXPECT_EQ(json["count"], 36);
+  EXPECT_EQ(json["per_class"].size(), 3u);
+  EXPECT_EQ(json["confusion"].size(), 3u);
+  auto text = run_cli("evaluate " + killed.string() + " " + data_.path.string());
+  EXPECT_NE(text.output.find("top-1"), std::string::npos) << text.output;
+  EXPECT_NE(text.output.find("geography"), std::string::npos);
+}
+
+TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {
+  std::ofstream(data_.path / "shapes" / "zz_broken.png") << "not a png";
+  const fs::path out = runs_.path / "corrupt";
+  auto result = run_cli("train " + data_.path.string() +
+                        " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
+                        "--no-augment --out " +
+                        out.string());
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("skipped 1"), std::string::npos) << result.output;
+  EXPECT_NE(read_file(out / "skipped.txt").find("zz_broken.png"), std::string::npos);
+  EXPECT_NE(result.output.find("cached features"), std::string::npos) << result.output;
+
+  fs::create_directories(data_.path / "empty_class");
+  auto empty = run_cli("train " + data_.path.string() + " --out " + (runs_.path / "x").string());
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_NE(empty.output.find("empty_class"), std::string::npos) << empty.output;
+
+  auto missing = run_cli("evaluate " + (runs_.path / "nope").string() + " " + data_.path.string());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("nope"), std::string::npos) << missing.output;
+}
+
+}  // namespace
+}  // namespace vtl

@@ -1,0 +1,166 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "train/clipart_fixture.h"
+#include "vtl/core/error.h"
+#include "vtl/data/dataset.h"
+#include "vtl/data/loader.h"
+#include "vtl/data/preprocess.h"
+#include "vtl/data/transforms.h"
+
+namespace vtl::data {
+namespace {
+namespace fs = std::filesystem;
+using vtl::testing::TempDir;
+
+void write_png(const fs::path& path, int value) {
+  fs::create_directories(path.parent_path());
+  cv::Mat image(20, 30, CV_8UC3, cv::Scalar(value, 255 - value, value / 2));
+  cv::imwrite(path.string(), image);
+}
+
+TEST(Dataset, ClassFoldersAreSortedAndSymlinkDuplicatesCountOnce) {
+  TempDir dir("dataset");
+  write_png(dir.path / "dog" / "b.png", 10);
+  write_png(dir.path / "dog" / "sub" / "a.png", 20);
+  write_png(dir.path / "cat" / "x.png", 30);
+  fs::create_symlink(dir.path / "cat" / "x.png", dir.path / "cat" / "x_again.png");
+  std::ofstream(dir.path / "cat" / "notes.txt") << "not an image";
+  auto ds = scan_class_folders(dir.path);
+  ASSERT_EQ(ds.classes, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(ds.class_counts(), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(ds.describe_counts(), "cat 1, dog 2");
+}
+
+TEST(Dataset, EmptyClassIsAnErrorNamingIt) {
+  TempDir dir("dataset_empty");
+  write_png(dir.path / "dog" / "b.png", 10);
+  fs::create_directories(dir.path / "unicorn");
+  try {
+    scan_class_folders(dir.path);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unicorn"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Dataset, CsvListWithHeaderRelativePathsAndMissingFiles) {
+  TempDir dir("dataset_csv");
+  write_png(dir.path / "img" / "1.png", 1);
+  write_png(dir.path / "img" / "2.png", 2);
+  std::ofstream(dir.path / "list.csv") << "path,label\nimg/1.png,b\nimg/2.png,a\nimg/3.png,a\n";
+  auto ds = read_csv_list(dir.path / "list.csv");
+  EXPECT_EQ(ds.classes, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(ds.samples.size(), 2u);
+  EXPECT_EQ(ds.samples[0].label, 1);
+  ASSERT_EQ(ds.skipped.size(), 1u);
+  EXPECT_NE(ds.skipped[0].path.string().find("3.png"), std::string::npos);
+  std::ofstream(dir.path / "bad.csv") << "img/1.png;b\n";
+  EXPECT_THROW(read_csv_list(dir.path / "bad.csv"), Error);
+}
+
+TEST(Dataset, StratifiedSplitKeepsEveryClassInBothParts) {
+  Dataset ds;
+  ds.classes = {"a", "b", "c"};
+  for (int i = 0; i < 50; ++i) ds.samples.push_back({"a" + std::to_string(i), 0});
+  for (int i = 0; i < 10; ++i) ds.samples.push_back({"b" + std::to_string(i), 1});
+  for (int i = 0; i < 3; ++i) ds.samples.push_back({"c" + std::to_string(i), 2});
+  auto [train, val] = split_stratified(ds, 0.2, 7);
+  EXPECT_EQ(val.class_counts(), (std::vector<int64_t>{10, 2, 1}));
+  EXPECT_EQ(train.class_counts(), (std::vector<int64_t>{40, 8, 2}));
+  auto [train2, val2] = split_stratified(ds, 0.2, 7);
+  for (size_t i = 0; i < val.samples.size(); ++i)
+    EXPECT_EQ(val.samples[i].path, val2.samples[i].path);
+  auto [train3, val3] = split_stratified(ds, 0.2, 8);
+  bool differs = false;
+  for (size_t i = 0; i < val.samples.size(); ++i)
+    differs |= val.samples[i].path != val3.samples[i].path;
+  EXPECT_TRUE(differs);
+}
+
+TEST(Loader, CorruptImagesAreSkippedAndListed) {
+  TempDir dir("loader_corrupt");
+  for (int i = 0; i < 3; ++i) write_png(dir.path / "a" / (std::to_string(i) + ".png"), i * 40);
+  for (int i = 0; i < 3; ++i) write_png(dir.path / "b" / (std::to_string(i) + ".png"), 200);
+  std::ofstream(dir.path / "a" / "broken.png") << "\x89PNG truncated";
+  auto ds = scan_class_folders(dir.path);
+  ASSERT_EQ(ds.samples.size(), 7u);
+  ImageStore store({}, 32);
+  store.prepare(ds, 2);
+  EXPECT_EQ(ds.samples.size(), 6u);
+  ASSERT_EQ(ds.skipped.size(), 1u);
+  EXPECT_EQ(ds.skipped[0].path.filename(), "broken.png");
+  EXPECT_NE(ds.skipped[0].reason.find("broken.png"), std::string::npos);
+}
+
+TEST(Loader, BatchesAreDeterministicForAnyWorkerCount) {
+  VTL_REQUIRE_CLIPART();
+  TempDir dir("loader_det");
+  vtl::testing::make_clipart_set(dir.path, {"animals", "shapes"}, 6);
+  auto ds = scan_class_folders(dir.path);
+  auto store = std::make_shared<ImageStore>(DecodeOptions{}, 48);
+  store->prepare(ds, 2);
+  auto run = [&](int workers) {
+    LoaderOptions o;
+    o.batch_size = 5;
+    o.shuffle = true;
+    o.train = true;
+    o.workers = workers;
+    o.prefetch = 2;
+    o.seed = 3;
+    o.preprocessing.resize = 48;
+    o.preprocessing.crop = 40;
+    Loader loader(ds, store, o);
+    std::vector<torch::Tensor> out;
+    loader.start_epoch(1);
+    while (auto batch = loader.next()) {
+      EXPECT_EQ(batch->images.sizes(), (std::vector<int64_t>{batch->labels.size(0), 3, 40, 40}));
+      out.push_back(batch->images);
+    }
+    EXPECT_EQ(out.size(), loader.num_batches());
+    return torch::cat(out);
+  };
+  auto one = run(1), three = run(3);
+  EXPECT_TRUE(torch::equal(one, three));
+  EXPECT_EQ(one.size(0), int64_t(ds.samples.size()));
+}
+
+TEST(Transforms, AugmentationChangesPixelsAndNoneEqualsEval) {
+  cv::Mat image(60, 80, CV_8UC3);
+  cv::randu(image, 0, 255);
+  Preprocessing p;
+  p.resize = 40;
+  p.crop = 32;
+  std::mt19937_64 rng(1), rng2(1);
+  auto a = train_transform(image, p, AugmentOptions{}, rng);
+  auto b = train_transform(image, p, AugmentOptions{}, rng2);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  EXPECT_TRUE(torch::equal(a, b));  // same rng state, same output
+  auto c = train_transform(image, p, AugmentOptions{}, rng);
+  EXPECT_FALSE(torch::equal(a, c));
+  std::mt19937_64 rng3(1);
+  auto plain = train_transform(image, p, AugmentOptions::none(), rng3);
+  EXPECT_TRUE(torch::allclose(plain, eval_transform(image, p), 1e-5, 1e-5));
+}
+
+TEST(Transforms, MixupKeepsTargetsNormalised) {
+  auto images = torch::rand({8, 3, 16, 16});
+  auto targets = torch::one_hot(torch::arange(8) % 4, 4).to(torch::kFloat32);
+  AugmentOptions o = AugmentOptions::none();
+  o.mixup_alpha = 0.4;
+  std::mt19937_64 rng(5);
+  auto mixed_images = images.clone();
+  mix_batch(mixed_images, targets, o, rng);
+  EXPECT_TRUE(torch::allclose(targets.sum(1), torch::ones({8})));
+  EXPECT_FALSE(torch::equal(mixed_images, images));
+  o.mixup_alpha = 0;
+  o.cutmix_alpha = 1.0;
+  auto t2 = torch::one_hot(torch::arange(8) % 4, 4).to(torch::kFloat32);
+  mix_batch(mixed_images, t2, o, rng);
+  EXPECT_TRUE(torch::allclose(t2.sum(1), torch::ones({8})));
+}
+
+}  // namespace
+}  // namespace vtl::data

@@ -1,0 +1,205 @@
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "train/clipart_fixture.h"
+#include "vtl/core/error.h"
+#include "vtl/data/dataset.h"
+#include "vtl/models/model_folder.h"
+#include "vtl/models/registry.h"
+#include "vtl/train/freeze.h"
+#include "vtl/train/run.h"
+#include "vtl/train/trainer.h"
+
+namespace vtl::train {
+namespace {
+namespace fs = std::filesystem;
+using vtl::testing::TempDir;
+
+/// Three visually distinct categories, 16 images each, as one tiny real-image set.
+struct TinySet {
+  TempDir dir{"tiny_set"};
+  TinySet() { vtl::testing::make_clipart_set(dir.path, {"animals", "geography", "shapes"}, 16); }
+};
+
+TrainData tiny_data(const fs::path& root, bool augment, int img_size = 32) {
+  auto all = data::scan_class_folders(root);
+  auto [train, val] = data::split_stratified(all, 0.25, 0);
+  TrainData d;
+  d.preprocessing = preset_for_size(Preprocessing{}, img_size);
+  d.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, d.preprocessing.resize);
+  d.store->prepare(train, 2);
+  d.store->prepare(val, 2);
+  d.train = train;
+  d.val = val;
+  d.augment = augment ? data::AugmentOptions{} : data::AugmentOptions::none();
+  d.workers = 2;
+  return d;
+}
+
+models::TransferModel tiny_model(int64_t classes = 3) {
+  torch::manual_seed(0);
+  auto base = models::create_model("resnet18", models::ModelOptions().include_top(false));
+  return models::TransferModel(base, classes, 0.2);
+}
+
+bool same(const weights::StateDict& a, const weights::StateDict& b, const std::string& key) {
+  return torch::equal(a.at(key), b.at(key));
+}
+
+TEST(Trainer, FeaturesStrategyLeavesTheBaseBitIdentical) {
+  VTL_REQUIRE_CLIPART();
+  TinySet set;
+  TempDir run("run_features");
+  auto model = tiny_model();
+  const auto before = model->export_state_dict();
+  TrainConfig config;
+  config.strategy = Strategy::features;
+  config.epochs = 1;
+  config.batch_size = 8;
+  Trainer trainer(model, config, tiny_data(set.dir.path, /*augment=*/true), run.path);
+  trainer.show_progress = false;
+  trainer.fit();
+  EXPECT_FALSE(trainer.history().at(0).cached);  // augmentation on: no feature cache
+  const auto after = model->export_state_dict();
+  size_t base_keys = 0;
+  for (const auto& [key, value] : before) {
+    if (key.rfind("fc.", 0) == 0) {
+      EXPECT_FALSE(same(before, after, key)) << key;
+    } else {
+      EXPECT_TRUE(same(before, after, key)) << key;  // weights and BN statistics
+      ++base_keys;
+    }
+  }
+  EXPECT_GT(base_keys, 100u);
+}
+
+TEST(Trainer, FinetuneChangesOnlyTheUnfrozenLayers) {
+  VTL_REQUIRE_CLIPART();
+  TinySet set;
+  TempDir run("run_finetune");
+  auto model = tiny_model();
+  const auto before = model->export_state_dict();
+  TrainConfig config;
+  config.strategy = Strategy::finetune;
+  config.epochs = 1;
+  config.finetune_epochs = 1;
+  config.finetune_lr = 1e-3;
+  config.unfreeze = 4;  // layer4.1.conv1, layer4.1.bn1, layer4.1.conv2, layer4.1.bn2
+  config.batch_size = 8;
+  Trainer trainer(model, config, tiny_data(set.dir.path, true), run.path);
+  trainer.show_progress = false;
+  trainer.fit();
+  ASSERT_EQ(trainer.history().size(), 2u);
+  EXPECT_EQ(trainer.history()[1].phase, 2);
+  const auto after = model->export_state_dict();
+  for (const auto& [key, value] : before) {
+    const bool open_weight =
+        key.rfind("layer4.1.", 0) == 0 &&
+        (key.find(".weight") != std::string::npos || key.find(".bias") != std::string::npos);
+    if (key.rfind("fc.", 0) == 0 || open_weight) {
+      EXPECT_FALSE(same(before, after, key)) << key;
+    } else {
+      // Frozen layers, and the BN running statistics (BN in inference mode).
+      EXPECT_TRUE(same(before, after, key)) << key;
+    }
+  }
+}
+
+TEST(Trainer, CachedFeaturesTrainTheSameHeadAsTheUncachedPath) {
+  VTL_REQUIRE_CLIPART();
+  TinySet set;
+  auto data = tiny_data(set.dir.path, /*augment=*/false);
+  std::vector<EpochMetrics> runs[2];
+  for (int cached = 0; cached < 2; ++cached) {
+    TempDir run("run_cache");
+    auto model = tiny_model();
+    TrainConfig config;
+    config.epochs = 3;
+    config.batch_size = 8;
+    config.lr = 3e-3;
+    config.cache_features = cached ? "on" : "off";
+    Trainer trainer(model, config, data, run.path);
+    trainer.show_progress = false;
+    trainer.fit();
+    runs[cached] = trainer.history();
+    EXPECT_EQ(runs[cached].back().cached, bool(cached));
+  }
+  for (size_t e = 0; e < runs[0].size(); ++e) {
+    EXPECT_EQ(runs[0][e].val_acc, runs[1][e].val_acc) << "epoch " << e + 1;
+    EXPECT_NEAR(runs[0][e].val_loss, runs[1][e].val_loss, 1e-4) << "epoch " << e + 1;
+    EXPECT_NEAR(runs[0][e].train_loss, runs[1][e].train_loss, 1e-4) << "epoch " << e + 1;
+  }
+}
+
+TEST(Trainer, TinyModelLearnsWellAboveChanceOnRealImages) {
+  VTL_REQUIRE_CLIPART();
+  TinySet set;
+  TempDir run("run_learn");
+  auto model = tiny_model();
+  TrainConfig config;
+  config.strategy = Strategy::full;
+  config.epochs = 6;
+  config.batch_size = 8;
+  config.lr = 2e-3;
+  config.schedule = "onecycle";
+  Trainer trainer(model, config, tiny_data(set.dir.path, true), run.path);
+  trainer.show_progress = false;
+  trainer.fit();
+  const auto result = trainer.evaluate_validation();
+  EXPECT_EQ(result.count, 12);
+  // Chance is 1/3. Measured: see docs/training.md.
+  EXPECT_GE(result.top1, 0.66) << "validation accuracy " << result.top1;
+  EXPECT_TRUE(fs::exists(run.path / "checkpoint" / "last.pt"));
+  std::ifstream csv(run.path / "metrics.csv");
+  std::string line;
+  int lines = 0;
+  while (std::getline(csv, line)) ++lines;
+  EXPECT_EQ(lines, 1 + 6);
+}
+
+TEST(ModelFolder, SaveAndLoadGiveTheSameOutputs) {
+  TempDir dir("model_folder");
+  auto model = tiny_model(4);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->head->parameters()) p.uniform_(-0.5, 0.5);
+  }
+  models::ModelFolderInfo info;
+  info.class_names = {"a", "b", "c", "d"};
+  info.preprocessing = preset_for_size(Preprocessing{}, 48);
+  info.training = {{"epochs", 3}};
+  models::save_model_folder(dir.path, model, info);
+  EXPECT_TRUE(fs::exists(dir.path / "model.safetensors"));
+  auto loaded = models::load_model_folder(dir.path);
+  EXPECT_EQ(loaded.architecture, "resnet18");
+  EXPECT_EQ(loaded.class_names, info.class_names);
+  EXPECT_EQ(loaded.preprocessing.crop, 48);
+  EXPECT_EQ(loaded.json["training"]["epochs"], 3);
+  EXPECT_FALSE(loaded.model->is_training());
+  model->eval();
+  auto x = torch::randn({2, 3, 48, 48});
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(model->forward(x), loaded.model->forward(x), 1e-5, 1e-6));
+  // torchvision names: resnet's head is "fc" so torchvision loads the file strictly.
+  auto state = model->export_state_dict();
+  EXPECT_TRUE(state.count("fc.weight"));
+  EXPECT_TRUE(state.count("layer4.1.bn2.running_var"));
+  EXPECT_TRUE(state.count("bn1.num_batches_tracked"));
+  // A folder with weights of another class count is refused, naming the file.
+  info.class_names = {"a", "b", "c"};
+  std::ofstream(dir.path / "model.json.tmp") << "";
+  auto json = loaded.json;
+  json["class_names"] = {"a", "b", "c"};
+  json["head"]["num_classes"] = 3;
+  std::ofstream(dir.path / "model.json") << json.dump();
+  try {
+    models::load_model_folder(dir.path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vtl::train
