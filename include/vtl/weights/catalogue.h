@@ -18,11 +18,11 @@ struct PretrainedWeights {
   std::string sha256_prefix;  ///< leading hex digits of the file's SHA-256
   std::string format;         ///< "pth" or "safetensors"
   Preprocessing preprocessing;
-  double top1 = 0;            ///< published ImageNet-1k acc@1, percent
-  double top5 = 0;            ///< published ImageNet-1k acc@5, percent
+  double top1 = 0;  ///< published ImageNet-1k acc@1, percent
+  double top5 = 0;  ///< published ImageNet-1k acc@5, percent
   int num_classes = 1000;
-  std::string categories;     ///< "imagenet-1k": class names from imagenet_classes()
-  bool is_default = false;    ///< the entry an architecture name alone resolves to
+  std::string categories;   ///< "imagenet-1k": class names from imagenet_classes()
+  bool is_default = false;  ///< the entry an architecture name alone resolves to
 };
 
 /// Every catalogue entry, in file order. Loaded once from data_dir().
@@ -32,7 +32,7 @@ const std::vector<PretrainedWeights>& catalogue();
 /// Unknown names throw vtl::Error suggesting close names.
 const PretrainedWeights& find_weights(const std::string& name);
 
-/// Entries for one architecture (empty when none is published, e.g. mobilenet_v1).
+/// Entries for one architecture (empty when none is published).
 std::vector<const PretrainedWeights*> weights_for(const std::string& architecture);
 
 /// The 1000 ImageNet-1k class names, index = class id.
