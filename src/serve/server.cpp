@@ -6,10 +6,10 @@
 #include <regex>
 #include <unordered_map>
 
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include "http.h"
 
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
@@ -136,7 +136,8 @@ struct SearchServer::State {
       vector = extractor.embed(input.unsqueeze(0))[0];
     }
     json results = json::array();
-    for (const auto& r : index.search(vector, k)[0]) {
+    const auto hits = index.search(vector, k);  // keep the vector alive while iterating
+    for (const auto& r : hits.at(0)) {
       results.push_back({{"id", r.entry.id},
                          {"score", r.score},
                          {"label", r.entry.label >= 0 ? json(r.entry.label) : json()},

@@ -1,0 +1,216 @@
+// The HTTP API, the page, a bounded load test and a headless-Chromium end-to-end test.
+// Needs the HTTP library linked (see tools/vtl/serve_command.cpp).
+#if defined(VTL_HAVE_SERVE) && defined(VTL_HAVE_HTTPLIB_LINK)
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include "serve/http.h"
+
+#include "embed/sample_images.h"
+#include "vtl/core/atomic_file.h"
+#include "vtl/search/image_index.h"
+#include "vtl/serve/server.h"
+
+namespace vtl::serve {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::have_sample_images()) return;
+    dir_ = new testing::TempDir("vtl_serve");
+    embed::BackboneOptions backbone;
+    backbone.model = "resnet18";
+    backbone.image_size = 64;
+    embed::FeatureExtractor extractor(embed::load_backbone(backbone), "avg_pool", false);
+    search::ImageIndex::build(dir_->path() / "index", extractor, testing::sample_items(), {});
+    ServerOptions options;
+    options.port = 0;
+    options.max_upload_bytes = 1 << 20;
+    server_ = new SearchServer(dir_->path() / "index", options);
+    port_ = server_->bind();
+    thread_ = new std::thread([] { server_->listen(); });
+  }
+  static void TearDownTestSuite() {
+    if (server_) server_->stop();
+    if (thread_) thread_->join();
+    delete thread_;
+    delete server_;
+    delete dir_;
+    thread_ = nullptr;
+    server_ = nullptr;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!server_) GTEST_SKIP() << "openclipart-png images not installed";
+  }
+  static httplib::Client client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(30, 0);
+    return c;
+  }
+  static std::string sample_bytes(size_t i) { return read_file(testing::sample_items()[i].path); }
+  static httplib::Result post_image(httplib::Client& c, const std::string& bytes,
+                                    const std::string& k = "") {
+    httplib::MultipartFormDataItems items = {{"image", bytes, "query.png", "image/png"}};
+    if (!k.empty()) items.push_back({"k", k, "", ""});
+    return c.Post("/api/search", items);
+  }
+
+  static testing::TempDir* dir_;
+  static SearchServer* server_;
+  static std::thread* thread_;
+  static int port_;
+};
+testing::TempDir* ServerTest::dir_ = nullptr;
+SearchServer* ServerTest::server_ = nullptr;
+std::thread* ServerTest::thread_ = nullptr;
+int ServerTest::port_ = 0;
+
+TEST_F(ServerTest, HealthAndPage) {
+  auto c = client();
+  auto health = c.Get("/api/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto body = json::parse(health->body);
+  EXPECT_EQ(body.at("images"), 12);
+  EXPECT_EQ(body.at("model"), "resnet18");
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->body, search_page_html());
+  EXPECT_NE(page->body.find("/api/search"), std::string::npos);
+}
+
+TEST_F(ServerTest, EmbeddedPageMatchesItsSource) {
+  EXPECT_EQ(search_page_html(), read_file(VTL_SOURCE_DIR "/web/search/index.html"))
+      << "run: python3 web/search/embed_page.py";
+}
+
+TEST_F(ServerTest, SearchReturnsTheUploadedImageFirst) {
+  auto c = client();
+  auto res = post_image(c, sample_bytes(9), "5");  // a "homes" picture
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  auto body = json::parse(res->body);
+  ASSERT_EQ(body.at("results").size(), 5u);
+  const auto& first = body.at("results")[0];
+  EXPECT_EQ(first.at("class"), "homes");
+  EXPECT_NEAR(first.at("score").get<double>(), 1.0, 1e-4);
+  EXPECT_EQ(first.at("name"), testing::sample_items()[9].path.filename().string());
+  // Its thumbnail is a JPEG no larger than 256 px.
+  auto thumb = c.Get(first.at("image").get<std::string>().c_str());
+  ASSERT_TRUE(thumb);
+  EXPECT_EQ(thumb->status, 200);
+  EXPECT_EQ(thumb->get_header_value("Content-Type"), "image/jpeg");
+  cv::Mat decoded =
+      cv::imdecode(std::vector<uchar>(thumb->body.begin(), thumb->body.end()), cv::IMREAD_COLOR);
+  ASSERT_FALSE(decoded.empty());
+  EXPECT_LE(std::max(decoded.rows, decoded.cols), 256);
+}
+
+TEST_F(ServerTest, BadRequestsGetJsonErrors) {
+  auto c = client();
+  auto expect_error = [](const httplib::Result& res, int status, const std::string& text) {
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, status) << res->body;
+    auto body = json::parse(res->body, nullptr, false);
+    ASSERT_FALSE(body.is_discarded()) << res->body;
+    EXPECT_NE(body.value("error", "").find(text), std::string::npos) << res->body;
+  };
+  expect_error(c.Post("/api/search", "plain text", "text/plain"), 400, "multipart");
+  expect_error(post_image(c, "definitely not an image"), 400, "query.png");
+  expect_error(post_image(c, sample_bytes(0), "abc"), 400, "k must be an integer");
+  expect_error(post_image(c, sample_bytes(0), "0"), 400, "between 1 and");
+  expect_error(post_image(c, std::string(2 << 20, 'x')), 413, "larger than");
+  expect_error(c.Get("/api/image/999"), 404, "no catalogued image");
+  expect_error(c.Get("/api/image/-1"), 404, "not found");
+  expect_error(c.Get("/api/image/..%2F..%2Fetc%2Fpasswd"), 404, "not found");
+  expect_error(c.Get("/api/image/../../etc/passwd"), 404, "not found");
+  expect_error(c.Get("/nothing-here"), 404, "not found");
+  // Still healthy afterwards.
+  auto health = c.Get("/api/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(ServerTest, ConcurrentSearchesAllSucceed) {
+  const char* env = std::getenv("VTL_LOAD_REQUESTS");
+  const int requests = env ? std::atoi(env) : 320;
+  const int concurrency = 16;
+  const std::vector<std::string> images = {sample_bytes(0), sample_bytes(4), sample_bytes(8)};
+  std::atomic<int> next{0}, errors{0}, wrong{0};
+  std::vector<double> latencies(requests);
+  std::vector<std::thread> workers;
+  const auto start = std::chrono::steady_clock::now();
+  for (int w = 0; w < concurrency; ++w) {
+    workers.emplace_back([&] {
+      auto c = client();
+      for (int i; (i = next++) < requests;) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto res = post_image(c, images[i % 3], "3");
+        latencies[i] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        if (!res || res->status != 200) {
+          ++errors;
+          continue;
+        }
+        const auto expected = testing::sample_classes()[i % 3];
+        if (json::parse(res->body).at("results")[0].at("class") != expected) ++wrong;
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::sort(latencies.begin(), latencies.end());
+  const double p50 = latencies[requests / 2], p99 = latencies[requests * 99 / 100];
+  std::cout << "[ load     ] " << requests << " searches at concurrency " << concurrency << ": "
+            << requests / seconds << " req/s, p50 " << p50 << " ms, p99 " << p99 << " ms, errors "
+            << errors << "\n";
+  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(wrong, 0);
+}
+
+TEST_F(ServerTest, ChromiumUploadsAnImageAndShowsResults) {
+  std::string chromium;
+  for (const char* candidate : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
+    if (fs::exists(candidate)) chromium = candidate;
+  if (chromium.empty())
+    GTEST_SKIP() << "chromium is not installed (apt-get install chromium) - end-to-end test "
+                    "of the page skipped";
+  const fs::path artifacts = fs::path(VTL_BINARY_DIR) / "artifacts";
+  fs::create_directories(artifacts);
+  const fs::path screenshot = artifacts / "serve_e2e.png";
+  fs::remove(screenshot);
+  std::string output;
+  const int status = testing::run_command(
+      "timeout 120 /usr/bin/python3 " VTL_SOURCE_DIR "/tests/serve/chromium_e2e.py " + chromium +
+          " http://127.0.0.1:" + std::to_string(port_) + "/ " +
+          testing::sample_items()[5].path.string() + " " + screenshot.string(),
+      &output);
+  ASSERT_EQ(status, 0) << output;
+  auto summary = json::parse(output.substr(output.find('{')));
+  EXPECT_EQ(summary.at("results"), 12);
+  EXPECT_EQ(summary.at("first_class"), "fruit");
+  EXPECT_EQ(summary.at("first_score"), "1.000");
+  EXPECT_EQ(summary.at("thumbnails_loaded"), 12);
+  EXPECT_NE(summary.at("status").get<std::string>().find("12 results"), std::string::npos);
+  EXPECT_TRUE(fs::exists(screenshot));
+  EXPECT_GT(fs::file_size(screenshot), 10000u);
+  std::cout << "[ artifact ] " << screenshot.string() << "\n";
+}
+
+}  // namespace
+}  // namespace vtl::serve
+
+#endif

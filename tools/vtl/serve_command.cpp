@@ -1,0 +1,55 @@
+// vtl serve INDEX [--host 127.0.0.1] [--port 8080]
+//
+// Needs the HTTP library linked into vtl (Debian's cpp-httplib is a compiled library:
+// the build links `cpp-httplib` and defines VTL_HAVE_HTTPLIB_LINK).
+
+#if defined(VTL_HAVE_SERVE) && defined(VTL_HAVE_HTTPLIB_LINK)
+
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "vtl/core/error.h"
+#include "vtl/serve/server.h"
+
+namespace vtl::cli {
+namespace {
+
+struct ServeArgs {
+  std::string index;
+  serve::ServerOptions options;
+  double max_upload_mb = 16;
+};
+
+void run_serve(ServeArgs args) {
+  VTL_CHECK(args.max_upload_mb > 0, "--max-upload-mb must be positive");
+  args.options.max_upload_bytes = static_cast<int64_t>(args.max_upload_mb * (1 << 20));
+  serve::SearchServer server(args.index, args.options);
+  const int port = server.bind();
+  std::cout << fmt::format("serving {} at http://{}:{}/ (Ctrl-C to stop)", args.index,
+                           args.options.host, port)
+            << std::endl;
+  server.listen();
+}
+
+void add_serve_command(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  auto* cmd = app.add_subcommand("serve", "Web page and HTTP API for similarity search");
+  cmd->add_option("index", args->index, "Index folder (vtl index build)")->required();
+  cmd->add_option("--host", args->options.host, "Address to listen on (default 127.0.0.1)");
+  cmd->add_option("--port", args->options.port, "Port (default 8080; 0 = any free port)");
+  cmd->add_option("--max-upload-mb", args->max_upload_mb, "Upload size limit (default 16)");
+  cmd->add_option("--timeout", args->options.timeout_seconds,
+                  "Read/write timeout per request, seconds (default 10)");
+  cmd->add_option("--workers", args->options.threads, "Worker threads (default 8)");
+  cmd->callback([args] { run_serve(*args); });
+}
+
+}  // namespace
+
+VTL_COMMAND(48, add_serve_command);
+
+}  // namespace vtl::cli
+
+#endif
