@@ -142,7 +142,8 @@ RunResult run_training(const RunOptions& options, bool resume,
   VTL_CHECK(train_set.classes.size() >= 2, "{}: need at least 2 classes, found {}",
             options.data.string(), train_set.classes.size());
 
-  // Model.
+  // Model: initialisation (and dropout masks) follow --seed.
+  torch::manual_seed(options.config.seed);
   models::Model base{nullptr};
   Preprocessing preprocessing;
   std::string base_weights = "random";

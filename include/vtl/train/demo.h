@@ -26,12 +26,12 @@ struct DemoOptions {
       "computer", "shapes", "signs_and_symbols", "recreation", "people",
       "office",   "tools",  "geography",         "special",    "unsorted"};
   int64_t target_per_class = 80;
-  int64_t pretrain_per_class = 150;
+  int64_t pretrain_per_class = 100;
   int img_size = 64;
-  int64_t pretrain_epochs = 8;
-  int64_t scratch_epochs = 12;
-  int64_t features_epochs = 12;
-  int64_t finetune_epochs = 6;
+  int64_t pretrain_epochs = 6;
+  int64_t scratch_epochs = 10;
+  int64_t features_epochs = 10;
+  int64_t finetune_epochs = 5;
   int workers = 2;
   uint64_t seed = 0;
   bool use_imagenet = true;  ///< use ImageNet weights when they are in $VTL_HOME
