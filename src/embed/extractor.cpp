@@ -7,6 +7,7 @@
 #include "vtl/data/preprocess.h"
 #include "vtl/embed/hash.h"
 #include "vtl/models/model_folder.h"
+#include "vtl/models/pretrained.h"
 #include "vtl/models/registry.h"
 
 namespace vtl::embed {
@@ -53,6 +54,7 @@ std::string spec_mismatch(const FeatureSpec& a, const FeatureSpec& b) {
 namespace {
 
 constexpr const char* kFolderPrefix = "folder:";
+constexpr const char* kFilePrefix = "file:";
 constexpr const char* kHashMark = "@sha256:";
 
 /// "folder:<abs dir>@sha256:<16 hex of model.safetensors>": names a trained model folder
@@ -84,16 +86,27 @@ Backbone load_backbone(const BackboneOptions& options) {
               "{} is a folder but not a trained model folder (no model.json)", options.model);
     const auto& info = models::model_info(options.model);
     backbone.architecture = info.name;
-    VTL_CHECK(options.weights.empty() || options.weights == "random",
-              "weights '{}' cannot be loaded by this build: only random initialisation "
-              "(--weights random) and trained model folders (--model DIR) are available",
-              options.weights);
-    torch::manual_seed(options.seed);
-    backbone.model = models::create_model(info.name);
-    backbone.weights = fmt::format("random(seed={})", options.seed);
-    backbone.preprocessing.crop = static_cast<int>(info.default_input_size);
-    backbone.preprocessing.resize =
-        static_cast<int>(std::lround(info.default_input_size * 256.0 / 224.0));
+    if (options.weights.empty() || options.weights == "random") {
+      torch::manual_seed(options.seed);
+      backbone.model = models::create_model(info.name);
+      backbone.weights = fmt::format("random(seed={})", options.seed);
+      backbone.preprocessing.crop = static_cast<int>(info.default_input_size);
+      backbone.preprocessing.resize =
+          static_cast<int>(std::lround(info.default_input_size * 256.0 / 224.0));
+    } else {
+      // A catalogue name, or a .pth / .safetensors file (named with its content hash).
+      auto pretrained = models::load_pretrained(info.name, options.weights);
+      backbone.model = pretrained.model;
+      backbone.preprocessing = pretrained.preprocessing;
+      if (std::filesystem::is_regular_file(options.weights)) {
+        backbone.weights =
+            fmt::format("{}{}{}{}", kFilePrefix,
+                        std::filesystem::absolute(options.weights).lexically_normal().string(),
+                        kHashMark, sha256_file(options.weights).substr(0, 16));
+      } else {
+        backbone.weights = pretrained.weights;
+      }
+    }
   }
   if (options.image_size > 0) {
     backbone.preprocessing.crop = options.image_size;
@@ -166,6 +179,13 @@ FeatureExtractor extractor_for_spec(const FeatureSpec& spec) {
         end == std::string::npos ? std::string::npos : end - std::string(kFolderPrefix).size());
     VTL_CHECK(models::is_model_folder(options.model),
               "the trained model folder {} that made these features is gone", options.model);
+  } else if (spec.weights.rfind(kFilePrefix, 0) == 0) {
+    const auto end = spec.weights.rfind(kHashMark);
+    options.weights = spec.weights.substr(
+        std::string(kFilePrefix).size(),
+        end == std::string::npos ? std::string::npos : end - std::string(kFilePrefix).size());
+    VTL_CHECK(std::filesystem::is_regular_file(options.weights),
+              "the weights file {} that made these features is gone", options.weights);
   } else {
     options.weights = spec.weights;
   }

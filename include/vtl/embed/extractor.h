@@ -23,8 +23,8 @@ namespace vtl::embed {
 /// What produced a set of feature vectors.
 struct FeatureSpec {
   std::string model;    ///< registry name of the architecture, e.g. "resnet50"
-  std::string weights;  ///< "random(seed=0)", a catalogue name, "file:<name>@sha256:<hex12>"
-                        ///< or "folder:<dir>@sha256:<hex12>" for a trained model folder
+  std::string weights;  ///< "random(seed=0)", a catalogue name, "file:<path>@sha256:<hex16>"
+                        ///< or "folder:<dir>@sha256:<hex16>" for a trained model folder
   std::string layer = "avg_pool";  ///< tap; 4-D taps are globally average-pooled
   bool l2_normalize = false;       ///< rows scaled to unit L2 norm
   Preprocessing preprocessing;
@@ -40,8 +40,8 @@ FeatureSpec feature_spec_from_json(const nlohmann::json& json, const std::string
 std::string spec_mismatch(const FeatureSpec& a, const FeatureSpec& b);
 
 /// Which backbone to run: `model` is a registry name or a trained model folder;
-/// `weights` is empty/"random" (seeded random init), a catalogue name, or a .pth /
-/// .safetensors file.
+/// `weights` is empty/"random" (seeded random init), a catalogue name (its file must be
+/// in the store: `vtl weights fetch`), or a .pth / .safetensors file.
 struct BackboneOptions {
   std::string model;
   std::string weights;

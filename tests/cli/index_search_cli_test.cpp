@@ -1,0 +1,67 @@
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/run_cli.h"
+#include "embed/sample_images.h"
+#include "vtl/core/atomic_file.h"
+#include "vtl/embed/extract.h"
+#include "vtl/embed/npy.h"
+
+namespace vtl::testing {
+namespace {
+
+TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {
+  if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  TempDir dir("vtl_index_cli");
+  make_class_tree(dir / "first", 2);
+  make_class_tree(dir / "more", 4);
+  const std::string index = (dir / "index").string();
+  auto run = run_cli("index build " + (dir / "first").string() +
+                     " --model resnet18 --image-size 64 --factory HNSW32 --json --out " + index);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(nlohmann::json::parse(run.output).at("total"), 6);
+
+  run = run_cli("index add " + index + " " + (dir / "more").string() + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto added = nlohmann::json::parse(run.output);
+  EXPECT_EQ(added.at("added"), 6);
+  EXPECT_EQ(added.at("duplicates"), 6);
+  EXPECT_EQ(added.at("total"), 12);
+
+  const auto query = dir / "more" / "fruit" / "peach_simple.png";
+  run = run_cli("search " + index + " " + query.string() + " -k 3 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto results = nlohmann::json::parse(run.output)[0].at("results");
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].at("class"), "fruit");
+  EXPECT_EQ(results[0].at("path"), query.string());
+  EXPECT_NEAR(results[0].at("score").get<double>(), 1.0, 1e-4);
+
+  // Duplicates: the folder has none above 0.9999 except identical content (none here).
+  run = run_cli("search " + index + " --duplicates --threshold 0.9999 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(nlohmann::json::parse(run.output).size(), 0u);
+
+  // A vector query from features made by another model (seed) is refused.
+  run = run_cli("extract " + (dir / "first").string() +
+                " --model resnet18 --image-size 64 --seed 3 --out " + (dir / "other").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  run = run_cli("search " + index + " --vector " + (dir / "other" / "features.npy").string());
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("another feature extractor"), std::string::npos) << run.output;
+
+  // Undecodable query: named.
+  write_file_atomically(dir / "bad.jpg", "nope");
+  run = run_cli("search " + index + " " + (dir / "bad.jpg").string());
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("bad.jpg"), std::string::npos) << run.output;
+
+  // A folder missing its catalogue: named.
+  std::filesystem::remove(dir / "index" / "catalog.sqlite");
+  run = run_cli("search " + index + " " + query.string());
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("catalog.sqlite is missing"), std::string::npos) << run.output;
+}
+
+}  // namespace
+}  // namespace vtl::testing

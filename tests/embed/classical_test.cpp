@@ -1,0 +1,76 @@
+#include <gtest/gtest.h>
+
+#include "embed/sample_images.h"
+#include "vtl/core/error.h"
+#include "vtl/embed/classical.h"
+
+namespace vtl::embed {
+namespace {
+
+/// Three well-separated Gaussian clusters in 8-d, 30 rows each.
+void clustered(torch::Tensor* x, std::vector<int64_t>* labels, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto centres = torch::randn({3, 8}) * 5;
+  std::vector<torch::Tensor> rows;
+  labels->clear();
+  for (int64_t i = 0; i < 90; ++i) {
+    rows.push_back(centres[i % 3] + torch::randn({8}));
+    labels->push_back(i % 3);
+  }
+  *x = torch::stack(rows);
+}
+
+TEST(Classical, EveryAlgorithmLearnsSeparableClustersAndRoundTripsThroughFiles) {
+  torch::Tensor x, test_x;
+  std::vector<int64_t> labels, test_labels;
+  clustered(&x, &labels, 1);
+  // Same centres (seed 1 draws them first), fresh noise for the test rows.
+  torch::manual_seed(1);
+  auto centres = torch::randn({3, 8}) * 5;
+  torch::manual_seed(99);
+  test_x = centres.repeat({10, 1}) + torch::randn({30, 8});
+  for (int i = 0; i < 30; ++i) test_labels.push_back(i % 3);
+  for (const std::string name : {"svm", "svm-rbf", "rf", "knn", "logreg"}) {
+    ClassicalParams params;
+    params.algo = parse_classical_algo(name);
+    auto model = ClassicalClassifier::fit(x, labels, 3, params);
+    const auto accuracy = evaluate_predictions(model.predict(test_x), test_labels, 3).accuracy;
+    EXPECT_GE(accuracy, 0.9) << name;
+    testing::TempDir dir("vtl_classical");
+    model.save(dir.path(), {{"classes", {"a", "b", "c"}}});
+    nlohmann::json description;
+    auto loaded = ClassicalClassifier::load(dir.path(), &description);
+    EXPECT_EQ(loaded.predict(test_x), model.predict(test_x)) << name;
+    EXPECT_EQ(description.at("algo"), name);
+    EXPECT_EQ(description.at("classes").size(), 3u);
+  }
+}
+
+TEST(Classical, CrossValidationIsDeterministicAndReportsEveryFold) {
+  torch::Tensor x;
+  std::vector<int64_t> labels;
+  clustered(&x, &labels, 3);
+  ClassicalParams params;
+  params.algo = ClassicalAlgo::random_forest;
+  params.trees = 20;
+  auto a = cross_validate(x, labels, 3, params, 5, 42);
+  auto b = cross_validate(x, labels, 3, params, 5, 42);
+  ASSERT_EQ(a.fold_accuracy.size(), 5u);
+  EXPECT_EQ(a.fold_accuracy, b.fold_accuracy);
+  EXPECT_GE(a.mean_accuracy, 0.9);
+  EXPECT_THROW(cross_validate(x, labels, 3, params, 1, 0), Error);
+}
+
+TEST(Classical, BadInputIsAClearError) {
+  auto x = torch::randn({4, 3});
+  EXPECT_THROW(ClassicalClassifier::fit(x, {0, 0, 0, 0}, 2, {}), Error);   // one class
+  EXPECT_THROW(ClassicalClassifier::fit(x, {0, 1, -1, 0}, 2, {}), Error);  // unlabelled
+  auto model = ClassicalClassifier::fit(x, {0, 1, 0, 1}, 2, {});
+  EXPECT_THROW(model.predict(torch::randn({2, 5})), Error);  // other width
+  EXPECT_THROW(parse_classical_algo("xgboost"), Error);
+  testing::TempDir dir("vtl_classical_missing");
+  EXPECT_THROW(ClassicalClassifier::load(dir.path()), Error);
+}
+
+}  // namespace
+}  // namespace vtl::embed
