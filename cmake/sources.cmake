@@ -42,8 +42,11 @@ if(VTL_WITH_CURL)
   target_link_libraries(vtl PRIVATE CURL::libcurl)
   target_compile_definitions(vtl PUBLIC VTL_HAVE_CURL=1)
 endif()
-if(VTL_WITH_SERVER AND VTL_WITH_FAISS)
-  target_include_directories(vtl PRIVATE ${HTTPLIB_INCLUDE_DIR})
+if(VTL_WITH_SERVER)
+  # Debian builds cpp-httplib as a library whose struct layouts depend on its pkg-config
+  # switches: include it only through src/serve/http.h, which defines them.
+  target_include_directories(vtl PUBLIC ${HTTPLIB_INCLUDE_DIR})
+  target_link_libraries(vtl PUBLIC cpp-httplib)
 endif()
 if(VTL_USE_PCH)
   target_precompile_headers(vtl PRIVATE <torch/torch.h>)

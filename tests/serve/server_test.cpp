@@ -1,6 +1,6 @@
 // The HTTP API, the page, a bounded load test and a headless-Chromium end-to-end test.
 // Needs the HTTP library linked (see tools/vtl/serve_command.cpp).
-#if defined(VTL_HAVE_SERVE) && defined(VTL_HAVE_HTTPLIB_LINK)
+#if defined(VTL_HAVE_SERVE)
 
 #include <algorithm>
 #include <atomic>

@@ -1,9 +1,8 @@
 // vtl serve INDEX [--host 127.0.0.1] [--port 8080]
 //
-// Needs the HTTP library linked into vtl (Debian's cpp-httplib is a compiled library:
-// the build links `cpp-httplib` and defines VTL_HAVE_HTTPLIB_LINK).
+// Built when the serve layer is (VTL_WITH_SERVER and VTL_WITH_FAISS).
 
-#if defined(VTL_HAVE_SERVE) && defined(VTL_HAVE_HTTPLIB_LINK)
+#if defined(VTL_HAVE_SERVE)
 
 #include <iostream>
 
