@@ -56,10 +56,11 @@ class ResidualBlockImpl : public torch::nn::Module {
 
   torch::Tensor forward(torch::Tensor x) {
     auto identity = downsample ? downsample->forward(x) : x;
-    auto out = torch::relu(bn1(conv1(x)));
+    // In-place activations and residual add, as torchvision: fewer allocations.
+    auto out = bn1(conv1(x)).relu_();
     out = bn2(conv2(out));
-    if (bottleneck_) out = bn3(conv3(torch::relu(out)));
-    return torch::relu(out + identity);
+    if (bottleneck_) out = bn3(conv3(out.relu_()));
+    return out.add_(identity).relu_();
   }
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
@@ -78,7 +79,7 @@ class ResNetImpl : public ModelImpl {
     conv1 = register_module("conv1", conv2d(3, 64, 7, 2, 3));
     bn1 = register_module("bn1", batch_norm(64));
     stages_.push_back({"stem", [this](torch::Tensor x) {
-                         return torch::max_pool2d(torch::relu(bn1(conv1(x))), 3, 2, 1);
+                         return torch::max_pool2d(bn1(conv1(x)).relu_(), 3, 2, 1);
                        }});
     int64_t in_channels = 64;
     for (int stage = 0; stage < 4; ++stage) {

@@ -1,6 +1,9 @@
 // vtl: transfer learning with ImageNet-pretrained CNNs.
 
+#include <cstdlib>
 #include <iostream>
+
+#include <unistd.h>
 
 #include <c10/util/Exception.h>
 #include <CLI/CLI.hpp>
@@ -9,7 +12,22 @@
 #include "vtl/core/error.h"
 #include "vtl/core/runtime.h"
 
+namespace {
+
+/// OpenMP reads OMP_WAIT_POLICY once, when the library loads (before main). Its default
+/// busy-waiting makes the compute threads take the cores that vtl's image-loading workers
+/// (and other processes) need, which on a 2-core machine slows training several times.
+/// Unless the user chose a policy, restart once with passive waiting.
+void restart_with_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  restart_with_passive_openmp(argv);
   CLI::App app{
       "vtl: transfer learning with ImageNet-pretrained CNNs (VGG, ResNet, "
       "EfficientNet, MobileNet)"};
