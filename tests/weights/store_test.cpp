@@ -1,8 +1,9 @@
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <httplib.h>
+#include "serve/http.h"  // httplib with the switches Debian built it with
 
 #include "fixtures.h"
 #include "vtl/core/error.h"
@@ -75,7 +76,7 @@ class Server {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
-    server_.wait_until_ready();
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~Server() {
     server_.stop();
