@@ -53,7 +53,7 @@ void list_weights(bool json) {
     return;
   }
   std::cout << fmt::format("{:<28} {:<20} {:>7} {:>7} {:>4} {:>10}  {}\n", "name", "architecture",
-                           "acc@1", "acc@5", "size", "stored", "file");
+                           "acc@1", "acc@5", "crop", "stored", "file");
   for (const auto& w : weights::catalogue()) {
     const auto path = weights::locate_weights(w);
     std::cout << fmt::format("{:<28} {:<20} {:>7.3f} {:>7.3f} {:>4} {:>10}  {}\n",
@@ -61,7 +61,8 @@ void list_weights(bool json) {
                              w.preprocessing.crop, path ? size_text(path) : "no", w.file_name);
   }
   std::cout << fmt::format(
-      "\n* default for its architecture. size: input crop in pixels. Store: {}\n",
+      "\n* default for its architecture; crop: input size in pixels; stored: file size in the "
+      "store ({})\n",
       weights::weights_dir().string());
 }
 
