@@ -197,6 +197,9 @@ struct SearchServer::State {
     http.set_read_timeout(options.timeout_seconds, 0);
     http.set_write_timeout(options.timeout_seconds, 0);
     http.set_keep_alive_timeout(options.timeout_seconds);
+    // A keep-alive connection holds a worker thread; rotating connections keeps clients
+    // beyond the pool size from starving.
+    http.set_keep_alive_max_count(16);
     const int threads = std::max(1, options.threads);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.Get("/", [](const httplib::Request&, httplib::Response& res) {
