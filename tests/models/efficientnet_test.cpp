@@ -1,16 +1,11 @@
 #include <gtest/gtest.h>
 
+#include "models/model_checks.h"
 #include "vtl/core/error.h"
 #include "vtl/models/registry.h"
 
 namespace vtl::models {
 namespace {
-
-int64_t count_parameters(torch::nn::Module& module) {
-  int64_t total = 0;
-  for (const auto& p : module.parameters()) total += p.numel();
-  return total;
-}
 
 struct Reference {
   const char* name;
