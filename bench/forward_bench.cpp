@@ -15,8 +15,8 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "vtl/core/runtime.h"
 #include "vtl/models/registry.h"
@@ -48,12 +48,11 @@ void BM_Forward(benchmark::State& state) {
 
 /// Median ms per batch of the Python reference, run as a child process.
 double python_reference_ms(int threads) {
-  const std::string command = "/usr/bin/python3 " + std::string(VTL_BENCH_DIR) +
-                              "/torchvision_forward.py --model " + g_settings.model +
-                              " --batch " + std::to_string(g_settings.batch) + " --size " +
-                              std::to_string(g_settings.size) + " --threads " +
-                              std::to_string(threads) + " --repeats " +
-                              std::to_string(g_settings.repeats);
+  const std::string command =
+      "/usr/bin/python3 " + std::string(VTL_BENCH_DIR) + "/torchvision_forward.py --model " +
+      g_settings.model + " --batch " + std::to_string(g_settings.batch) + " --size " +
+      std::to_string(g_settings.size) + " --threads " + std::to_string(threads) + " --repeats " +
+      std::to_string(g_settings.repeats);
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   if (!pipe) return -1;
   std::string output;
@@ -86,11 +85,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (arg == "--model") g_settings.model = next();
-    else if (arg == "--batch") g_settings.batch = std::stoll(next());
-    else if (arg == "--size") g_settings.size = std::stoll(next());
-    else if (arg == "--repeats") g_settings.repeats = std::stoi(next());
-    else rest.push_back(argv[i]);
+    if (arg == "--model")
+      g_settings.model = next();
+    else if (arg == "--batch")
+      g_settings.batch = std::stoll(next());
+    else if (arg == "--size")
+      g_settings.size = std::stoll(next());
+    else if (arg == "--repeats")
+      g_settings.repeats = std::stoi(next());
+    else
+      rest.push_back(argv[i]);
   }
   const int threads = vtl::configure_threads();
   std::string repetitions = "--benchmark_repetitions=" + std::to_string(g_settings.repeats);
