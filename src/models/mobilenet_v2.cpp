@@ -80,14 +80,14 @@ class MobileNetV2Impl : public ModelImpl {
     features = register_module("features", torch::nn::Sequential());
     int64_t in_channels = make_divisible(kStemChannels * config.width_mult, 8);
     features->push_back(conv_norm_act(3, in_channels, 3, 2, 1, Activation::relu6));
-    add_stage("stem", 0, 1);
+    add_stage("stem", features, 0, 1);
     // Stages split at the stride-2 rows, so each stage tap has one resolution:
     // stage1 /2 (16 ch), stage2 /4 (24), stage3 /8 (32), stage4 /16 (96), stage5 /32 (320).
     size_t stage_begin = features->size();
     int stage = 0;
     for (const auto& row : config.rows) {
       if (row.stride > 1 && features->size() > stage_begin) {
-        add_stage("stage" + std::to_string(++stage), stage_begin, features->size());
+        add_stage("stage" + std::to_string(++stage), features, stage_begin, features->size());
         stage_begin = features->size();
       }
       const int64_t out_channels = make_divisible(row.channels * config.width_mult, 8);
@@ -97,10 +97,10 @@ class MobileNetV2Impl : public ModelImpl {
         in_channels = out_channels;
       }
     }
-    add_stage("stage" + std::to_string(++stage), stage_begin, features->size());
+    add_stage("stage" + std::to_string(++stage), features, stage_begin, features->size());
     const int64_t last = make_divisible(kLastChannels * std::max(1.0, config.width_mult), 8);
     features->push_back(conv_norm_act(in_channels, last, 1, 1, 1, Activation::relu6));
-    add_stage("head_conv", features->size() - 1, features->size());
+    add_stage("head_conv", features, features->size() - 1, features->size());
     init_weights(*features);
     reset_classifier(options_.include_top() ? options_.num_classes() : 0);
   }
@@ -134,17 +134,6 @@ class MobileNetV2Impl : public ModelImpl {
   torch::nn::Sequential classifier{nullptr};
 
  private:
-  /// Stage running features[first, last).
-  void add_stage(std::string stage_name, size_t first, size_t last) {
-    stages_.push_back({std::move(stage_name), [this, first, last](torch::Tensor x) {
-                         auto it = features->begin();
-                         for (size_t i = first; i < last; ++i) {
-                           x = (it + static_cast<std::ptrdiff_t>(i))->forward(x);
-                         }
-                         return x;
-                       }});
-  }
-
   /// torchvision: kaiming_normal_(fan_out) for convs, BN weight 1 / bias 0.
   static void init_weights(torch::nn::Module& module) {
     torch::NoGradGuard no_grad;

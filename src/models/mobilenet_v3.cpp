@@ -124,7 +124,7 @@ class MobileNetV3Impl : public ModelImpl {
     const auto& rows = config.rows;
     features->push_back(conv_norm_act(3, rows.front().in_channels, 3, 2, 1, Activation::hardswish,
                                       kBnEps, kBnMomentum));
-    add_stage("stem", 0, 1);
+    add_stage("stem", features, 0, 1);
     // Stages split before each stride-2 block, so each stage tap has one resolution.
     // Large: stage1 /2 (16 ch), stage2 /4 (24), stage3 /8 (40), stage4 /16 (112),
     // stage5 /32 (160). Small: stage1 /4 (16), stage2 /8 (24), stage3 /16 (48), stage4 /32 (96).
@@ -132,15 +132,15 @@ class MobileNetV3Impl : public ModelImpl {
     int stage = 0;
     for (const auto& row : rows) {
       if (row.stride > 1 && features->size() > stage_begin) {
-        add_stage("stage" + std::to_string(++stage), stage_begin, features->size());
+        add_stage("stage" + std::to_string(++stage), features, stage_begin, features->size());
         stage_begin = features->size();
       }
       features->push_back(InvertedResidual(row));
     }
-    add_stage("stage" + std::to_string(++stage), stage_begin, features->size());
+    add_stage("stage" + std::to_string(++stage), features, stage_begin, features->size());
     features->push_back(conv_norm_act(rows.back().out_channels, num_features(), 1, 1, 1,
                                       Activation::hardswish, kBnEps, kBnMomentum));
-    add_stage("head_conv", features->size() - 1, features->size());
+    add_stage("head_conv", features, features->size() - 1, features->size());
     init_weights(*features);
     reset_classifier(options_.include_top() ? options_.num_classes() : 0);
   }
@@ -195,17 +195,6 @@ class MobileNetV3Impl : public ModelImpl {
   torch::nn::Sequential classifier{nullptr};
 
  private:
-  /// Stage running features[first, last).
-  void add_stage(std::string stage_name, size_t first, size_t last) {
-    stages_.push_back({std::move(stage_name), [this, first, last](torch::Tensor x) {
-                         auto it = features->begin();
-                         for (size_t i = first; i < last; ++i) {
-                           x = (it + static_cast<std::ptrdiff_t>(i))->forward(x);
-                         }
-                         return x;
-                       }});
-  }
-
   /// torchvision: Linear weight ~ N(0, 0.01), bias 0.
   static void init_linear(torch::nn::LinearImpl& fc) {
     torch::NoGradGuard no_grad;

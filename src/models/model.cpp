@@ -43,6 +43,17 @@ torch::Tensor ModelImpl::forward_features(torch::Tensor x) {
 
 torch::Tensor ModelImpl::forward(torch::Tensor x) { return forward_head(forward_features(x)); }
 
+void ModelImpl::add_stage(std::string name, torch::nn::Sequential sequence, size_t first,
+                          size_t last) {
+  stages_.push_back({std::move(name), [sequence, first, last](torch::Tensor x) mutable {
+                       auto it = sequence->begin();
+                       for (size_t i = first; i < last; ++i) {
+                         x = (it + static_cast<std::ptrdiff_t>(i))->forward(x);
+                       }
+                       return x;
+                     }});
+}
+
 torch::Tensor ModelImpl::pool(const torch::Tensor& features) const {
   switch (options_.pooling()) {
     case Pooling::avg:

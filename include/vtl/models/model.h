@@ -98,6 +98,10 @@ class ModelImpl : public torch::nn::Module {
   /// The backbone's stages in order; set by the subclass constructor.
   std::vector<Stage> stages_;
 
+  /// Appends a stage that runs modules [first, last) of `sequence`, a registered submodule
+  /// that may still grow (the stage keeps a reference, not a copy).
+  void add_stage(std::string name, torch::nn::Sequential sequence, size_t first, size_t last);
+
   /// Global pooling per options().pooling() and flatten: [N,C,h,w] -> [N,C]
   /// (pooling none: returned unchanged).
   torch::Tensor pool(const torch::Tensor& features) const;
