@@ -171,7 +171,7 @@ class EfficientNetImpl : public ModelImpl {
     stages_.push_back({"head", [head](torch::Tensor x) mutable { return head->forward(x); }});
     register_module("features", features);
 
-    init_weights();
+    init_conv_bn(*this);
     reset_classifier(options_.include_top() ? options_.num_classes() : 0);
   }
 
@@ -206,20 +206,6 @@ class EfficientNetImpl : public ModelImpl {
     const double range = 1.0 / std::sqrt(static_cast<double>(fc->options.out_features()));
     torch::nn::init::uniform_(fc->weight, -range, range);
     torch::nn::init::zeros_(fc->bias);
-  }
-
-  /// torchvision: kaiming_normal_(fan_out) for convs (bias 0), BatchNorm weight 1 / bias 0.
-  void init_weights() {
-    torch::NoGradGuard no_grad;
-    for (auto& sub : modules(/*include_self=*/false)) {
-      if (auto* conv = sub->as<torch::nn::Conv2d>()) {
-        torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut);
-        if (conv->bias.defined()) torch::nn::init::zeros_(conv->bias);
-      } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
-        torch::nn::init::ones_(bn->weight);
-        torch::nn::init::zeros_(bn->bias);
-      }
-    }
   }
 
   double dropout_;

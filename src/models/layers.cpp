@@ -21,6 +21,19 @@ torch::nn::Linear linear(int64_t in_features, int64_t out_features) {
   return torch::nn::Linear(torch::nn::LinearOptions(in_features, out_features));
 }
 
+void init_conv_bn(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& sub : module.modules(/*include_self=*/false)) {
+    if (auto* conv = sub->as<torch::nn::Conv2d>()) {
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+      if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
+      bn->weight.fill_(1.0);
+      bn->bias.zero_();
+    }
+  }
+}
+
 int64_t make_divisible(double value, int64_t divisor, int64_t min_value) {
   if (min_value < 0) min_value = divisor;
   int64_t rounded =

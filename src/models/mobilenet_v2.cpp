@@ -101,7 +101,7 @@ class MobileNetV2Impl : public ModelImpl {
     const int64_t last = make_divisible(kLastChannels * std::max(1.0, config.width_mult), 8);
     features->push_back(conv_norm_act(in_channels, last, 1, 1, 1, Activation::relu6));
     add_stage("head_conv", features, features->size() - 1, features->size());
-    init_weights(*features);
+    init_conv_bn(*features);
     reset_classifier(options_.include_top() ? options_.num_classes() : 0);
   }
 
@@ -134,20 +134,6 @@ class MobileNetV2Impl : public ModelImpl {
   torch::nn::Sequential classifier{nullptr};
 
  private:
-  /// torchvision: kaiming_normal_(fan_out) for convs, BN weight 1 / bias 0.
-  static void init_weights(torch::nn::Module& module) {
-    torch::NoGradGuard no_grad;
-    for (auto& sub : module.modules(/*include_self=*/false)) {
-      if (auto* conv = sub->as<torch::nn::Conv2d>()) {
-        torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut);
-        if (conv->bias.defined()) conv->bias.zero_();
-      } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
-        bn->weight.fill_(1.0);
-        bn->bias.zero_();
-      }
-    }
-  }
-
   double dropout_;
 };
 

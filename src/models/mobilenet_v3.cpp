@@ -141,7 +141,7 @@ class MobileNetV3Impl : public ModelImpl {
     features->push_back(conv_norm_act(rows.back().out_channels, num_features(), 1, 1, 1,
                                       Activation::hardswish, kBnEps, kBnMomentum));
     add_stage("head_conv", features, features->size() - 1, features->size());
-    init_weights(*features);
+    init_conv_bn(*features);
     reset_classifier(options_.include_top() ? options_.num_classes() : 0);
   }
 
@@ -200,21 +200,6 @@ class MobileNetV3Impl : public ModelImpl {
     torch::NoGradGuard no_grad;
     torch::nn::init::normal_(fc.weight, 0.0, 0.01);
     fc.bias.zero_();
-  }
-
-  /// torchvision: kaiming_normal_(fan_out) for convs (SE convs: zero bias), BN weight 1 /
-  /// bias 0.
-  static void init_weights(torch::nn::Module& module) {
-    torch::NoGradGuard no_grad;
-    for (auto& sub : module.modules(/*include_self=*/false)) {
-      if (auto* conv = sub->as<torch::nn::Conv2d>()) {
-        torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut);
-        if (conv->bias.defined()) conv->bias.zero_();
-      } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
-        bn->weight.fill_(1.0);
-        bn->bias.zero_();
-      }
-    }
   }
 
   int64_t last_channels_;

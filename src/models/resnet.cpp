@@ -94,7 +94,7 @@ class ResNetImpl : public ModelImpl {
       register_module(name, layer);
       stages_.push_back({name, [layer](torch::Tensor x) mutable { return layer->forward(x); }});
     }
-    init_resnet_weights(*this);
+    init_conv_bn(*this);
     reset_classifier(options_.include_top() ? options_.num_classes() : 0);
   }
 
@@ -119,20 +119,6 @@ class ResNetImpl : public ModelImpl {
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
   torch::nn::Linear fc{nullptr};
-
- private:
-  /// torchvision: kaiming_normal_(fan_out, relu) for convs, BN weight 1 / bias 0.
-  static void init_resnet_weights(torch::nn::Module& module) {
-    torch::NoGradGuard no_grad;
-    for (auto& sub : module.modules(/*include_self=*/false)) {
-      if (auto* conv = sub->as<torch::nn::Conv2d>()) {
-        torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
-      } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
-        bn->weight.fill_(1.0);
-        bn->bias.zero_();
-      }
-    }
-  }
 };
 
 }  // namespace

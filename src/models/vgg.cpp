@@ -63,7 +63,7 @@ class VggImpl : public ModelImpl {
                            return x;
                          }});
     }
-    init_weights(*features);
+    init_conv_bn(*features);
     if (options_.include_top()) build_classifier(options_.num_classes());
   }
 
@@ -128,21 +128,6 @@ class VggImpl : public ModelImpl {
     torch::NoGradGuard no_grad;
     torch::nn::init::normal_(fc.weight, 0.0, 0.01);
     fc.bias.zero_();
-  }
-
-  /// torchvision: kaiming_normal_(fan_out, relu) for convs with zero bias, BN weight 1 /
-  /// bias 0.
-  static void init_weights(torch::nn::Module& module) {
-    torch::NoGradGuard no_grad;
-    for (auto& sub : module.modules(/*include_self=*/false)) {
-      if (auto* conv = sub->as<torch::nn::Conv2d>()) {
-        torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
-        conv->bias.zero_();
-      } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
-        bn->weight.fill_(1.0);
-        bn->bias.zero_();
-      }
-    }
   }
 
   double dropout_;

@@ -16,6 +16,11 @@ torch::nn::BatchNorm2d batch_norm(int64_t channels, double eps = 1e-5, double mo
 /// Linear with bias (PyTorch's default init).
 torch::nn::Linear linear(int64_t in_features, int64_t out_features);
 
+/// torchvision's initialisation of every conv below `module`: kaiming_normal_(fan_out,
+/// gain sqrt(2)) and zero bias; BatchNorm weight 1, bias 0. Linear layers are left alone
+/// (their init differs per family).
+void init_conv_bn(torch::nn::Module& module);
+
 /// Rounds `value` to a multiple of `divisor`, never below 90% of it (torchvision's
 /// _make_divisible, used by MobileNet and EfficientNet).
 int64_t make_divisible(double value, int64_t divisor = 8, int64_t min_value = -1);
