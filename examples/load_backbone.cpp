@@ -1,20 +1,32 @@
 // Load ResNet50 without its top for 224x224x3 input and print its feature width
 // (Keras: ResNet50(weights="imagenet", include_top=False, input_shape=(224, 224, 3))).
 //
-//   load_backbone [WEIGHTS]   WEIGHTS: a catalogue name (resnet50.tv_in1k) or a .pth /
-//                             .safetensors file; without it the base is randomly initialised.
+//   load_backbone [WEIGHTS]   WEIGHTS: a catalogue name (resnet50.tv_in1k, fetched with
+//                             `vtl weights fetch`) or a .pth / .safetensors file; without
+//                             it the base is randomly initialised.
 
 #include <iostream>
+#include <string>
 
 #include <vtl/core/error.h>
-#include <vtl/models/registry.h>
+#include <vtl/core/runtime.h>
+#include <vtl/models/pretrained.h>
 
 int main(int argc, char** argv) try {
-  using vtl::models::ModelOptions;
-  auto base = vtl::models::create_model("resnet50", ModelOptions().include_top(false));
-  auto features = base->forward(torch::zeros({1, 3, 224, 224}));
-  std::cout << "resnet50 without top: " << base->num_features() << " features per image, output "
-            << features.sizes() << "\n";
+  vtl::configure_threads();
+  const std::string weights = argc > 1 ? argv[1] : "random";
+
+  auto resnet50 = vtl::models::load_pretrained("resnet50", weights,
+                                               vtl::models::ModelOptions().include_top(false));
+  resnet50.model->eval();
+
+  // One blank 224x224 RGB image through the base: the unpooled feature map.
+  torch::NoGradGuard no_grad;
+  const auto map = resnet50.model->forward_features(torch::zeros({1, 3, 224, 224}));
+  std::cout << "resnet50 without top (weights: " << resnet50.weights
+            << "): " << resnet50.model->num_features() << " features per image, feature map "
+            << map.sizes() << " for a 224x224x3 input\n";
+  if (weights != "random") std::cout << "weights file: " << resnet50.report.summary() << "\n";
   return 0;
 } catch (const vtl::Error& e) {
   std::cerr << "error: " << e.what() << "\n";

@@ -20,6 +20,20 @@ std::vector<int64_t> Dataset::class_counts() const {
   return counts;
 }
 
+std::vector<int64_t> Dataset::labels() const {
+  std::vector<int64_t> out;
+  out.reserve(samples.size());
+  for (const auto& sample : samples) out.push_back(sample.label);
+  return out;
+}
+
+std::vector<std::filesystem::path> Dataset::paths() const {
+  std::vector<std::filesystem::path> out;
+  out.reserve(samples.size());
+  for (const auto& sample : samples) out.push_back(sample.path);
+  return out;
+}
+
 std::string Dataset::describe_counts() const {
   const auto counts = class_counts();
   std::string text;

@@ -165,6 +165,21 @@ torch::Tensor FeatureExtractor::embed_file(const std::filesystem::path& path) {
   return embed_images({data::load_image_rgb(path, decode_options())})[0];
 }
 
+torch::Tensor FeatureExtractor::embed_files(const std::vector<std::filesystem::path>& paths,
+                                            int64_t batch_size) {
+  VTL_CHECK(batch_size > 0, "batch size must be positive (got {})", batch_size);
+  std::vector<torch::Tensor> rows;
+  const auto decode = decode_options();
+  for (size_t begin = 0; begin < paths.size(); begin += size_t(batch_size)) {
+    const size_t end = std::min(paths.size(), begin + size_t(batch_size));
+    std::vector<cv::Mat> images;
+    for (size_t i = begin; i < end; ++i) images.push_back(data::load_image_rgb(paths[i], decode));
+    rows.push_back(embed_images(images));
+  }
+  if (rows.empty()) return torch::zeros({0, spec_.dim}, torch::kFloat32);
+  return torch::cat(rows);
+}
+
 FeatureExtractor extractor_for_spec(const FeatureSpec& spec) {
   BackboneOptions options;
   options.model = spec.model;

@@ -62,6 +62,13 @@ PretrainedModel load_pretrained(const std::string& arch, const std::string& weig
   PretrainedModel out;
   bool from_catalogue = false;
   const weights::PretrainedWeights* entry = nullptr;
+  if (weights_name == "random") {
+    out.model = create_model(arch, options);
+    out.weights = "random";
+    out.preprocessing.crop = static_cast<int>(info.default_input_size);
+    out.preprocessing.resize = static_cast<int>(info.default_input_size * 256 / 224);
+    return out;
+  }
   if (!weights_name.empty() && looks_like_path(weights_name)) {
     out.file = weights_name;
     out.weights = weights_name;

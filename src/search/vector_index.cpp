@@ -117,6 +117,12 @@ void VectorIndex::add(const torch::Tensor& vectors) {
   }
 }
 
+std::vector<Hit> VectorIndex::search_one(const torch::Tensor& query, int64_t k) const {
+  VTL_CHECK(query.dim() == 1, "expected one vector of width {}, got shape [{}]", dim_,
+            fmt::format("{}", fmt::join(query.sizes(), ", ")));
+  return search(query.unsqueeze(0), k).front();
+}
+
 std::vector<std::vector<Hit>> VectorIndex::search(const torch::Tensor& queries, int64_t k) const {
   VTL_CHECK(k > 0, "k must be positive");
   auto x = prepare(queries);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <random>
+#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -23,7 +24,8 @@ Strategy parse_strategy(const std::string& text) {
   if (text == "features") return Strategy::features;
   if (text == "finetune") return Strategy::finetune;
   if (text == "full") return Strategy::full;
-  fail("unknown strategy '{}': expected features, finetune or full", text);
+  if (text == "trainable") return Strategy::trainable;
+  fail("unknown strategy '{}': expected features, finetune, full or trainable", text);
 }
 
 std::string to_string(Strategy strategy) {
@@ -34,6 +36,8 @@ std::string to_string(Strategy strategy) {
       return "finetune";
     case Strategy::full:
       return "full";
+    case Strategy::trainable:
+      return "trainable";
   }
   return "features";
 }
@@ -251,6 +255,7 @@ std::vector<Trainer::Phase> Trainer::phases() const {
 bool Trainer::base_trains(const Phase& phase) const { return config_.strategy == Strategy::full; }
 
 void Trainer::apply_freezing(const Phase& phase, bool log_event) {
+  if (config_.strategy == Strategy::trainable) return;  // as the caller set it
   if (config_.strategy == Strategy::full) {
     unfreeze_all(model_);
     return;
@@ -269,6 +274,7 @@ void Trainer::apply_freezing(const Phase& phase, bool log_event) {
 
 bool Trainer::use_cache(const Phase& phase) {
   if (config_.strategy == Strategy::full || phase.index == 2) return false;
+  if (config_.strategy == Strategy::trainable && !base_is_frozen(model_)) return false;
   if (config_.cache_features == "on") return true;
   if (config_.cache_features == "off") return false;
   return !data_.augment.any_per_image() && data_.augment.mixup_alpha <= 0 &&
@@ -401,7 +407,9 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
   };
 
   EvalResult val;
-  set_training_mode(model_, base_trains(phase), config_.train_bn && phase.index == 2);
+  set_training_mode(
+      model_, base_trains(phase),
+      config_.train_bn && (phase.index == 2 || config_.strategy == Strategy::trainable));
   if (cached) {
     build_cache();
     set_training_mode(model_, false, false);
@@ -546,10 +554,16 @@ void Trainer::write_metrics() const {
 }
 
 void Trainer::fit(bool resume) {
-  fs::create_directories(run_dir_);
+  const bool keep_files = !run_dir_.empty();
+  if (keep_files) fs::create_directories(run_dir_);
   const fs::path last = run_dir_ / "checkpoint" / "last.pt";
   const fs::path best = run_dir_ / "checkpoint" / "best.pt";
-  bool resumed = resume && load_checkpoint(last);
+  // Without a run folder the best weights are kept in memory, and only when they may be
+  // restored.
+  const bool keep_best =
+      keep_files || (config_.early_stopping_patience > 0 && config_.restore_best);
+  std::stringstream best_in_memory;
+  bool resumed = resume && keep_files && load_checkpoint(last);
   for (const auto& phase : phases()) {
     const int64_t end = phase.first_epoch + phase.epochs;
     if (epochs_done_ >= end) continue;
@@ -575,12 +589,20 @@ void Trainer::fit(bool resume) {
         best_value_ = value;
         best_epoch_ = epoch;
         wait_ = 0;
-        torch::serialize::OutputArchive archive;
-        model_->save(archive);
-        const auto tmp = temporary_sibling(best);
-        fs::create_directories(best.parent_path());
-        archive.save_to(tmp.string());
-        commit_file(tmp, best);
+        if (keep_best) {
+          torch::serialize::OutputArchive archive;
+          model_->save(archive);
+          if (keep_files) {
+            const auto tmp = temporary_sibling(best);
+            fs::create_directories(best.parent_path());
+            archive.save_to(tmp.string());
+            commit_file(tmp, best);
+          } else {
+            best_in_memory.str("");
+            best_in_memory.clear();
+            archive.save_to(best_in_memory);
+          }
+        }
       } else {
         ++wait_;
       }
@@ -609,19 +631,26 @@ void Trainer::fit(bool resume) {
       if (epochs_done_ == end && config_.early_stopping_patience > 0 && config_.restore_best &&
           best_epoch_ >= 0 && best_epoch_ != epoch) {
         torch::serialize::InputArchive archive;
-        archive.load_from(best.string());
+        if (keep_files) {
+          archive.load_from(best.string());
+        } else {
+          best_in_memory.seekg(0);
+          archive.load_from(best_in_memory);
+        }
         model_->load(archive);
         events_.push_back(
             {{"epoch", epoch + 1},
              {"event", fmt::format("restored the weights of epoch {}", best_epoch_ + 1)}});
       }
-      save_checkpoint(last, epochs_done_);
-      write_metrics();
+      if (keep_files) {
+        save_checkpoint(last, epochs_done_);
+        write_metrics();
+      }
       if (on_epoch) on_epoch(m);
       if (stop) break;
     }
   }
-  write_metrics();
+  if (keep_files) write_metrics();
 }
 
 EvalResult Trainer::evaluate_validation() { return evaluate(model_, *val_loader_, device_); }

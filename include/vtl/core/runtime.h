@@ -8,7 +8,8 @@ namespace vtl {
 
 /// Sets LibTorch's intra-op thread count. `threads <= 0` means "one per hardware
 /// thread" (Debian's LibTorch otherwise starts with 1, where convolutions take a path
-/// ~8x slower). Returns the count in effect.
+/// ~8x slower). Returns the count in effect. Process-wide: call once at start-up, before
+/// other threads use LibTorch.
 int configure_threads(int threads = 0);
 
 /// The folder for downloaded weights and caches: `$VTL_HOME`, else `~/.cache/vtl`.

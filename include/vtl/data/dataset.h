@@ -21,6 +21,7 @@ struct SkippedFile {
   std::string reason;
 };
 
+/// Plain data: copies are independent; safe to read from several threads.
 struct Dataset {
   std::vector<std::string> classes;  ///< class id -> name
   std::vector<Sample> samples;
@@ -30,6 +31,11 @@ struct Dataset {
   std::vector<int64_t> class_counts() const;
   /// "cat 120, dog 98" (for logs).
   std::string describe_counts() const;
+  /// The label of each sample, in sample order (what classical classifiers take).
+  std::vector<int64_t> labels() const;
+  /// The path of each sample, in sample order.
+  std::vector<std::filesystem::path> paths() const;
+  int64_t num_classes() const { return static_cast<int64_t>(classes.size()); }
 };
 
 /// A class-folder tree: `root/<class>/**/<image>`; class names are the sorted subfolder

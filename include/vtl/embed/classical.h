@@ -44,13 +44,15 @@ struct ClassicalParams {
 nlohmann::json to_json(const ClassicalParams& params);
 ClassicalParams classical_params_from_json(const nlohmann::json& json);
 
+/// Owns its OpenCV model; copies share it. Not thread-safe: serialize calls to one
+/// classifier (OpenCV's ml models do not promise concurrent prediction).
 class ClassicalClassifier {
  public:
-  /// Trains on float32 [N, D] features and labels in [0, num_classes). Needs two or more
-  /// classes; throws vtl::Error otherwise.
+  /// Trains on float32 [N, D] features (CPU) and N labels in [0, num_classes). Needs two
+  /// or more classes; throws vtl::Error otherwise.
   static ClassicalClassifier fit(const torch::Tensor& features, const std::vector<int64_t>& labels,
                                  int64_t num_classes, const ClassicalParams& params);
-  /// Predicted class per row, int64 [N].
+  /// Predicted class per row of float32 [N, D] features (D = dim()), N labels.
   std::vector<int64_t> predict(const torch::Tensor& features) const;
 
   /// Writes classifier.yml and classifier.json into `dir` (each atomically, json last).

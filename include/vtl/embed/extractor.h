@@ -53,7 +53,7 @@ struct BackboneOptions {
 
 /// A model in eval mode plus the preprocessing its weights expect.
 struct Backbone {
-  models::Model model{nullptr};
+  models::Model model{nullptr};  ///< shared handle; float32 on the CPU
   std::string architecture;
   std::string weights;  ///< FeatureSpec::weights
   Preprocessing preprocessing;
@@ -63,13 +63,16 @@ struct Backbone {
 /// vtl::Error for unknown models, unreadable or mismatched weights.
 Backbone load_backbone(const BackboneOptions& options);
 
-/// Runs a backbone up to one tap and returns [N, dim] float32 rows. Not thread-safe:
-/// callers serving concurrent requests serialize calls to embed_*.
+/// Runs a backbone up to one tap and returns [N, dim] float32 rows (4-D taps such as a
+/// stage output are globally average-pooled; "avg_pool" of resnet50 gives dim 2048).
+/// Owns its model (a shared handle: model() returns it). Not thread-safe: callers
+/// serving concurrent requests serialize calls to embed_*.
 class FeatureExtractor {
  public:
   /// Validates the layer (vtl::Error listing valid taps) and measures `dim` with one
   /// forward pass of a blank image.
-  FeatureExtractor(Backbone backbone, const std::string& layer, bool l2_normalize);
+  FeatureExtractor(Backbone backbone, const std::string& layer = "avg_pool",
+                   bool l2_normalize = false);
 
   const FeatureSpec& spec() const { return spec_; }
   int64_t dim() const { return spec_.dim; }
@@ -77,14 +80,22 @@ class FeatureExtractor {
 
   /// How files should be decoded for this preprocessing (JPEG reduced decoding).
   data::DecodeOptions decode_options() const;
-  /// RGB image -> normalized [3, crop, crop] tensor.
+  /// CV_8UC3 RGB image (any size) -> float32 [3, crop, crop], the weights' eval transform:
+  /// shorter side resized to preprocessing.resize, centre crop, mean/std normalization.
   torch::Tensor preprocess(const cv::Mat& rgb) const;
-  /// Preprocessed batch [N, 3, H, W] -> [N, dim] float32 (no grad, eval mode).
+  /// Preprocessed float32 batch [N, 3, H, W] -> [N, dim] float32 on the CPU (no grad,
+  /// eval mode).
   torch::Tensor embed(const torch::Tensor& batch);
-  /// Decoded RGB images -> [N, dim].
+  /// Decoded CV_8UC3 RGB images (any sizes; cv::imread gives BGR: convert first) ->
+  /// float32 [N, dim], each image preprocessed with preprocess().
   torch::Tensor embed_images(const std::vector<cv::Mat>& images);
-  /// One image file -> [dim]; decoding errors name the file.
+  /// One image file -> float32 [dim]; decoding errors name the file.
   torch::Tensor embed_file(const std::filesystem::path& path);
+  /// Image files -> float32 [N, dim], row i = paths[i], embedded `batch_size` at a time
+  /// (decoded with decode_options(): alpha composited onto white, EXIF applied). An
+  /// undecodable file throws vtl::Error naming it.
+  torch::Tensor embed_files(const std::vector<std::filesystem::path>& paths,
+                            int64_t batch_size = 32);
 
  private:
   models::Model model_;

@@ -14,7 +14,11 @@
 
 namespace vtl::models {
 
+/// A model and what came with its weights. `model` is a shared handle (LibTorch module
+/// holder): copies of the struct share one network, which is not thread-safe: serialize
+/// calls on it.
 struct PretrainedModel {
+  /// Float32 on the CPU, in training mode (call ->eval() for inference).
   Model model{nullptr};
   /// Eval transform of the weights (catalogue entry; files: ImageNet statistics at the
   /// architecture's default input size).
@@ -30,8 +34,10 @@ struct PretrainedModel {
 };
 
 /// Builds `arch` with `options` and loads `weights` into it: a catalogue name (or "" /
-/// the architecture name for its default entry) that must already be in the store, or a
-/// path to a weights file. A missing store file throws vtl::Error telling exactly how to
+/// the architecture name for its default entry) that must already be in the store, a
+/// path to a weights file, or "random" for torchvision's random initialisation (seeded by
+/// torch::manual_seed; preprocessing: ImageNet statistics at the default input size;
+/// empty report). A missing store file throws vtl::Error telling exactly how to
 /// get it (`vtl weights fetch NAME`, or the URL and `vtl weights import FILE`). Weights of
 /// another architecture throw vtl::Error naming the file and the mismatched keys/shapes.
 /// With num_classes different from the file's classifier, the classifier is left out and

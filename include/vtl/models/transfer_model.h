@@ -26,9 +26,14 @@ namespace vtl::models {
 /// The state-dict prefix of the new head for an architecture (see the file comment).
 std::string transfer_head_prefix(const Model& base);
 
+/// Float32 parameters; lives on one device (module->to(device) moves it). The
+/// TransferModel holder is a shared handle, and `base` is shared with the Model passed in
+/// (no copy): freezing or training one changes the other. Not thread-safe: serialize
+/// calls on one model.
 class TransferModelImpl : public torch::nn::Module {
  public:
-  /// `base` must have been built with include_top=false; `dropout` in [0, 1).
+  /// `base` must have been built with include_top=false; `dropout` in [0, 1). The head
+  /// is a freshly initialised Linear(base->num_features(), num_classes).
   TransferModelImpl(Model base, int64_t num_classes, double dropout = 0.2);
 
   /// images -> logits [N, num_classes].

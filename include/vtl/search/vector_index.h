@@ -33,6 +33,9 @@ struct Hit {
   float score = 0;  ///< cosine similarity or squared L2 distance, per the metric
 };
 
+/// Owns its FAISS index (move-only). Vectors may be any float dtype and device; they are
+/// copied to float32 on the CPU. Thread safety: const members (search, reconstruct) may
+/// run concurrently; train, add, save and set_search_effort need exclusive access.
 class VectorIndex {
  public:
   /// An empty index; throws vtl::Error for a factory string faiss does not accept.
@@ -52,8 +55,10 @@ class VectorIndex {
   void train(const torch::Tensor& vectors);
   /// Appends [n, dim] vectors; they get ids size() .. size()+n-1.
   void add(const torch::Tensor& vectors);
-  /// For each row of [q, dim] queries, up to k hits, closest first.
+  /// For each row of float [q, dim] queries, up to k hits, closest first.
   std::vector<std::vector<Hit>> search(const torch::Tensor& queries, int64_t k) const;
+  /// Up to k hits for one float [dim] query, closest first.
+  std::vector<Hit> search_one(const torch::Tensor& query, int64_t k) const;
   /// The stored (for PQ: approximate) vector of `id`, as searched (normalized for cosine).
   torch::Tensor reconstruct(int64_t id) const;
 

@@ -12,6 +12,11 @@
 // Freezing sets requires_grad=false, so autograd records nothing for the frozen prefix
 // and the optimizer never sees those parameters; the trainer also runs a fully frozen base
 // under NoGradGuard and keeps the base's BatchNorm layers in inference mode.
+//
+// These functions change the model they are given (a shared handle: every copy of it
+// sees the change) and are not thread-safe: call them between fit()s, not during one.
+// An optimizer built before a change keeps its old parameter list; build a new one
+// (train::fit does on every call).
 
 #include <string>
 #include <vector>

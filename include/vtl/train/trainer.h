@@ -5,6 +5,9 @@
 //   finetune  phase 1 = features; phase 2 unfreezes the last N layers (or from a named
 //             block), rebuilds the optimizer at finetune_lr and trains finetune_epochs more.
 //   full      everything trains from the first step.
+//   trainable one phase that trains the parameters the caller left trainable (freeze.h),
+//             as Keras' fit after setting `trainable`; the base stays in inference mode
+//             (BatchNorm on running statistics) unless train_bn. What train::fit runs.
 // Only trainable parameters reach the optimizer; a fully frozen base runs under
 // NoGradGuard; with a frozen base and no per-image augmentation the pooled features are
 // computed once and the head trains from that cache.
@@ -30,7 +33,8 @@
 
 namespace vtl::train {
 
-enum class Strategy { features, finetune, full };
+enum class Strategy { features, finetune, full, trainable };
+/// "features", "finetune", "full" or "trainable"; throws vtl::Error otherwise.
 Strategy parse_strategy(const std::string& text);
 std::string to_string(Strategy strategy);
 
@@ -88,12 +92,17 @@ struct TrainData {
   Preprocessing preprocessing;
   data::AugmentOptions augment;  ///< AugmentOptions::none() for --no-augment
   int workers = 2;
+
+  int64_t num_classes() const { return train.num_classes(); }
 };
 
+/// Trains one TransferModel (a shared handle: the caller's model is the one trained).
+/// Not thread-safe; one fit at a time per model.
 class Trainer {
  public:
+  /// `run_dir` empty: nothing is written (no checkpoints, metrics files or resume).
   Trainer(models::TransferModel model, TrainConfig config, TrainData data,
-          std::filesystem::path run_dir);
+          std::filesystem::path run_dir = {});
 
   /// Trains to the end; with `resume`, first restores run_dir/checkpoint/last.pt (a
   /// missing checkpoint starts from the beginning).

@@ -1,0 +1,65 @@
+# Runs one example program and checks its output; used by the example tests
+# (examples/CMakeLists.txt).
+#   cmake -DNAME=test -DEXAMPLE=program -DARGS="a;b" -DEXPECT="regex;regex" -DCLIPART=dir
+#         -DWORK=dir -P run_example.cmake
+# In ARGS, @IMAGES@ becomes a class-folder tree of symbolic links to a few openclipart
+# PNGs (3 classes x 8 images) and @IMAGE@ one of those images. Every EXPECT regular
+# expression must match the program's output. Items of ARGS and EXPECT are separated by
+# ~~ (or ;).
+string(REPLACE "~~" ";" ARGS "${ARGS}")
+string(REPLACE "~~" ";" EXPECT "${EXPECT}")
+if(ARGS MATCHES "@IMAGE")
+  if(NOT IS_DIRECTORY "${CLIPART}/animals")
+    message("openclipart-png is not installed (scripts/install-deps.sh does); skipped")
+    return()
+  endif()
+  set(images "${WORK}/${NAME}")
+  file(REMOVE_RECURSE "${images}")
+  set(first_image)
+  foreach(category animals buildings food)
+    # The first 8 files of the category (sorted; real files under 300 kB, as the test
+    # suite's clipart fixture picks them).
+    file(GLOB_RECURSE files LIST_DIRECTORIES false "${CLIPART}/${category}/*.png")
+    list(SORT files)
+    file(MAKE_DIRECTORY "${images}/${category}")
+    set(count 0)
+    foreach(file IN LISTS files)
+      if(IS_SYMLINK "${file}")
+        continue()
+      endif()
+      file(SIZE "${file}" size)
+      if(size GREATER_EQUAL 300000)
+        continue()
+      endif()
+      get_filename_component(file_name "${file}" NAME)
+      file(CREATE_LINK "${file}" "${images}/${category}/${file_name}" SYMBOLIC)
+      if(NOT first_image)
+        set(first_image "${images}/${category}/${file_name}")
+      endif()
+      math(EXPR count "${count} + 1")
+      if(count EQUAL 8)
+        break()
+      endif()
+    endforeach()
+  endforeach()
+  string(REPLACE "@IMAGES@" "${images}" ARGS "${ARGS}")
+  string(REPLACE "@IMAGE@" "${first_image}" ARGS "${ARGS}")
+endif()
+
+string(TIMESTAMP start "%s")
+execute_process(COMMAND "${EXAMPLE}" ${ARGS} RESULT_VARIABLE status OUTPUT_VARIABLE out
+                ERROR_VARIABLE err TIMEOUT 240)
+string(TIMESTAMP end "%s")
+math(EXPR seconds "${end} - ${start}")
+message("$ ${EXAMPLE} ${ARGS}\n${out}${err}(${seconds} s)")
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "${NAME}: exit status ${status}")
+endif()
+foreach(expect IN LISTS EXPECT)
+  if(NOT out MATCHES "${expect}")
+    message(FATAL_ERROR "${NAME}: the output does not match '${expect}'")
+  endif()
+endforeach()
+if(images)
+  file(REMOVE_RECURSE "${images}")
+endif()

@@ -1,0 +1,46 @@
+#include "vtl/train/fit.h"
+
+#include "vtl/core/error.h"
+#include "vtl/data/dataset.h"
+
+namespace vtl::train {
+
+TrainData load_image_folder(const std::filesystem::path& root, const Preprocessing& preprocessing,
+                            double val_fraction, uint64_t seed, int workers) {
+  VTL_CHECK(val_fraction > 0 && val_fraction < 1,
+            "the validation fraction must be between 0 and 1 (got {})", val_fraction);
+  TrainData out;
+  std::tie(out.train, out.val) =
+      data::split_stratified(data::open_dataset(root), val_fraction, seed);
+  VTL_CHECK(out.train.classes.size() >= 2, "{}: need at least 2 classes, found {}", root.string(),
+            out.train.classes.size());
+  out.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, preprocessing.resize);
+  out.store->prepare(out.train, workers);
+  out.store->prepare(out.val, workers);
+  VTL_CHECK(!out.val.samples.empty(),
+            "{}: no validation images; each class needs 2 or more readable images", root.string());
+  out.preprocessing = preprocessing;
+  out.augment = data::AugmentOptions::none();
+  out.workers = workers;
+  return out;
+}
+
+std::vector<EpochMetrics> fit(models::TransferModel& model, const TrainData& data,
+                              const FitOptions& options) {
+  TrainConfig config;
+  config.strategy = Strategy::trainable;
+  config.epochs = options.epochs();
+  config.lr = options.lr();
+  config.optimizer = options.optimizer();
+  config.batch_size = options.batch_size();
+  config.train_bn = options.train_bn();
+  config.seed = options.seed();
+  config.device = options.device();
+  Trainer trainer(model, config, data);
+  trainer.on_epoch = options.on_epoch();
+  trainer.fit();
+  model->eval();
+  return trainer.history();
+}
+
+}  // namespace vtl::train
