@@ -3,7 +3,7 @@
 #   cmake -DNAME=test -DEXAMPLE=program -DARGS="a;b" -DEXPECT="regex;regex" -DCLIPART=dir
 #         -DWORK=dir -P run_example.cmake
 # In ARGS, @IMAGES@ becomes a class-folder tree of symbolic links to a few openclipart
-# PNGs (3 classes x 8 images) and @IMAGE@ one of those images. Every EXPECT regular
+# PNGs (3 classes x 10 images) and @IMAGE@ one of those images. Every EXPECT regular
 # expression must match the program's output. Items of ARGS and EXPECT are separated by
 # ~~ (or ;).
 string(REPLACE "~~" ";" ARGS "${ARGS}")
@@ -17,7 +17,7 @@ if(ARGS MATCHES "@IMAGE")
   file(REMOVE_RECURSE "${images}")
   set(first_image)
   foreach(category animals buildings food)
-    # The first 8 files of the category (sorted; real files under 300 kB, as the test
+    # The first 10 files of the category (sorted; real files under 300 kB, as the test
     # suite's clipart fixture picks them).
     file(GLOB_RECURSE files LIST_DIRECTORIES false "${CLIPART}/${category}/*.png")
     list(SORT files)
@@ -37,7 +37,7 @@ if(ARGS MATCHES "@IMAGE")
         set(first_image "${images}/${category}/${file_name}")
       endif()
       math(EXPR count "${count} + 1")
-      if(count EQUAL 8)
+      if(count EQUAL 10)
         break()
       endif()
     endforeach()
