@@ -71,7 +71,50 @@ std::string trim(std::string text) {
   return text;
 }
 
+/// Image files under `dir` (recursive, symbolic links followed, sorted by path) whose
+/// canonical path is not yet in `seen`; unresolvable paths go to `skipped`.
+std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& seen,
+                                       std::vector<SkippedFile>& skipped) {
+  std::error_code ec;
+  std::vector<fs::path> files;
+  const auto options = fs::directory_options::follow_directory_symlink |
+                       fs::directory_options::skip_permission_denied;
+  for (auto it = fs::recursive_directory_iterator(dir, options, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const auto& path = it->path();
+    if (!it->is_regular_file(ec) || !has_image_extension(path)) continue;
+    auto canonical = fs::weakly_canonical(path, ec);
+    if (ec) {
+      skipped.push_back({path, "cannot resolve the path: " + ec.message()});
+      ec.clear();
+      continue;
+    }
+    if (seen.insert(canonical).second) files.push_back(path);
+  }
+  VTL_CHECK(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 }  // namespace
+
+std::vector<fs::path> list_images(const fs::path& root, std::vector<SkippedFile>* skipped) {
+  std::error_code ec;
+  VTL_CHECK(fs::is_directory(root, ec), "{}: no such folder", root.string());
+  std::set<fs::path> seen;
+  std::vector<SkippedFile> unresolved;
+  auto files = list_images_into(root, seen, unresolved);
+  if (skipped) skipped->insert(skipped->end(), unresolved.begin(), unresolved.end());
+  return files;
+}
+
+bool has_subfolders(const fs::path& root) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (entry.is_directory(ec) && entry.path().filename().string().rfind('.', 0) != 0) return true;
+  }
+  return false;
+}
 
 Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>& classes) {
   std::error_code ec;
@@ -99,25 +142,9 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
     const int64_t label = index.find(name);
     VTL_CHECK(label >= 0, "{}: class '{}' is not one of the model's {} classes", dir.string(), name,
               dataset.classes.size());
-    std::vector<fs::path> files;
-    const auto options = fs::directory_options::follow_directory_symlink |
-                         fs::directory_options::skip_permission_denied;
-    for (auto it = fs::recursive_directory_iterator(dir, options, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      const auto& path = it->path();
-      if (!it->is_regular_file(ec) || !has_image_extension(path)) continue;
-      auto canonical = fs::weakly_canonical(path, ec);
-      if (ec) {
-        dataset.skipped.push_back({path, "cannot resolve the path: " + ec.message()});
-        ec.clear();
-        continue;
-      }
-      if (seen.insert(canonical).second) files.push_back(path);
-    }
-    VTL_CHECK(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
+    auto files = list_images_into(dir, seen, dataset.skipped);
     VTL_CHECK(!files.empty(), "{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif)",
               dir.string(), name);
-    std::sort(files.begin(), files.end());
     for (auto& file : files) dataset.samples.push_back({std::move(file), label});
   }
   return dataset;

@@ -6,8 +6,17 @@ namespace vtl::embed {
 namespace fs = std::filesystem;
 
 std::vector<ImageItem> dataset_items(const fs::path& data, std::vector<std::string>* classes) {
-  const auto dataset = data::open_dataset(data);
   std::vector<ImageItem> items;
+  std::error_code ec;
+  if (fs::is_directory(data, ec) && !data::has_subfolders(data)) {
+    for (const auto& path : data::list_images(data))
+      items.push_back({fs::absolute(path).lexically_normal(), -1, ""});
+    VTL_CHECK(!items.empty(), "{}: no images (jpg, jpeg, png, bmp, webp, tif) and no class folders",
+              data.string());
+    if (classes) classes->clear();
+    return items;
+  }
+  const auto dataset = data::open_dataset(data);
   items.reserve(dataset.samples.size());
   for (const auto& sample : dataset.samples) {
     items.push_back({fs::absolute(sample.path).lexically_normal(), sample.label,

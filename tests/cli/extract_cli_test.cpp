@@ -48,6 +48,25 @@ TEST_F(ExtractCli, WritesFeaturesResumesAndMergesShards) {
             read_file(dir_ / "all" / "manifest.jsonl"));
 }
 
+TEST_F(ExtractCli, AFolderWithoutClassFoldersIsExtractedUnlabelled) {
+  // All twelve images side by side, one of them twice under another name.
+  const auto flat = dir_ / "flat";
+  fs::create_directories(flat);
+  for (const auto& item : sample_items()) fs::copy_file(item.path, flat / item.path.filename());
+  fs::create_symlink(flat / "spider.png", flat / "spider-again.png");
+  auto run = run_cli("extract " + flat.string() +
+                     " --model resnet18 --image-size 64 --json --out " + (dir_ / "f").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(nlohmann::json::parse(run.output).at("rows"), 12);
+  auto set = embed::load_features(dir_ / "f");
+  EXPECT_TRUE(set.classes.empty());
+  for (const auto& row : set.rows) EXPECT_EQ(row.label, -1) << row.path;
+  // Classifiers need labels: a one-line error, not a crash.
+  run = run_cli("classify fit " + (dir_ / "f").string() + " --out " + (dir_ / "clf").string());
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("no class names"), std::string::npos) << run.output;
+}
+
 TEST_F(ExtractCli, BadArgumentsAreOneLineErrors) {
   auto run = run_cli("extract " + (dir_ / "data").string() +
                      " --model resnet18 --layer nope --out " + (dir_ / "x").string());

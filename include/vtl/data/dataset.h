@@ -55,6 +55,15 @@ Dataset scan_class_folders(const std::filesystem::path& root,
 Dataset read_csv_list(const std::filesystem::path& csv,
                       const std::vector<std::string>& classes = {});
 
+/// Every image file under `root` (recursive, symbolic links followed, a file reachable by
+/// two names listed once, sorted by path): an unlabelled folder for extraction and search.
+/// Paths that cannot be resolved are appended to `skipped` when given.
+std::vector<std::filesystem::path> list_images(const std::filesystem::path& root,
+                                               std::vector<SkippedFile>* skipped = nullptr);
+
+/// Whether `root` has a visible (not dot-named) subfolder, i.e. reads as a class tree.
+bool has_subfolders(const std::filesystem::path& root);
+
 /// Reads either form: a folder is a class-folder tree, a .csv file a CSV list.
 Dataset open_dataset(const std::filesystem::path& path,
                      const std::vector<std::string>& classes = {});

@@ -81,8 +81,9 @@ FeatureSet load_features(const std::filesystem::path& dir);
 void merge_feature_shards(const std::vector<std::filesystem::path>& shards,
                           const std::filesystem::path& out);
 
-/// The images of a dataset (a class-folder tree or a CSV list, see vtl/data/dataset.h) as
-/// labelled items with absolute paths, and the class names.
+/// The images of a dataset as items with absolute paths, and the class names: a
+/// class-folder tree or a CSV list gives labelled items (see vtl/data/dataset.h); a folder
+/// without subfolders gives its images unlabelled (label -1, no class names).
 std::vector<ImageItem> dataset_items(const std::filesystem::path& data,
                                      std::vector<std::string>* classes = nullptr);
 
