@@ -66,7 +66,47 @@ void write_skipped(const fs::path& path, const std::vector<data::SkippedFile>& s
   write_file_atomically(path, text);
 }
 
+/// split.jsonl: one line per usable image of both splits (see SplitEntry).
+void write_split(const fs::path& path, const data::Dataset& train, const data::Dataset& val) {
+  std::string text;
+  for (const auto* set : {&train, &val}) {
+    for (const auto& sample : set->samples) {
+      nlohmann::json line = {{"path", fs::absolute(sample.path).lexically_normal().string()},
+                             {"class", set->classes.at(static_cast<size_t>(sample.label))},
+                             {"split", set == &val ? "val" : "train"}};
+      text += line.dump() + "\n";
+    }
+  }
+  write_file_atomically(path, text);
+}
+
 }  // namespace
+
+std::vector<SplitEntry> read_split(const fs::path& run_dir) {
+  const fs::path path = run_dir / "split.jsonl";
+  std::ifstream in(path);
+  VTL_CHECK(in.good(), "{}: missing; it is written by `vtl train` into its run folder",
+            path.string());
+  std::vector<SplitEntry> entries;
+  std::string line;
+  int line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (line.empty()) continue;
+    try {
+      const auto json = nlohmann::json::parse(line);
+      const auto split = json.at("split").get<std::string>();
+      VTL_CHECK(split == "train" || split == "val", "split '{}' is neither train nor val", split);
+      entries.push_back({json.at("path").get<std::string>(), json.at("class").get<std::string>(),
+                         split == "val"});
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}:{}: {}", path.string(), line_number, e.what());
+    } catch (const Error& e) {
+      fail("{}:{}: {}", path.string(), line_number, e.what());
+    }
+  }
+  return entries;
+}
 
 nlohmann::json RunOptions::to_json() const {
   return {{"data", data.string()},
@@ -195,7 +235,10 @@ RunResult run_training(const RunOptions& options, bool resume,
   VTL_CHECK(!val_set.samples.empty(),
             "no validation images: give --val-dir or a --val-split with 2+ images per class");
 
-  if (!resume) write_file_atomically(out / "run.json", options.to_json().dump(2) + "\n");
+  if (!resume) {
+    write_file_atomically(out / "run.json", options.to_json().dump(2) + "\n");
+    write_split(out / "split.jsonl", train_set, val_set);
+  }
 
   TrainData train_data;
   train_data.train = train_set;

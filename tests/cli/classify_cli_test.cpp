@@ -3,6 +3,7 @@
 
 #include "cli/run_cli.h"
 #include "embed/sample_images.h"
+#include "vtl/core/atomic_file.h"
 
 namespace vtl::testing {
 namespace {
@@ -40,6 +41,51 @@ TEST(ClassifyCli, FitWithCrossValidationPredictAndEvaluate) {
   run = run_cli("classify evaluate " + (dir / "clf-svm").string() + " " + (dir / "l3").string());
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("trained on other features"), std::string::npos) << run.output;
+}
+
+TEST(ClassifyCli, CompareUsesTheTrainingRunsSplitAndShowsItsNeuralHead) {
+  if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  TempDir dir("vtl_classify_compare");
+  make_class_tree(dir / "data");
+  const std::string data = (dir / "data").string(), run_dir = (dir / "run").string();
+  auto run = run_cli("train " + data +
+                     " --model resnet18 --img-size 64 --strategy features --epochs 2 "
+                     "--val-split 0.25 --no-augment --out " +
+                     run_dir);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string features = (dir / "features").string();
+  run = run_cli("extract " + data + " --model " + run_dir + " --out " + features);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  run = run_cli("classify compare " + features + " --run " + run_dir + " --algos svm,knn --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto report = nlohmann::json::parse(run.output);
+  // 0.25 of four images per class: one per class validates, three train.
+  EXPECT_EQ(report.at("train_rows"), 9);
+  EXPECT_EQ(report.at("val_rows"), 3);
+  EXPECT_EQ(report.at("missing"), 0);
+  const auto& table = report.at("table");
+  ASSERT_EQ(table.size(), 3u);
+  const auto evaluation = nlohmann::json::parse(read_file(dir / "run" / "evaluation.json"));
+  EXPECT_EQ(table[0].at("classifier"), "neural head (vtl train, features)");
+  EXPECT_DOUBLE_EQ(table[0].at("val_accuracy").get<double>(), evaluation.at("top1").get<double>());
+  for (size_t i = 0; i < table.size(); ++i) {
+    EXPECT_EQ(table[i].at("val_images"), 3) << table[i];
+    const double accuracy = table[i].at("val_accuracy").get<double>();
+    EXPECT_GE(accuracy, 0.0);
+    EXPECT_LE(accuracy, 1.0);
+  }
+  EXPECT_EQ(table[1].at("classifier"), "svm");
+  EXPECT_EQ(table[2].at("classifier"), "knn");
+
+  // A features folder of other images shares nothing with the run: a clear error.
+  TempDir other("vtl_classify_compare_other");
+  make_class_tree(other / "data", 2);
+  run = run_cli("extract " + (other / "data").string() + " --model " + run_dir + " --out " +
+                (other / "features").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  run = run_cli("classify compare " + (other / "features").string() + " --run " + run_dir);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("share no images"), std::string::npos) << run.output;
 }
 
 }  // namespace

@@ -1,9 +1,13 @@
 // vtl classify fit FEATURES_DIR --algo svm|svm-rbf|rf|knn|logreg [--cv 5] --out DIR
 // vtl classify predict CLASSIFIER_DIR FEATURES_DIR [--json]
 // vtl classify evaluate CLASSIFIER_DIR FEATURES_DIR [--json]
+// vtl classify compare FEATURES_DIR --run RUN_DIR [--algos svm,rf,...] [--json]
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -12,6 +16,7 @@
 #include "vtl/core/error.h"
 #include "vtl/embed/classical.h"
 #include "vtl/embed/extract.h"
+#include "vtl/train/run.h"
 
 namespace vtl::cli {
 namespace {
@@ -21,6 +26,8 @@ struct ClassifyArgs {
   std::string classifier;
   std::string out;
   std::string algo = "svm";
+  std::string run;  ///< compare: a `vtl train` run folder
+  std::string algos = "svm,svm-rbf,rf,knn,logreg";
   int cv = 0;
   uint64_t seed = 0;
   embed::ClassicalParams params;
@@ -131,6 +138,9 @@ void run_evaluate(const ClassifyArgs& args) {
   const auto set = embed::load_features(args.features);
   auto [classifier, description] = open_classifier(args, set);
   const auto classes = description.at("classes").get<std::vector<std::string>>();
+  for (const auto& row : set.rows)
+    VTL_CHECK(row.label >= 0, "{}: {} is unlabelled; evaluate needs labelled features",
+              args.features, row.path.string());
   VTL_CHECK(set.classes.empty() || set.classes == classes,
             "{} has classes [{}] but the classifier knows [{}]", args.features,
             fmt::join(set.classes, ", "), fmt::join(classes, ", "));
@@ -146,6 +156,119 @@ void run_evaluate(const ClassifyArgs& args) {
   fmt::print("{} on {}: accuracy {:.4f} ({} rows)\n", description.value("algo", ""), args.features,
              evaluation.accuracy, set.features.size(0));
   print_confusion(evaluation, classes);
+}
+
+/// Rows of `set` on each side of a training run's split, matched by absolute path.
+struct SplitRows {
+  std::vector<int64_t> train, val;
+  std::vector<int64_t> train_labels, val_labels;
+  int64_t missing = 0;  ///< split images with no feature row
+};
+
+SplitRows rows_of_split(const embed::FeatureSet& set, const std::vector<train::SplitEntry>& split,
+                        const std::string& run) {
+  std::map<std::string, int64_t> row_of;
+  for (size_t i = 0; i < set.rows.size(); ++i)
+    row_of[set.rows[i].path.lexically_normal().string()] = static_cast<int64_t>(i);
+  std::map<std::string, int64_t> class_id;
+  for (size_t c = 0; c < set.classes.size(); ++c) class_id[set.classes[c]] = int64_t(c);
+  SplitRows rows;
+  for (const auto& entry : split) {
+    auto row = row_of.find(entry.path.lexically_normal().string());
+    if (row == row_of.end()) {
+      ++rows.missing;
+      continue;
+    }
+    auto label = class_id.find(entry.class_name);
+    VTL_CHECK(label != class_id.end(), "{}: class '{}' of run {} is not among the features' [{}]",
+              entry.path.string(), entry.class_name, run, fmt::join(set.classes, ", "));
+    (entry.validation ? rows.val : rows.train).push_back(row->second);
+    (entry.validation ? rows.val_labels : rows.train_labels).push_back(label->second);
+  }
+  return rows;
+}
+
+torch::Tensor select_rows(const torch::Tensor& features, const std::vector<int64_t>& rows) {
+  return features.index_select(0, torch::tensor(rows, torch::kLong)).contiguous();
+}
+
+/// Side-by-side validation accuracy of classical classifiers and the neural head of a
+/// `vtl train` run, on that run's train/validation split.
+void run_compare(const ClassifyArgs& args) {
+  const auto set = embed::load_features(args.features);
+  VTL_CHECK(!set.classes.empty(), "{} has no class names: extract a labelled dataset",
+            args.features);
+  const auto split = train::read_split(args.run);
+  const auto rows = rows_of_split(set, split, args.run);
+  VTL_CHECK(!rows.train.empty() && !rows.val.empty(),
+            "{} and run {} share no images ({} of the run's images have no feature row); "
+            "extract the run's training data: vtl extract DATA --model ... --out {}",
+            args.features, args.run, rows.missing, args.features);
+  const int64_t num_classes = static_cast<int64_t>(set.classes.size());
+  const auto train_x = select_rows(set.features, rows.train);
+  const auto val_x = select_rows(set.features, rows.val);
+
+  nlohmann::json table = nlohmann::json::array();
+  const auto evaluation_path = std::filesystem::path(args.run) / "evaluation.json";
+  std::ifstream evaluation_file(evaluation_path);
+  if (evaluation_file) {
+    const auto evaluation = nlohmann::json::parse(evaluation_file);
+    std::string strategy = "?";
+    std::ifstream run_file(std::filesystem::path(args.run) / "run.json");
+    if (run_file) {
+      const auto run_json = nlohmann::json::parse(run_file);
+      strategy = run_json.at("config").value("strategy", "?");
+    }
+    table.push_back({{"classifier", fmt::format("neural head (vtl train, {})", strategy)},
+                     {"val_accuracy", evaluation.at("top1").get<double>()},
+                     {"val_images", evaluation.at("count").get<int64_t>()},
+                     {"fit_seconds", nullptr}});
+  }
+  std::stringstream algo_list(args.algos);
+  std::string name;
+  while (std::getline(algo_list, name, ',')) {
+    if (name.empty()) continue;
+    auto params = args.params;
+    params.algo = embed::parse_classical_algo(name);
+    params.seed = args.seed;
+    const auto start = std::chrono::steady_clock::now();
+    auto classifier =
+        embed::ClassicalClassifier::fit(train_x, rows.train_labels, num_classes, params);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const auto evaluation =
+        embed::evaluate_predictions(classifier.predict(val_x), rows.val_labels, num_classes);
+    table.push_back({{"classifier", name},
+                     {"val_accuracy", evaluation.accuracy},
+                     {"val_images", static_cast<int64_t>(rows.val.size())},
+                     {"fit_seconds", seconds}});
+  }
+
+  if (args.json) {
+    std::cout << nlohmann::json{{"features", args.features},
+                                {"run", args.run},
+                                {"spec", embed::to_json(set.spec)},
+                                {"train_rows", rows.train.size()},
+                                {"val_rows", rows.val.size()},
+                                {"missing", rows.missing},
+                                {"table", table}}
+                     .dump()
+              << "\n";
+    return;
+  }
+  fmt::print("split of run {}: {} train / {} validation images; features {} ({} {}, {} values)\n",
+             args.run, rows.train.size(), rows.val.size(), args.features, set.spec.model,
+             set.spec.layer, set.spec.dim);
+  if (rows.missing > 0)
+    fmt::print("note: {} of the run's images have no feature row and are left out\n", rows.missing);
+  fmt::print("{:<36} {:>12} {:>8}\n", "classifier", "val accuracy", "fit s");
+  for (const auto& row : table) {
+    fmt::print("{:<36} {:>12.4f} {:>8}\n", row.at("classifier").get<std::string>(),
+               row.at("val_accuracy").get<double>(),
+               row.at("fit_seconds").is_null()
+                   ? std::string("-")
+                   : fmt::format("{:.2f}", row.at("fit_seconds").get<double>()));
+  }
 }
 
 void add_classify_command(CLI::App& app) {
@@ -185,6 +308,18 @@ void add_classify_command(CLI::App& app) {
   evaluate->add_option("features", args->features, "Features folder")->required();
   evaluate->add_flag("--json", args->json, "Print the report as JSON");
   evaluate->callback([args] { run_evaluate(*args); });
+
+  auto* compare = cmd->add_subcommand(
+      "compare",
+      "Validation accuracy of each classifier next to a `vtl train` run's neural head, on that "
+      "run's split");
+  compare->add_option("features", args->features, "Features folder of the run's data")->required();
+  compare->add_option("--run", args->run, "Run folder written by vtl train")->required();
+  compare->add_option("--algos", args->algos,
+                      "Comma-separated classifiers (default svm,svm-rbf,rf,knn,logreg)");
+  compare->add_option("--seed", args->seed, "Seed of the forest (default 0)");
+  compare->add_flag("--json", args->json, "Print the table as JSON");
+  compare->callback([args] { run_compare(*args); });
 }
 
 }  // namespace

@@ -4,12 +4,15 @@
 // and listed in skipped.txt), build the transfer model (registered name + optional
 // pretrained weights, or an earlier model folder), train with Trainer, save the model
 // folder (model.safetensors + model.json) into the run folder, evaluate and write
-// report.html. run.json keeps the options so `resume_training` can continue after a kill.
+// report.html. run.json keeps the options so `resume_training` can continue after a kill;
+// split.jsonl lists which images trained and which validated, so other classifiers can be
+// compared on the same split (`vtl classify compare`).
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -56,6 +59,17 @@ RunResult run_training(const RunOptions& options, bool resume = false,
 /// Reads run_dir/run.json and continues that run from its last checkpoint.
 RunResult resume_training(const std::filesystem::path& run_dir,
                           const std::function<void(const std::string&)>& log = {});
+
+/// One image of a run's split (a line of run_dir/split.jsonl: {"path", "class", "split"}
+/// with split "train" or "val"; paths absolute).
+struct SplitEntry {
+  std::filesystem::path path;
+  std::string class_name;
+  bool validation = false;
+};
+/// Reads run_dir/split.jsonl; throws vtl::Error naming the file when it is missing or
+/// malformed.
+std::vector<SplitEntry> read_split(const std::filesystem::path& run_dir);
 
 /// A preset for a square input of `img_size` pixels (resize = img_size / 0.875, as the
 /// ImageNet presets do), keeping `base`'s normalization.
