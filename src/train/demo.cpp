@@ -12,6 +12,7 @@
 #include "vtl/data/dataset.h"
 #include "vtl/data/image.h"
 #include "vtl/data/loader.h"
+#include "vtl/data/sample_tree.h"
 #include "vtl/weights/catalogue.h"
 #include "vtl/weights/store.h"
 
@@ -20,41 +21,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Links up to `per_class` images of each category (a seeded random choice; symlinked
-/// duplicates counted once) into `dir/<category>/`. Returns the number linked.
+/// The demo's datasets: data::link_sample_tree over openclipart category folders, with the
+/// install hint when the package is missing.
 int64_t build_link_tree(const fs::path& clipart, const std::vector<std::string>& categories,
                         int64_t per_class, uint64_t seed, const fs::path& dir) {
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  int64_t total = 0;
-  for (const auto& category : categories) {
-    const fs::path source = clipart / category;
-    VTL_CHECK(fs::is_directory(source, ec),
+  for (const auto& category : categories)
+    VTL_CHECK(fs::is_directory(clipart / category, ec),
               "{}: missing; the demo needs Debian's openclipart-png (apt-get install "
               "openclipart-png, done by scripts/install-deps.sh)",
-              source.string());
-    // One class folder: reuse the dataset scanner for its listing and de-duplication.
-    const fs::path single = dir / ".scan" / category;
-    fs::create_directories(single.parent_path());
-    fs::create_directory_symlink(source, single, ec);
-    data::Dataset listed = data::scan_class_folders(single.parent_path());
-    std::vector<fs::path> files;
-    for (const auto& sample : listed.samples) files.push_back(fs::canonical(sample.path, ec));
-    fs::remove(single, ec);
-    std::mt19937_64 rng(data::mix_seed(seed, std::hash<std::string>()(category)));
-    std::shuffle(files.begin(), files.end(), rng);
-    if (int64_t(files.size()) > per_class) files.resize(size_t(per_class));
-    const fs::path target = dir / category;
-    fs::create_directories(target);
-    for (size_t i = 0; i < files.size(); ++i) {
-      fs::create_symlink(files[i],
-                         target / fmt::format("{:04d}_{}", i, files[i].filename().string()), ec);
-      VTL_CHECK(!ec, "{}: cannot create a link: {}", target.string(), ec.message());
-    }
-    total += int64_t(files.size());
-  }
-  fs::remove_all(dir / ".scan", ec);
-  return total;
+              (clipart / category).string());
+  return data::link_sample_tree(clipart, categories, per_class, seed, dir);
 }
 
 }  // namespace
