@@ -76,7 +76,7 @@ int main(int argc, char** argv) try {
                                      .lr(1e-3)
                                      .epochs(std::stoll(option["--epochs"]))
                                      .on_epoch(print_epoch));
-  std::printf("final validation accuracy %.4f\n", history.back().val_acc);
+  if (!history.empty()) std::printf("final validation accuracy %.4f\n", history.back().val_acc);
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "error: " << e.what() << "\n";

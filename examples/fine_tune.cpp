@@ -77,7 +77,7 @@ int main(int argc, char** argv) try {
   auto history = vtl::train::fit(
       model, images,
       vtl::train::FitOptions().optimizer("adam").lr(1e-5).epochs(epochs).on_epoch(print_epoch));
-  std::printf("final validation accuracy %.4f\n", history.back().val_acc);
+  if (!history.empty()) std::printf("final validation accuracy %.4f\n", history.back().val_acc);
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "error: " << e.what() << "\n";
