@@ -70,7 +70,9 @@ nlohmann::json TrainConfig::to_json() const {
           {"plateau_factor", plateau_factor},
           {"cache_features", cache_features},
           {"seed", seed},
-          {"device", device}};
+          {"device", device},
+          {"amp", amp},
+          {"channels_last", channels_last}};
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -104,6 +106,8 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   VTL_READ(cache_features);
   VTL_READ(seed);
   VTL_READ(device);
+  VTL_READ(amp);
+  VTL_READ(channels_last);
 #undef VTL_READ
   return c;
 }
@@ -156,6 +160,7 @@ void validate(const TrainConfig& c) {
   VTL_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "label smoothing must be in [0, 1)");
   VTL_CHECK(c.device == "cpu" || c.device == "cuda", "unknown device '{}': expected cpu or cuda",
             c.device);
+  parse_precision(c.amp);
 }
 
 torch::Device pick_device(const std::string& name) {
@@ -218,7 +223,15 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
   validate(config_);
   VTL_CHECK(!data_.train.samples.empty(), "no training images");
   VTL_CHECK(!data_.val.samples.empty(), "no validation images");
+  precision_ = parse_precision(config_.amp);
+  check_precision_supported(precision_, device_);
+  scaler_ = LossScaler(precision_ == Precision::fp16);
   model_->to(device_);
+  if (config_.channels_last) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model_->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+  }
   data::LoaderOptions train_options;
   train_options.batch_size = config_.batch_size;
   train_options.shuffle = true;
@@ -377,28 +390,38 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     if (config_.label_smoothing > 0)
       targets = targets * (1.0 - config_.label_smoothing) + config_.label_smoothing / double(k);
     torch::Tensor images = inputs;
-    if (!are_features) data::mix_batch(images, targets, data_.augment, mix_rng);
-    torch::Tensor logits;
-    if (are_features) {
-      logits = model_->forward_head(images);
-    } else if (frozen) {
-      torch::Tensor pooled;
-      {
-        torch::NoGradGuard no_grad;
-        pooled = model_->features(images);
-      }
-      logits = model_->forward_head(pooled);
-    } else {
-      logits = model_->forward(images);
+    if (!are_features) {
+      data::mix_batch(images, targets, data_.augment, mix_rng);
+      if (config_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
     }
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(precision_, device_);
+      if (are_features) {
+        logits = model_->forward_head(images);
+      } else if (frozen) {
+        torch::Tensor pooled;
+        {
+          torch::NoGradGuard no_grad;
+          pooled = model_->features(images);
+        }
+        logits = model_->forward_head(pooled);
+      } else {
+        logits = model_->forward(images);
+      }
+    }
+    logits = logits.to(torch::kFloat32);  // the loss in full precision
     auto loss = loss_of(logits, targets);
     optimizer_->zero_grad();
-    loss.backward();
-    if (config_.clip_grad_norm > 0)
-      torch::nn::utils::clip_grad_norm_(trainable_parameters(model_), config_.clip_grad_norm);
+    scaler_.scaled(loss).backward();
+    const auto parameters = trainable_parameters(model_);
+    const bool finite = scaler_.unscale(parameters);
+    if (config_.clip_grad_norm > 0 && finite)
+      torch::nn::utils::clip_grad_norm_(parameters, config_.clip_grad_norm);
     lr = lr_at(phase, epoch_in_phase * steps_per_epoch + step_index, steps_per_epoch);
     set_lr(lr);
-    optimizer_->step();
+    if (finite) optimizer_->step();  // fp16 overflow: skip the step, the scale halves
+    scaler_.update(finite);
     const int64_t n = labels.size(0);
     loss_sum += loss.item<double>() * double(n);
     correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
@@ -481,6 +504,7 @@ void Trainer::save_checkpoint(const fs::path& path, int64_t epochs_done) {
                           {"best_epoch", best_epoch_},
                           {"wait", wait_},
                           {"events", events_},
+                          {"loss_scaler", scaler_.state()},
                           {"config", config_.to_json()}};
   nlohmann::json history = nlohmann::json::array();
   for (const auto& m : history_) history.push_back(m.to_json());
@@ -522,6 +546,7 @@ bool Trainer::load_checkpoint(const fs::path& path) {
     best_epoch_ = state.at("best_epoch");
     wait_ = state.at("wait");
     events_ = state.at("events");
+    scaler_.load_state(state.value("loss_scaler", nlohmann::json()));
     history_.clear();
     for (const auto& m : state.at("history")) history_.push_back(EpochMetrics::from_json(m));
     torch::Tensor rng;

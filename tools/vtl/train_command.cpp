@@ -103,6 +103,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--device", c.device, "cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
+  cmd->add_option("--amp", c.amp,
+                  "mixed precision: off, bf16 (CPU or CUDA), fp16 (CUDA, with loss scaling)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}))
+      ->capture_default_str();
+  cmd->add_flag("--channels-last", c.channels_last,
+                "NHWC memory format for weights and images (faster convolutions on GPUs)");
   cmd->add_option("--max-image-pixels", options->max_image_pixels,
                   "refuse (skip) images with more pixels than this")
       ->capture_default_str();

@@ -30,6 +30,7 @@
 #include "vtl/data/loader.h"
 #include "vtl/models/transfer_model.h"
 #include "vtl/train/metrics.h"
+#include "vtl/train/mixed_precision.h"
 
 namespace vtl::train {
 
@@ -67,6 +68,8 @@ struct TrainConfig {
   std::string cache_features = "auto";  ///< auto, on, off
   uint64_t seed = 0;
   std::string device = "cpu";  ///< cpu or cuda
+  std::string amp = "off";     ///< mixed precision: off, bf16 (CPU or CUDA), fp16 (CUDA)
+  bool channels_last = false;  ///< NHWC weights and inputs (faster convolutions on GPUs)
 
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& json);
@@ -146,6 +149,8 @@ class Trainer {
   TrainData data_;
   std::filesystem::path run_dir_;
   torch::Device device_;
+  Precision precision_ = Precision::f32;
+  LossScaler scaler_;
   std::unique_ptr<data::Loader> train_loader_, val_loader_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   torch::Tensor class_weights_;
