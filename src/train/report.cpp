@@ -9,33 +9,11 @@
 #include <opencv2/imgproc.hpp>
 
 #include "vtl/core/atomic_file.h"
+#include "vtl/core/html.h"
 #include "vtl/data/image.h"
 
 namespace vtl::train {
 namespace {
-
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 std::string base64(const std::vector<uchar>& bytes) {
   static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -93,7 +71,7 @@ std::string line_chart(const std::string& title, const std::vector<int64_t>& epo
   std::string svg = fmt::format(
       "<svg viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" role=\"img\">"
       "<text x=\"{}\" y=\"16\" class=\"t\">{}</text>",
-      width, height, width, height, left, escape(title));
+      width, height, width, height, left, html_escape(title));
   for (int i = 0; i <= 4; ++i) {
     const double v = lo + (hi - lo) * i / 4.0;
     svg += fmt::format(
@@ -131,7 +109,7 @@ std::string line_chart(const std::string& title, const std::vector<int64_t>& epo
         "<text x=\"{}\" y=\"{}\" class=\"a\">{}</text>",
         legend_x + 60, legend_x + 80, top + 6 + row * 14, top + 6 + row * 14, s.color,
         s.dashed ? " stroke-dasharray=\"5,3\"" : "", legend_x + 84, top + 10 + row * 14,
-        escape(s.name));
+        html_escape(s.name));
     ++row;
   }
   return svg + "</svg>";
@@ -156,26 +134,11 @@ std::string thumbnail(const std::filesystem::path& path) {
   }
 }
 
-const char* kStyle = R"(
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
-h1{font-size:22px}h2{font-size:17px;margin-top:28px}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#f4f4f4}td.l,th.l{text-align:left}
-svg .t{font-size:13px;font-weight:600}svg .a{font-size:10px;fill:#555}
-svg .g{stroke:#eee}svg .p{stroke:#999;stroke-dasharray:3,3}
-.charts{display:flex;flex-wrap:wrap;gap:12px}
-.grid{display:flex;flex-wrap:wrap;gap:10px}.cell{width:120px;font-size:11px;text-align:center}
-.cell img{max-width:110px;max-height:110px;border:1px solid #ccc}
-.bad{color:#b00}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto}
-)";
-
 }  // namespace
 
 std::string render_report(const ReportInput& in) {
   const auto& ev = in.evaluation;
-  std::string html = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" +
-                     escape(in.title) + "</title><style>" + kStyle + "</style></head><body>";
-  html += "<h1>" + escape(in.title) + "</h1>";
+  std::string html = page_begin(in.title);
   html += fmt::format(
       "<p>Validation: <b>top-1 {:.2f}%</b>, top-5 {:.2f}%, loss {:.4f}, macro F1 {:.3f} on {} "
       "images.</p>",
@@ -205,7 +168,7 @@ std::string render_report(const ReportInput& in) {
     html += "<ul>";
     for (const auto& e : in.events)
       html += fmt::format("<li>epoch {}: {}</li>", e.value("epoch", 0),
-                          escape(e.value("event", std::string())));
+                          html_escape(e.value("event", std::string())));
     html += "</ul>";
   }
   html +=
@@ -227,7 +190,7 @@ std::string render_report(const ReportInput& in) {
     html += fmt::format(
         "<tr><td class=\"l\">{}</td><td>{:.3f}</td><td>{:.3f}</td><td>{:.3f}</td><td>{}</td></"
         "tr>",
-        escape(c < in.classes.size() ? in.classes[c] : std::to_string(c)), ev.precision[c],
+        html_escape(c < in.classes.size() ? in.classes[c] : std::to_string(c)), ev.precision[c],
         ev.recall[c], ev.f1[c], ev.support[c]);
   html += "</table>";
 
@@ -236,13 +199,14 @@ std::string render_report(const ReportInput& in) {
       "<h2>Confusion matrix</h2><p>Rows: true class; columns: predicted class.</p><table>"
       "<tr><th></th>";
   for (size_t c = 0; c < ev.confusion.size(); ++c)
-    html += "<th>" + escape(c < in.classes.size() ? in.classes[c] : std::to_string(c)) + "</th>";
+    html +=
+        "<th>" + html_escape(c < in.classes.size() ? in.classes[c] : std::to_string(c)) + "</th>";
   html += "</tr>";
   for (size_t r = 0; r < ev.confusion.size(); ++r) {
     const int64_t row_total =
         std::accumulate(ev.confusion[r].begin(), ev.confusion[r].end(), int64_t(0));
     html += "<tr><th class=\"l\">" +
-            escape(r < in.classes.size() ? in.classes[r] : std::to_string(r)) + "</th>";
+            html_escape(r < in.classes.size() ? in.classes[r] : std::to_string(r)) + "</th>";
     for (size_t c = 0; c < ev.confusion[r].size(); ++c) {
       const double share = row_total ? double(ev.confusion[r][c]) / row_total : 0.0;
       const int shade = 255 - int(std::lround(share * 180));
@@ -270,18 +234,18 @@ std::string render_report(const ReportInput& in) {
     const auto& path = in.samples[sample].path;
     const std::string src = thumbnail(path);
     auto name = [&](int64_t c) {
-      return escape(size_t(c) < in.classes.size() ? in.classes[c] : std::to_string(c));
+      return html_escape(size_t(c) < in.classes.size() ? in.classes[c] : std::to_string(c));
     };
     html += fmt::format(
         "<div class=\"cell\">{}<br>{}<br><span class=\"bad\">as {} ({:.0f}%)</span><br><span "
         "title=\"{}\">{}</span></div>",
         src.empty() ? std::string("(unreadable)") : "<img src=\"" + src + "\" alt=\"\">",
-        name(ev.labels[i]), name(ev.predicted[i]), 100.0 * ev.confidence[i], escape(path.string()),
-        escape(path.filename().string()));
+        name(ev.labels[i]), name(ev.predicted[i]), 100.0 * ev.confidence[i],
+        html_escape(path.string()), html_escape(path.filename().string()));
   }
   html += "</div>";
-  html += "<h2>Settings</h2><pre>" + escape(in.settings.dump(2)) + "</pre>";
-  html += "</body></html>\n";
+  html += "<h2>Settings</h2><pre>" + html_escape(in.settings.dump(2)) + "</pre>";
+  html += page_end();
   return html;
 }
 
