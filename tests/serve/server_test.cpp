@@ -143,10 +143,11 @@ TEST_F(ServerTest, BadRequestsGetJsonErrors) {
 }
 
 TEST_F(ServerTest, ConcurrentSearchesAllSucceed) {
-  const char* env = std::getenv("VTL_LOAD_REQUESTS");
   // Sized for a loaded 2-core CI machine; VTL_LOAD_REQUESTS=2000 for a real load run.
-  const int requests = env ? std::atoi(env) : 96;
-  const int concurrency = 8;
+  const char* requests_env = std::getenv("VTL_LOAD_REQUESTS");
+  const char* concurrency_env = std::getenv("VTL_LOAD_CONCURRENCY");
+  const int requests = requests_env ? std::atoi(requests_env) : 128;
+  const int concurrency = concurrency_env ? std::atoi(concurrency_env) : 16;
   const std::vector<std::string> images = {sample_bytes(0), sample_bytes(4), sample_bytes(8)};
   std::atomic<int> next{0}, errors{0}, wrong{0};
   std::vector<double> latencies(requests);
