@@ -2,7 +2,7 @@
 # optional dependency are compiled only when it is enabled.
 set(VTL_LAYERS core weights models)
 if(VTL_WITH_OPENCV)
-  list(APPEND VTL_LAYERS data train embed)
+  list(APPEND VTL_LAYERS dist data train embed)
 endif()
 if(VTL_WITH_FAISS)
   list(APPEND VTL_LAYERS search)
@@ -47,6 +47,19 @@ if(VTL_WITH_SERVER)
   # switches: include it only through src/serve/http.h, which defines them.
   target_include_directories(vtl PUBLIC ${HTTPLIB_INCLUDE_DIR})
   target_link_libraries(vtl PUBLIC cpp-httplib)
+endif()
+if(VTL_WITH_OPENCV)
+  # dist: c10d's Gloo process group (Debian's LibTorch is built with it; libgloo-dev has
+  # its headers); NCCL where the LibTorch has CUDA and nccl.h is found. Only src/dist
+  # includes c10d, so only it sees these definitions.
+  file(GLOB dist_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/dist/*.cpp)
+  set(dist_definitions USE_C10D_GLOO)
+  target_include_directories(vtl PRIVATE ${VTL_GLOO_INCLUDE_DIR})
+  if(VTL_NCCL_INCLUDE_DIR)
+    target_include_directories(vtl PRIVATE ${VTL_NCCL_INCLUDE_DIR})
+    list(APPEND dist_definitions USE_C10D_NCCL VTL_WITH_NCCL=1)
+  endif()
+  set_source_files_properties(${dist_sources} PROPERTIES COMPILE_DEFINITIONS "${dist_definitions}")
 endif()
 if(VTL_USE_PCH)
   target_precompile_headers(vtl PRIVATE <torch/torch.h>)

@@ -110,6 +110,8 @@ Loader::Loader(const Dataset& dataset, std::shared_ptr<const ImageStore> store,
     : dataset_(dataset), store_(std::move(store)), options_(std::move(options)) {
   VTL_CHECK(options_.batch_size > 0, "batch size must be positive (got {})", options_.batch_size);
   VTL_CHECK(store_, "loader: no image store");
+  VTL_CHECK(options_.world >= 1 && options_.rank >= 0 && options_.rank < options_.world,
+            "loader: rank {} of {} is not a rank", options_.rank, options_.world);
   options_.workers = std::max(1, options_.workers);
   options_.prefetch = std::max(1, options_.prefetch);
   const size_t n = dataset_.samples.size();
@@ -154,7 +156,7 @@ Batch Loader::make_batch(size_t batch) const {
   Batch out;
   std::vector<torch::Tensor> images;
   std::vector<int64_t> labels;
-  for (size_t k = begin; k < end; ++k) {
+  for (size_t k = begin + size_t(options_.rank); k < end; k += size_t(options_.world)) {
     const size_t index = order_[k];
     const auto& sample = dataset_.samples[index];
     cv::Mat rgb = store_->get(sample.path);
@@ -166,6 +168,12 @@ Batch Loader::make_batch(size_t batch) const {
     }
     labels.push_back(sample.label);
     out.indices.push_back(index);
+  }
+  if (images.empty()) {  // this rank's share of a small last batch
+    const int64_t crop = options_.preprocessing.crop;
+    out.images = torch::empty({0, 3, crop, crop});
+    out.labels = torch::empty({0}, torch::kInt64);
+    return out;
   }
   out.images = torch::stack(images);
   out.labels = torch::tensor(labels, torch::kInt64);

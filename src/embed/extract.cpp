@@ -351,4 +351,45 @@ void merge_feature_shards(const std::vector<fs::path>& shards, const fs::path& o
   write_file_atomically(out / "features.json", merged.dump(2) + "\n");
 }
 
+ExtractResult extract_features_distributed(FeatureExtractor& extractor,
+                                           const std::vector<ImageItem>& items, const fs::path& out,
+                                           ExtractOptions options, dist::ProcessGroup& group) {
+  VTL_CHECK(options.shard_count == 1, "--distributed splits the images itself; drop --shard");
+  // Rank 0 decides whether `out` may be written, so that every rank stops alike.
+  std::string refusal;
+  if (group.is_writer() && fs::exists(out / "features.json") && !options.overwrite)
+    refusal = fmt::format(
+        "{} already holds features; pass --overwrite to replace them or choose another output "
+        "folder",
+        out.string());
+  refusal = group.broadcast_bytes(refusal);
+  VTL_CHECK(refusal.empty(), "{}", refusal);
+
+  const int ranks = group.size();
+  const fs::path shards = out / ".ranks";
+  auto shard_dir = [&](int r) { return shards / fmt::format("{}-of-{}", r, ranks); };
+  options.shard_index = group.rank();
+  options.shard_count = ranks;
+  if (!group.is_writer()) options.progress = nullptr;
+  ExtractResult result = extract_features(extractor, items, shard_dir(group.rank()), options);
+  group.wait_for_all();  // ranks finish their shards at different times
+  json outcome = {{"error", ""}, {"rows", 0}};
+  if (group.is_writer()) {
+    try {
+      std::vector<fs::path> parts;
+      for (int r = 0; r < ranks; ++r) parts.push_back(shard_dir(r));
+      merge_feature_shards(parts, out);
+      fs::remove_all(shards);
+      outcome["rows"] = read_json_file(out / "features.json").at("rows");
+    } catch (const std::exception& e) {
+      outcome["error"] = std::string(e.what()).empty() ? "merging the shards failed" : e.what();
+    }
+  }
+  outcome = json::parse(group.broadcast_bytes(outcome.dump()));
+  VTL_CHECK(outcome.at("error").get<std::string>().empty(), "{}",
+            outcome.at("error").get<std::string>());
+  result.rows = outcome.at("rows").get<int64_t>();
+  return result;
+}
+
 }  // namespace vtl::embed

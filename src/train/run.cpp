@@ -153,7 +153,9 @@ Preprocessing preset_for_size(const Preprocessing& base, int img_size) {
 RunResult run_training(const RunOptions& options, bool resume,
                        const std::function<void(const std::string&)>& log_fn) {
   const auto start = std::chrono::steady_clock::now();
+  const bool writer = !options.group || options.group->is_writer();
   auto log = [&](const std::string& line) {
+    if (!writer) return;
     if (log_fn)
       log_fn(line);
     else
@@ -162,7 +164,7 @@ RunResult run_training(const RunOptions& options, bool resume,
   const fs::path out = options.out;
   VTL_CHECK(!out.empty(), "no run folder given (--out DIR)");
   std::error_code ec;
-  if (!resume) {
+  if (!resume && writer) {
     VTL_CHECK(!fs::exists(out / "checkpoint" / "last.pt", ec),
               "{}: already holds a training run; continue it with `vtl train --resume {}` or "
               "choose another --out",
@@ -224,8 +226,10 @@ RunResult run_training(const RunOptions& options, bool resume,
   store->prepare(val_set, options.workers);
   std::vector<data::SkippedFile> skipped = train_set.skipped;
   for (const auto& file : val_set.skipped) skipped.push_back(file);
-  fs::create_directories(out);
-  write_skipped(out / "skipped.txt", skipped);
+  if (writer) {
+    fs::create_directories(out);
+    write_skipped(out / "skipped.txt", skipped);
+  }
   log(fmt::format("classes ({}): {}", train_set.classes.size(), train_set.describe_counts()));
   log(fmt::format("train {} images, validation {} images, skipped {} (listed in {})",
                   train_set.samples.size(), val_set.samples.size(), skipped.size(),
@@ -235,7 +239,7 @@ RunResult run_training(const RunOptions& options, bool resume,
   VTL_CHECK(!val_set.samples.empty(),
             "no validation images: give --val-dir or a --val-split with 2+ images per class");
 
-  if (!resume) {
+  if (!resume && writer) {
     write_file_atomically(out / "run.json", options.to_json().dump(2) + "\n");
     write_split(out / "split.jsonl", train_set, val_set);
   }
@@ -247,8 +251,8 @@ RunResult run_training(const RunOptions& options, bool resume,
   train_data.preprocessing = preprocessing;
   train_data.augment = options.augment ? options.augment_options : data::AugmentOptions::none();
   train_data.workers = options.workers;
-  Trainer trainer(model, options.config, train_data, out);
-  trainer.show_progress = options.progress;
+  Trainer trainer(model, options.config, train_data, out, options.group);
+  trainer.show_progress = options.progress && writer;
   trainer.on_epoch = [&](const EpochMetrics& m) {
     log(
         fmt::format("epoch {:3d} (phase {})  lr {:.2e}  loss {:.4f}  acc {:.4f}  val_loss {:.4f}  "
@@ -262,9 +266,10 @@ RunResult run_training(const RunOptions& options, bool resume,
                     event.at("event").get<std::string>()));
 
   RunResult result;
-  result.validation = trainer.evaluate_validation();
   result.history = trainer.history();
   result.classes = train_set.classes;
+  if (!writer) return result;  // rank 0 evaluates and writes the model folder
+  result.validation = trainer.evaluate_validation();
   result.train_images = int64_t(train_set.samples.size());
   result.val_images = int64_t(val_set.samples.size());
   result.skipped_images = int64_t(skipped.size());
@@ -312,17 +317,24 @@ RunResult run_training(const RunOptions& options, bool resume,
 }
 
 RunResult resume_training(const fs::path& run_dir,
-                          const std::function<void(const std::string&)>& log) {
+                          const std::function<void(const std::string&)>& log,
+                          std::shared_ptr<dist::ProcessGroup> group) {
   const auto path = run_dir / "run.json";
   std::error_code ec;
-  VTL_CHECK(fs::exists(path, ec), "{}: no run to resume (no run.json)", run_dir.string());
+  std::string text;
+  if (!group || group->is_writer()) {
+    VTL_CHECK(fs::exists(path, ec), "{}: no run to resume (no run.json)", run_dir.string());
+    text = read_file(path);
+  }
+  if (group) text = group->broadcast_bytes(text);
   RunOptions options;
   try {
-    options = RunOptions::from_json(nlohmann::json::parse(read_file(path)));
+    options = RunOptions::from_json(nlohmann::json::parse(text));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed run description: {}", path.string(), e.what());
   }
   options.out = run_dir;
+  options.group = std::move(group);
   return run_training(options, /*resume=*/true, log);
 }
 

@@ -214,12 +214,14 @@ void maybe_kill_for_test(int64_t steps) {
 
 }  // namespace
 
-Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data, fs::path run_dir)
+Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data, fs::path run_dir,
+                 std::shared_ptr<dist::ProcessGroup> group)
     : model_(std::move(model)),
       config_(std::move(config)),
       data_(std::move(data)),
       run_dir_(std::move(run_dir)),
-      device_(pick_device(config_.device)) {
+      group_(std::move(group)),
+      device_(group_ && config_.device == "cuda" ? group_->device() : pick_device(config_.device)) {
   validate(config_);
   VTL_CHECK(!data_.train.samples.empty(), "no training images");
   VTL_CHECK(!data_.val.samples.empty(), "no validation images");
@@ -240,11 +242,29 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
   train_options.train = data_.augment.any_per_image();
   train_options.augment = data_.augment;
   train_options.preprocessing = data_.preprocessing;
-  train_loader_ = std::make_unique<data::Loader>(data_.train, data_.store, train_options);
   data::LoaderOptions val_options = train_options;
   val_options.shuffle = false;
   val_options.train = false;
   val_loader_ = std::make_unique<data::Loader>(data_.val, data_.store, val_options);
+  if (distributed()) {
+    train_options.rank = group_->rank();
+    train_options.world = group_->size();
+    data::Dataset share = data_.val;
+    share.samples.clear();
+    for (auto i :
+         dist::rank_share(0, int64_t(data_.val.samples.size()), group_->rank(), group_->size()))
+      share.samples.push_back(data_.val.samples[size_t(i)]);
+    val_share_loader_ = std::make_unique<data::Loader>(share, data_.store, val_options);
+    // The ranks decoded their images at their own pace: meet without the collective
+    // timeout (a rank that died still ends the wait at once), then every rank starts from
+    // rank 0's weights and buffers, as torch's DDP does.
+    group_->wait_for_all();
+    std::vector<torch::Tensor> state;
+    for (auto& p : model_->parameters()) state.push_back(p);
+    for (auto& b : model_->buffers()) state.push_back(b);
+    group_->broadcast(state);
+  }
+  train_loader_ = std::make_unique<data::Loader>(data_.train, data_.store, train_options);
 
   const int64_t k = model_->num_classes();
   class_weights_ = torch::ones({k});
@@ -358,6 +378,24 @@ void Trainer::build_cache() {
     data::LoaderOptions options = train_loader_->options();
     options.shuffle = false;
     options.train = false;
+    if (distributed()) {
+      // Rank r computes images r, r + W, ...; the rows are gathered on every rank.
+      options.rank = 0;
+      options.world = 1;
+      data::Dataset share = dataset;
+      share.samples.clear();
+      std::vector<int64_t> labels;
+      for (const auto& sample : dataset.samples) labels.push_back(sample.label);
+      for (auto i : dist::rank_share(0, int64_t(labels.size()), group_->rank(), group_->size()))
+        share.samples.push_back(dataset.samples[size_t(i)]);
+      data::Loader loader(share, data_.store, options);
+      std::vector<torch::Tensor> xs{torch::zeros({0, model_->num_features()}, device_)};
+      loader.start_epoch(0);
+      while (auto batch = loader.next()) xs.push_back(model_->features(batch->images.to(device_)));
+      x = group_->gather_strided_rows(torch::cat(xs), int64_t(labels.size()));
+      y = torch::tensor(labels, torch::kInt64).to(device_);
+      return;
+    }
     data::Loader loader(dataset, data_.store, options);
     std::vector<torch::Tensor> xs, ys;
     loader.start_epoch(0);
@@ -373,19 +411,39 @@ void Trainer::build_cache() {
   cache_ready_ = true;
 }
 
-EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
-  const auto start = Clock::now();
-  const bool cached = use_cache(phase);
-  const bool frozen = base_is_frozen(model_);
-  const int64_t k = model_->num_classes();
-  const int64_t epoch_in_phase = epoch - phase.first_epoch;
-  std::mt19937_64 mix_rng(data::mix_seed(config_.seed, uint64_t(epoch), 0x313C));
+torch::Tensor Trainer::logits_of(const torch::Tensor& images, bool are_features, bool frozen) {
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(precision_, device_);
+    if (are_features) {
+      logits = model_->forward_head(images);
+    } else if (frozen) {
+      torch::Tensor pooled;
+      {
+        torch::NoGradGuard no_grad;
+        pooled = model_->features(images);
+      }
+      logits = model_->forward_head(pooled);
+    } else {
+      logits = model_->forward(images);
+    }
+  }
+  return logits.to(torch::kFloat32);  // the loss in full precision
+}
 
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
-  double lr = 0;
-  auto step = [&](const torch::Tensor& inputs, const torch::Tensor& labels, bool are_features,
-                  int64_t step_index, int64_t steps_per_epoch) {
+double Trainer::distributed_step(const Phase& phase, int64_t step, int64_t steps_per_epoch,
+                                 const torch::Tensor& inputs, const torch::Tensor& labels,
+                                 bool are_features, bool frozen, std::mt19937_64& mix_rng,
+                                 double& loss_sum, int64_t& correct, int64_t& seen) {
+  const int64_t k = model_->num_classes();
+  const int64_t n = labels.size(0);
+  optimizer_->zero_grad();
+  const auto parameters = trainable_parameters(model_);
+  // This rank's [weighted loss sum, weight sum, images, correct]; the loss is the sum, not
+  // the mean, so that the reduced gradient divided by the global weight sum is the
+  // gradient of the single-process mean (loss_of) over the whole batch.
+  auto stats = torch::zeros({4}, torch::kFloat64);
+  if (n > 0) {
     auto targets = torch::one_hot(labels, k).to(torch::kFloat32);
     if (config_.label_smoothing > 0)
       targets = targets * (1.0 - config_.label_smoothing) + config_.label_smoothing / double(k);
@@ -394,23 +452,86 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
       data::mix_batch(images, targets, data_.augment, mix_rng);
       if (config_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
     }
-    torch::Tensor logits;
-    {
-      AutocastScope autocast(precision_, device_);
-      if (are_features) {
-        logits = model_->forward_head(images);
-      } else if (frozen) {
-        torch::Tensor pooled;
-        {
-          torch::NoGradGuard no_grad;
-          pooled = model_->features(images);
-        }
-        logits = model_->forward_head(pooled);
-      } else {
-        logits = model_->forward(images);
-      }
+    auto logits = logits_of(images, are_features, frozen);
+    auto weighted = targets * class_weights_.unsqueeze(0);
+    auto sum = -(weighted * torch::log_softmax(logits, 1)).sum();
+    scaler_.scaled(sum).backward();
+    stats = torch::tensor({sum.item<double>(), weighted.sum().item<double>(), double(n),
+                           double(logits.argmax(1).eq(labels).sum().item<int64_t>())},
+                          torch::kFloat64);
+  }
+  std::vector<torch::Tensor> reduced;
+  for (auto& p : parameters) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    reduced.push_back(p.grad());
+  }
+  reduced.push_back(stats);
+  group_->allreduce_sum(reduced);
+  const double weight = std::max(stats[1].item<double>(), 1e-12);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : parameters) p.mutable_grad().div_(weight);
+  }
+  const bool finite = scaler_.unscale(parameters);
+  if (config_.clip_grad_norm > 0 && finite)
+    torch::nn::utils::clip_grad_norm_(parameters, config_.clip_grad_norm);
+  const double lr = lr_at(phase, step, steps_per_epoch);
+  set_lr(lr);
+  if (finite) optimizer_->step();
+  scaler_.update(finite);
+  loss_sum += stats[0].item<double>() / weight * stats[2].item<double>();
+  correct += int64_t(std::llround(stats[3].item<double>()));
+  seen += int64_t(std::llround(stats[2].item<double>()));
+  return lr;
+}
+
+EvalResult Trainer::combine_validation(const EvalResult& local) {
+  const double n = double(local.count);
+  auto sums = torch::tensor({n > 0 ? local.loss * n : 0.0, local.top1 * n, local.top5 * n, n},
+                            torch::kFloat64);
+  group_->allreduce_sum({sums});
+  EvalResult global;
+  global.count = int64_t(std::llround(sums[3].item<double>()));
+  const double count = std::max(1.0, sums[3].item<double>());
+  global.loss = sums[0].item<double>() / count;
+  global.top1 = sums[1].item<double>() / count;
+  global.top5 = sums[2].item<double>() / count;
+  return global;
+}
+
+EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
+  const auto start = Clock::now();
+  const bool cached = use_cache(phase);
+  const bool frozen = base_is_frozen(model_);
+  const int64_t k = model_->num_classes();
+  const int64_t epoch_in_phase = epoch - phase.first_epoch;
+  std::mt19937_64 mix_rng(data::mix_seed(config_.seed, uint64_t(epoch), 0x313C));
+  if (distributed()) {
+    // Dropout masks per (seed, epoch, rank): the ranks draw different masks, and a resumed
+    // run repeats the epochs of an uninterrupted one.
+    torch::manual_seed(data::mix_seed(config_.seed, uint64_t(epoch), 0xD157 + group_->rank()));
+  }
+
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  double lr = 0;
+  auto step = [&](const torch::Tensor& inputs, const torch::Tensor& labels, bool are_features,
+                  int64_t step_index, int64_t steps_per_epoch) {
+    if (distributed()) {
+      lr = distributed_step(phase, epoch_in_phase * steps_per_epoch + step_index, steps_per_epoch,
+                            inputs, labels, are_features, frozen, mix_rng, loss_sum, correct, seen);
+      maybe_kill_for_test(++steps_this_process_);
+      return;
     }
-    logits = logits.to(torch::kFloat32);  // the loss in full precision
+    auto targets = torch::one_hot(labels, k).to(torch::kFloat32);
+    if (config_.label_smoothing > 0)
+      targets = targets * (1.0 - config_.label_smoothing) + config_.label_smoothing / double(k);
+    torch::Tensor images = inputs;
+    if (!are_features) {
+      data::mix_batch(images, targets, data_.augment, mix_rng);
+      if (config_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+    }
+    auto logits = logits_of(images, are_features, frozen);
     auto loss = loss_of(logits, targets);
     optimizer_->zero_grad();
     scaler_.scaled(loss).backward();
@@ -430,9 +551,9 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
   };
 
   EvalResult val;
-  set_training_mode(
-      model_, base_trains(phase),
-      config_.train_bn && (phase.index == 2 || config_.strategy == Strategy::trainable));
+  const bool bn_trains =
+      config_.train_bn && (phase.index == 2 || config_.strategy == Strategy::trainable);
+  set_training_mode(model_, base_trains(phase), bn_trains);
   if (cached) {
     build_cache();
     set_training_mode(model_, false, false);
@@ -445,22 +566,40 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     const int64_t steps = (n + config_.batch_size - 1) / config_.batch_size;
     for (int64_t s = 0; s < steps; ++s) {
       auto rows = index.slice(0, s * config_.batch_size, std::min(n, (s + 1) * config_.batch_size));
+      if (distributed()) rows = rows.slice(0, group_->rank(), rows.size(0), group_->size());
       step(cache_train_x_.index_select(0, rows), cache_train_y_.index_select(0, rows), true, s,
            steps);
     }
     torch::NoGradGuard no_grad;
     model_->eval();
-    val = metrics_from_logits(model_->forward_head(cache_val_x_), cache_val_y_);
+    if (distributed()) {
+      const int64_t rows = cache_val_x_.size(0), r = group_->rank(), w = group_->size();
+      val = combine_validation(
+          metrics_from_logits(model_->forward_head(cache_val_x_.slice(0, r, rows, w)),
+                              cache_val_y_.slice(0, r, rows, w)));
+    } else {
+      val = metrics_from_logits(model_->forward_head(cache_val_x_), cache_val_y_);
+    }
   } else {
     const int64_t steps = int64_t(train_loader_->num_batches());
-    ProgressBar bar(show_progress, fmt::format("epoch {}", epoch + 1), size_t(steps));
+    ProgressBar bar(show_progress && writer(), fmt::format("epoch {}", epoch + 1), size_t(steps));
     train_loader_->start_epoch(epoch);
     int64_t s = 0;
     while (auto batch = train_loader_->next()) {
       step(batch->images.to(device_), batch->labels.to(device_), false, s++, steps);
       bar.update(size_t(s), seen, loss_sum / double(seen), double(correct) / double(seen));
     }
-    val = evaluate(model_, *val_loader_, device_);
+    if (distributed()) {
+      // BatchNorm statistics of batches that trained differ per rank: rank 0's are kept.
+      if (base_trains(phase) || bn_trains) {
+        std::vector<torch::Tensor> buffers;
+        for (auto& b : model_->buffers()) buffers.push_back(b);
+        group_->broadcast(buffers);
+      }
+      val = combine_validation(evaluate(model_, *val_share_loader_, device_));
+    } else {
+      val = evaluate(model_, *val_loader_, device_);
+    }
   }
   EpochMetrics m;
   m.epoch = epoch + 1;
@@ -528,10 +667,21 @@ std::unique_ptr<torch::serialize::InputArchive> pending_optimizer;  // read by f
 
 bool Trainer::load_checkpoint(const fs::path& path) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) return false;
+  std::string bytes;  // distributed: rank 0's file, sent to every rank
+  if (distributed()) {
+    if (writer() && fs::exists(path, ec)) bytes = read_file(path);
+    bytes = group_->broadcast_bytes(bytes);
+    if (bytes.empty()) return false;
+  } else if (!fs::exists(path, ec)) {
+    return false;
+  }
   auto archive = std::make_unique<torch::serialize::InputArchive>();
   try {
-    archive->load_from(path.string());
+    if (distributed()) {
+      archive->load_from(bytes.data(), bytes.size());
+    } else {
+      archive->load_from(path.string());
+    }
     torch::serialize::InputArchive model_archive;
     archive->read("model", model_archive);
     model_->load(model_archive);
@@ -579,7 +729,7 @@ void Trainer::write_metrics() const {
 }
 
 void Trainer::fit(bool resume) {
-  const bool keep_files = !run_dir_.empty();
+  const bool keep_files = !run_dir_.empty() && writer();
   if (keep_files) fs::create_directories(run_dir_);
   const fs::path last = run_dir_ / "checkpoint" / "last.pt";
   const fs::path best = run_dir_ / "checkpoint" / "best.pt";
@@ -588,7 +738,7 @@ void Trainer::fit(bool resume) {
   const bool keep_best =
       keep_files || (config_.early_stopping_patience > 0 && config_.restore_best);
   std::stringstream best_in_memory;
-  bool resumed = resume && keep_files && load_checkpoint(last);
+  bool resumed = resume && !run_dir_.empty() && load_checkpoint(last);
   for (const auto& phase : phases()) {
     const int64_t end = phase.first_epoch + phase.epochs;
     if (epochs_done_ >= end) continue;

@@ -1,5 +1,5 @@
 // vtl extract DATA --model NAME|MODEL_DIR [--weights ...] [--layer avg_pool] [--out DIR]
-//             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--shard i/n]
+//             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--shard i/n | --distributed]
 // vtl extract --merge SHARD_DIR... --out DIR
 
 #include <chrono>
@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/dist/process_group.h"
 #include "vtl/embed/extract.h"
 
 namespace vtl::cli {
@@ -31,6 +32,9 @@ struct ExtractArgs {
   bool overwrite = false;
   bool json = false;
   std::vector<std::string> merge;
+  bool distributed = false;
+  double dist_timeout = 0;
+  std::string dist_store_file;
 };
 
 void run_extract(const ExtractArgs& args) {
@@ -60,6 +64,14 @@ void run_extract(const ExtractArgs& args) {
   VTL_CHECK(args.normalize == "none" || args.normalize == "l2",
             "--normalize must be none or l2, got '{}'", args.normalize);
 
+  std::shared_ptr<dist::ProcessGroup> group;
+  if (args.distributed) {
+    VTL_CHECK(args.shard == "0/1", "--distributed splits the images itself; drop --shard");
+    group = dist::ProcessGroup::join(
+        dist::group_options(args.dist_timeout, args.dist_store_file, "cpu"));
+  }
+  const bool writer = !group || group->is_writer();
+
   embed::BackboneOptions backbone;
   backbone.model = args.model;
   backbone.weights = args.weights;
@@ -75,14 +87,17 @@ void run_extract(const ExtractArgs& args) {
   options.skip_bad = args.skip_bad;
   options.overwrite = args.overwrite;
   const auto items = embed::dataset_items(args.data, &options.classes);
-  if (!args.json) {
+  if (!args.json && writer) {
     options.progress = [&](int64_t done, int64_t total) {
       std::cerr << fmt::format("\rextract: {}/{} images ({:.1f} images/s)", done, total,
                                done / std::max(seconds(), 1e-9))
                 << std::flush;
     };
   }
-  const auto result = embed::extract_features(extractor, items, args.out, options);
+  const auto result =
+      group ? embed::extract_features_distributed(extractor, items, args.out, options, *group)
+            : embed::extract_features(extractor, items, args.out, options);
+  if (!writer) return;  // rank 0 reports
   if (!args.json && result.computed_items > 0) std::cerr << "\n";
   const auto& spec = extractor.spec();
   if (args.json) {
@@ -131,6 +146,14 @@ void add_extract_command(CLI::App& app) {
                 "List undecodable files in skipped.jsonl instead of stopping");
   cmd->add_flag("--overwrite", args->overwrite, "Replace features made with other settings");
   cmd->add_option("--merge", args->merge, "Merge finished shard folders into --out");
+  cmd->add_flag("--distributed", args->distributed,
+                "Split the images over the ranks torchrun's environment describes (RANK, "
+                "WORLD_SIZE, MASTER_ADDR, MASTER_PORT); rank 0 merges into --out "
+                "(docs/distributed.md)");
+  cmd->add_option("--dist-timeout", args->dist_timeout,
+                  "Seconds a rank waits for the others (default $VTL_DIST_TIMEOUT or 60)");
+  cmd->add_option("--dist-store-file", args->dist_store_file,
+                  "Meet through a file on a shared file system instead of MASTER_ADDR:PORT");
   cmd->add_flag("--json", args->json, "Print the summary as JSON");
   cmd->callback([args] { run_extract(*args); });
 }

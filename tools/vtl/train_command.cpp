@@ -3,9 +3,12 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/dist/process_group.h"
 #include "vtl/train/run.h"
 
 namespace vtl::cli {
@@ -18,6 +21,9 @@ void add_train_command(CLI::App& app) {
   auto no_augment = std::make_shared<bool>(false);
   auto class_weight = std::make_shared<std::string>("none");
   auto quiet = std::make_shared<bool>(false);
+  auto distributed = std::make_shared<bool>(false);
+  auto dist_timeout = std::make_shared<double>(0.0);
+  auto dist_store_file = std::make_shared<std::string>();
   auto& c = options->config;
 
   auto* cmd = app.add_subcommand(
@@ -115,10 +121,34 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--out", options->out, "run folder (becomes the model folder)");
   cmd->add_option("--resume", *resume, "continue the interrupted run in this folder");
   cmd->add_flag("--quiet", *quiet, "no progress bar");
+  cmd->add_flag("--distributed", *distributed,
+                "data-parallel over the ranks torchrun's environment describes (RANK, "
+                "WORLD_SIZE, MASTER_ADDR, MASTER_PORT); --batch-size stays the global batch "
+                "(docs/distributed.md)");
+  cmd->add_option("--dist-timeout", *dist_timeout,
+                  "seconds a rank waits for the others before the job stops with an error "
+                  "(default $VTL_DIST_TIMEOUT or 60)");
+  cmd->add_option("--dist-store-file", *dist_store_file,
+                  "meet through a file on a shared file system instead of MASTER_ADDR:PORT "
+                  "(default $VTL_DIST_STORE_FILE)");
 
   cmd->callback([=] {
+    std::shared_ptr<dist::ProcessGroup> group;
+    if (*distributed) {
+      // A resumed run's device is in its run.json (where this rank can read it).
+      std::string device = c.device;
+      if (!resume->empty()) {
+        std::error_code ec;
+        const auto run_json = std::filesystem::path(*resume) / "run.json";
+        if (std::filesystem::exists(run_json, ec))
+          device = train::RunOptions::from_json(nlohmann::json::parse(read_file(run_json)))
+                       .config.device;
+      }
+      group =
+          dist::ProcessGroup::join(dist::group_options(*dist_timeout, *dist_store_file, device));
+    }
     if (!resume->empty()) {
-      train::resume_training(*resume);
+      train::resume_training(*resume, {}, group);
       return;
     }
     VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
@@ -128,6 +158,7 @@ void add_train_command(CLI::App& app) {
     run.config.balanced_class_weights = *class_weight == "balanced";
     run.augment = !*no_augment;
     run.progress = !*quiet;
+    run.group = group;
     train::run_training(run);
   });
 }

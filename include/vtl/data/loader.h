@@ -75,10 +75,17 @@ struct LoaderOptions {
   bool train = false;
   AugmentOptions augment;
   Preprocessing preprocessing;
+  /// Data parallelism: this process is rank `rank` of `world` and takes the positions
+  /// rank, rank + world, rank + 2 world, ... of every batch of `batch_size` (the global
+  /// batch, in the order above), so the ranks' shares of an epoch are disjoint, their union
+  /// is the single-process batch, and every rank has the same num_batches(); a share can be
+  /// empty (a batch of 0 images) in a last batch smaller than `world`.
+  int rank = 0;
+  int world = 1;
 };
 
 struct Batch {
-  torch::Tensor images;         ///< float32 [N,3,crop,crop], normalized
+  torch::Tensor images;         ///< float32 [N,3,crop,crop], normalized (N may be 0: world > 1)
   torch::Tensor labels;         ///< int64 [N]
   std::vector<size_t> indices;  ///< positions in the dataset's samples
 };

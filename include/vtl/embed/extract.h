@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "vtl/dist/process_group.h"
 #include "vtl/embed/extractor.h"
 #include "vtl/embed/npy.h"
 
@@ -61,6 +62,18 @@ struct ExtractResult {
 
 ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<ImageItem>& items,
                                const std::filesystem::path& out, const ExtractOptions& options);
+
+/// Data-parallel extraction (docs/distributed.md): every rank of `group` calls it with the
+/// same items and options; rank r extracts shard r of group.size() into
+/// out/.ranks/<r>-of-<n> (resumable like any shard), rank 0 merges the shards into `out`
+/// (equal to a single-process run) and removes them, and every rank returns after the
+/// merge. `out` must be one folder every rank writes to (a shared file system across
+/// machines). A finished `out` is replaced only with `overwrite`. Returns this rank's part
+/// of the work, with `rows` = the merged rows.
+ExtractResult extract_features_distributed(FeatureExtractor& extractor,
+                                           const std::vector<ImageItem>& items,
+                                           const std::filesystem::path& out, ExtractOptions options,
+                                           dist::ProcessGroup& group);
 
 /// A finished features folder, loaded.
 struct FeatureSet {

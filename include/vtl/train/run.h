@@ -7,6 +7,10 @@
 // report.html. run.json keeps the options so `resume_training` can continue after a kill;
 // split.jsonl lists which images trained and which validated, so other classifiers can be
 // compared on the same split (`vtl classify compare`).
+//
+// With a process group of several ranks (`group`, docs/distributed.md) every rank reads
+// the data and trains its share; rank 0 alone prints, writes the run folder and runs the
+// final evaluation and report; the others return after the last epoch.
 
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vtl/data/transforms.h"
+#include "vtl/dist/process_group.h"
 #include "vtl/train/metrics.h"
 #include "vtl/train/trainer.h"
 
@@ -38,6 +43,9 @@ struct RunOptions {
   std::filesystem::path out;  ///< the run folder
   bool progress = true;       ///< progress bar and per-epoch lines
   bool report = true;         ///< write report.html
+  /// Data-parallel ranks (not saved in run.json: a run may resume on other ranks); null:
+  /// this process alone.
+  std::shared_ptr<dist::ProcessGroup> group;
 
   nlohmann::json to_json() const;
   static RunOptions from_json(const nlohmann::json& json);
@@ -56,9 +64,11 @@ struct RunResult {
 RunResult run_training(const RunOptions& options, bool resume = false,
                        const std::function<void(const std::string&)>& log = {});
 
-/// Reads run_dir/run.json and continues that run from its last checkpoint.
+/// Reads run_dir/run.json and continues that run from its last checkpoint (with `group`:
+/// rank 0's run.json and checkpoint, sent to every rank).
 RunResult resume_training(const std::filesystem::path& run_dir,
-                          const std::function<void(const std::string&)>& log = {});
+                          const std::function<void(const std::string&)>& log = {},
+                          std::shared_ptr<dist::ProcessGroup> group = {});
 
 /// One image of a run's split (a line of run_dir/split.jsonl: {"path", "class", "split"}
 /// with split "train" or "val"; paths absolute).

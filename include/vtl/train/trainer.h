@@ -16,11 +16,19 @@
 // (both written atomically), metrics.csv and metrics.jsonl (one row per epoch, rewritten
 // atomically), so `resume` after a SIGKILL continues from the last finished epoch with the
 // same weights, optimizer state, schedule, early-stopping state and RNG.
+//
+// Data parallel (a dist::ProcessGroup of more than one rank, docs/distributed.md): every
+// rank holds the whole model; batch_size stays the global batch (images per optimizer
+// step), of which each rank takes the positions rank, rank + W, ... (LoaderOptions::rank);
+// the summed gradients are divided by the global sum of loss weights, so a step equals the
+// single-process step on the same batch up to float summation order. Training and
+// validation metrics are combined over the ranks; only rank 0 writes into run_dir.
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -28,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vtl/data/loader.h"
+#include "vtl/dist/process_group.h"
 #include "vtl/models/transfer_model.h"
 #include "vtl/train/metrics.h"
 #include "vtl/train/mixed_precision.h"
@@ -104,8 +113,10 @@ struct TrainData {
 class Trainer {
  public:
   /// `run_dir` empty: nothing is written (no checkpoints, metrics files or resume).
+  /// `group`: data-parallel ranks (every rank constructs its Trainer with the same model,
+  /// config and data; the model starts from rank 0's weights); null: this process alone.
   Trainer(models::TransferModel model, TrainConfig config, TrainData data,
-          std::filesystem::path run_dir = {});
+          std::filesystem::path run_dir = {}, std::shared_ptr<dist::ProcessGroup> group = {});
 
   /// Trains to the end; with `resume`, first restores run_dir/checkpoint/last.pt (a
   /// missing checkpoint starts from the beginning).
@@ -114,7 +125,8 @@ class Trainer {
   const std::vector<EpochMetrics>& history() const { return history_; }
   /// Phase boundaries and early stops, for the report ("phase 2 from epoch 6").
   const nlohmann::json& events() const { return events_; }
-  /// Validation metrics of the final model (after fit).
+  /// Validation metrics of the final model (after fit), over the whole validation set on
+  /// this process alone.
   EvalResult evaluate_validation();
   models::TransferModel& model() { return model_; }
   const TrainConfig& config() const { return config_; }
@@ -143,15 +155,30 @@ class Trainer {
   bool load_checkpoint(const std::filesystem::path& path);
   void write_metrics() const;
   double monitored(const EpochMetrics& m) const;
+  bool distributed() const { return group_ && group_->size() > 1; }
+  bool writer() const { return !group_ || group_->is_writer(); }
+  /// Logits (float32) of images, or of pooled features when `are_features`.
+  torch::Tensor logits_of(const torch::Tensor& images, bool are_features, bool frozen);
+  /// One data-parallel optimizer step (step index `step` of the phase) on this rank's share
+  /// (possibly empty) of a batch; adds the whole batch's loss sum, hits and images to the
+  /// accumulators; returns the learning rate used.
+  double distributed_step(const Phase& phase, int64_t step, int64_t steps_per_epoch,
+                          const torch::Tensor& inputs, const torch::Tensor& labels,
+                          bool are_features, bool frozen, std::mt19937_64& mix_rng,
+                          double& loss_sum, int64_t& correct, int64_t& seen);
+  /// Loss, top-1, top-5 and count of the ranks' validation shares put together.
+  EvalResult combine_validation(const EvalResult& local);
 
   models::TransferModel model_;
   TrainConfig config_;
   TrainData data_;
   std::filesystem::path run_dir_;
+  std::shared_ptr<dist::ProcessGroup> group_;
   torch::Device device_;
   Precision precision_ = Precision::f32;
   LossScaler scaler_;
   std::unique_ptr<data::Loader> train_loader_, val_loader_;
+  std::unique_ptr<data::Loader> val_share_loader_;  ///< this rank's validation images
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   torch::Tensor class_weights_;
   int64_t steps_this_process_ = 0;
