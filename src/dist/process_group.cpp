@@ -152,6 +152,20 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
     impl.store = c10::make_intrusive<c10d::PrefixStore>(
         fmt::format("/worker/attempt_{}", env.restart_count), impl.store);
     impl.store = c10::make_intrusive<c10d::PrefixStore>("vtl", impl.store);
+    // Every rank checks in before Gloo connects: its connection set-up waits for absent
+    // ranks without a deadline.
+    int64_t arrived = impl.store->add("joined", 1);
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    while (arrived < env.world_size) {
+      VTL_CHECK(std::chrono::steady_clock::now() < deadline,
+                "--distributed: rank {} of {} could not join the other ranks at {} within {} s: "
+                "{} of {} ranks arrived (is every rank started, with the same MASTER_ADDR, "
+                "MASTER_PORT and WORLD_SIZE?)",
+                env.rank, env.world_size, where, options.timeout.count() / 1000.0, arrived,
+                env.world_size);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      arrived = impl.store->add("joined", 0);
+    }
 
     auto make_gloo = [&](const std::string& prefix, std::chrono::milliseconds timeout) {
       auto gloo = c10d::ProcessGroupGloo::Options::create(timeout);

@@ -78,7 +78,7 @@ struct Rank {
 std::vector<Rank> run_ranks(const std::string& arguments, int world, const fs::path& logs,
                             const std::vector<std::string>& extra = {}) {
   const int port = free_port();
-  std::vector<Rank> ranks(size_t(world));
+  std::vector<Rank> ranks(static_cast<size_t>(world));
   for (int r = 0; r < world; ++r) {
     const std::string environment = "OMP_NUM_THREADS=1 RANK=" + std::to_string(r) +
                                     " LOCAL_RANK=" + std::to_string(r) +
