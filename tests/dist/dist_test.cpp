@@ -169,6 +169,36 @@ TEST_F(DistTrain, FinetuneOnTwoRanksReachesTheWeightsOfOneProcess) {
       "--batch-size 8 --cache-features off");
 }
 
+// Killed in phase 2 and resumed on 2 ranks: the metrics and weights of an uninterrupted
+// 2-rank run (rank 0's checkpoint and run.json reach rank 1 over the process group).
+TEST_F(DistTrain, AResumedRunEndsLikeAnUninterruptedOne) {
+  const std::string args =
+      "--strategy finetune --epochs 1 --finetune-epochs 2 --unfreeze 4 --finetune-lr 1e-3 "
+      "--batch-size 8";
+  const fs::path whole = runs_.path / "whole", killed = runs_.path / "killed";
+  for (const auto& rank : run_ranks(train_args(args, whole) + " --distributed", 2, runs_.path))
+    ASSERT_EQ(rank.exit_code, 0) << rank.output();
+  // 3 steps per epoch: step 5 is in epoch 2, after epoch 1's checkpoint.
+  auto interrupted = run_ranks(train_args(args, killed) + " --distributed", 2, runs_.path,
+                               {"", "VTL_TEST_KILL_AFTER_STEPS=5"});
+  EXPECT_EQ(interrupted[0].exit_code, 1) << interrupted[0].output();
+  ASSERT_EQ(read_metrics(killed).size(), 1u);
+  for (const auto& rank :
+       run_ranks("train --quiet --distributed --resume " + killed.string(), 2, runs_.path))
+    ASSERT_EQ(rank.exit_code, 0) << rank.output();
+
+  const auto a = read_metrics(whole), b = read_metrics(killed);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t e = 0; e < a.size(); ++e) {
+    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc", "lr"})
+      EXPECT_EQ(a[e][key].get<double>(), b[e][key].get<double>()) << "epoch " << e + 1 << key;
+  }
+  const auto wa = weights::load_safetensors(whole / "model.safetensors");
+  const auto wb = weights::load_safetensors(killed / "model.safetensors");
+  for (const auto& [name, tensor] : wa) EXPECT_TRUE(torch::equal(tensor, wb.at(name))) << name;
+}
+
 TEST_F(DistTrain, AKilledRankStopsTheOtherWithinTheTimeout) {
   const fs::path out = runs_.path / "killed";
   const auto start = Clock::now();
