@@ -143,7 +143,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
       store_options.port = uint16_t(env.master_port);
       store_options.isServer = env.rank == 0 && !env.agent_store;
       store_options.numWorkers = size_t(env.world_size);
-      store_options.waitWorkers = !env.agent_store;
+      store_options.waitWorkers = false;  // the check-in below waits, with a deadline
       store_options.timeout = options.timeout;
       impl.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
     }
