@@ -161,8 +161,8 @@ TEST_F(DistTrain, FeaturesOnTwoRanksReachTheWeightsOfOneProcess) {
   expect_same_training("--strategy features --epochs 2 --batch-size 17");
 }
 
-// finetune: phase 1 on cached features, phase 2 through the loader with layer4's last
-// layers trainable.
+// finetune without the feature cache: both phases through the loader (phase 1 under
+// NoGradGuard, phase 2 with layer4's last 4 layers trainable).
 TEST_F(DistTrain, FinetuneOnTwoRanksReachesTheWeightsOfOneProcess) {
   expect_same_training(
       "--strategy finetune --epochs 1 --finetune-epochs 1 --unfreeze 4 --finetune-lr 1e-3 "
