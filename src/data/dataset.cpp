@@ -1,5 +1,7 @@
 #include "vtl/data/dataset.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -79,9 +81,26 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
   std::vector<fs::path> files;
   const auto options = fs::directory_options::follow_directory_symlink |
                        fs::directory_options::skip_permission_denied;
+  std::set<fs::path> folders = {fs::weakly_canonical(dir, ec)};
+  ec.clear();
   for (auto it = fs::recursive_directory_iterator(dir, options, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const auto& path = it->path();
+    if (it->is_directory(ec)) {
+      // A link back to a folder already listed (a symlink loop) is not entered again.
+      auto canonical = fs::weakly_canonical(path, ec);
+      if (ec || !folders.insert(canonical).second) {
+        skipped.push_back({path, ec ? "cannot resolve the folder: " + ec.message()
+                                    : "a link to a folder already listed (symlink loop?)"});
+        it.disable_recursion_pending();
+        ec.clear();
+      } else if (::access(path.c_str(), R_OK | X_OK) != 0) {
+        skipped.push_back({path, "cannot read the folder: permission denied"});
+        it.disable_recursion_pending();
+      }
+      continue;
+    }
+    ec.clear();
     if (!it->is_regular_file(ec) || !has_image_extension(path)) continue;
     auto canonical = fs::weakly_canonical(path, ec);
     if (ec) {

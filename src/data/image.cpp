@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <cstring>
 
@@ -60,6 +61,51 @@ ImageSize declared_size(const std::string& bytes) {
   return {};
 }
 
+/// True when a JPEG ends with its end-of-image marker after the first start-of-scan: a
+/// file cut short decodes with grey rows (libjpeg only warns), so it is refused instead.
+bool jpeg_is_complete(const std::string& bytes) {
+  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  size_t pos = 2;
+  size_t scan = 0;
+  while (pos + 4 <= bytes.size()) {
+    if (data[pos] != 0xFF) return true;  // not a marker walk we understand: let OpenCV judge
+    const unsigned char marker = data[pos + 1];
+    if (marker == 0xFF) {
+      ++pos;
+      continue;
+    }
+    if (marker == 0xDA) {
+      scan = pos;
+      break;
+    }
+    if (marker == 0xD9) return true;
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // markers without a length
+      pos += 2;
+      continue;
+    }
+    pos += 2 + ((size_t(data[pos + 2]) << 8) | data[pos + 3]);
+  }
+  if (scan == 0) return false;  // the header itself is cut short
+  // Entropy-coded data never holds FF D9 (0xFF is stuffed), so the last FF D9 ends the scans.
+  for (size_t i = bytes.size() - 1; i > scan + 1; --i) {
+    if (data[i] == 0xD9 && data[i - 1] == 0xFF) return true;
+  }
+  return false;
+}
+
+/// Formats OpenCV cannot decode as a still image, with what to do about them; "" otherwise.
+std::string unsupported_format(const std::string& bytes) {
+  if (bytes.rfind("GIF87a", 0) == 0 || bytes.rfind("GIF89a", 0) == 0)
+    return "GIF images are not supported (convert it to PNG)";
+  // RIFF....WEBPVP8X with the animation flag (bit 1 of the first flags byte).
+  if (bytes.size() >= 21 && bytes.compare(0, 4, "RIFF") == 0 &&
+      bytes.compare(8, 8, "WEBPVP8X") == 0 && (static_cast<unsigned char>(bytes[20]) & 0x02))
+    return "animated WebP images are not supported (save one frame as PNG or JPEG)";
+  return "";
+}
+
+std::atomic<int64_t> g_default_max_pixels{20000LL * 20000LL};
+
 /// Any decoded Mat (8/16-bit or float; 1-4 channels; BGR order) -> CV_8UC3 RGB, with
 /// transparency composited onto white.
 cv::Mat to_rgb8(cv::Mat image) {
@@ -106,6 +152,13 @@ cv::Mat to_rgb8(cv::Mat image) {
 
 }  // namespace
 
+int64_t default_max_pixels() { return g_default_max_pixels.load(); }
+
+void set_default_max_pixels(int64_t pixels) {
+  VTL_CHECK(pixels > 0, "the image pixel limit must be positive (got {})", pixels);
+  g_default_max_pixels.store(pixels);
+}
+
 bool has_image_extension(const std::filesystem::path& path) {
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
@@ -117,14 +170,18 @@ bool has_image_extension(const std::filesystem::path& path) {
 
 cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
                          const DecodeOptions& options) {
-  VTL_CHECK(!bytes.empty(), "{}: empty file, not an image", label);
+  VTL_CHECK(!bytes.empty(), "{}: empty file (0 bytes), not an image", label);
+  const std::string unsupported = unsupported_format(bytes);
+  VTL_CHECK(unsupported.empty(), "{}: {}", label, unsupported);
   const ImageSize size = declared_size(bytes);
   if (size.width > 0 && size.height > 0) {
     VTL_CHECK(size.width * size.height <= options.max_pixels,
-              "{}: image declares {}x{} pixels, more than the limit of {} megapixels "
+              "{}: image declares {}x{} pixels, more than the limit of {} pixels "
               "(raise it with --max-image-pixels)",
-              label, size.width, size.height, options.max_pixels / 1000000);
+              label, size.width, size.height, options.max_pixels);
   }
+  VTL_CHECK(!is_jpeg(bytes) || jpeg_is_complete(bytes),
+            "{}: truncated JPEG (the file ends before its end-of-image marker)", label);
   const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   cv::Mat image;
   try {
@@ -150,8 +207,9 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   VTL_CHECK(!image.empty() && image.rows > 0 && image.cols > 0,
             "{}: not a readable image (unknown format, truncated or corrupt)", label);
   VTL_CHECK(int64_t(image.rows) * image.cols <= options.max_pixels,
-            "{}: image has {}x{} pixels, more than the limit of {} megapixels", label, image.cols,
-            image.rows, options.max_pixels / 1000000);
+            "{}: image has {}x{} pixels, more than the limit of {} pixels "
+            "(raise it with --max-image-pixels)",
+            label, image.cols, image.rows, options.max_pixels);
   return to_rgb8(std::move(image));
 }
 

@@ -22,7 +22,16 @@ std::string chunk_name(int64_t chunk, const char* extension) {
   return fmt::format("chunk-{:06d}{}", chunk, extension);
 }
 
+/// The path as a JSON string; a name that is not UTF-8 is refused (JSON and the
+/// catalogue hold text), naming the file with its odd bytes escaped.
 json manifest_line(int64_t item, const ImageItem& image) {
+  const std::string path = image.path.string();
+  try {
+    (void)json(path).dump();
+  } catch (const json::exception&) {
+    fail("{}: the file name is not valid UTF-8; rename the file",
+         json(path).dump(-1, ' ', true, json::error_handler_t::replace));
+  }
   json line = {{"item", item}, {"path", image.path.string()}};
   line["label"] = image.label >= 0 ? json(image.label) : json(nullptr);
   line["class"] = image.class_name;
@@ -57,7 +66,8 @@ json read_json_file(const fs::path& path) {
 
 std::string lines_text(const std::vector<json>& lines) {
   std::string text;
-  for (const auto& line : lines) text += line.dump() + "\n";
+  for (const auto& line : lines)
+    text += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   return text;
 }
 
@@ -170,7 +180,8 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
               "{} already holds features made from other images or settings; pass "
               "--overwrite to replace them or choose another output folder",
               out.string());
-    remove_outputs(out);
+    // The old set stays until the new one is complete (a failed run, e.g. on a full disk,
+    // loses nothing); see the commit below.
   }
 
   const fs::path partial = out / ".partial";
@@ -233,9 +244,12 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
     }
     parts.push_back(partial / chunk_name(chunk, ".npy"));
   }
-  concatenate_npy(parts, out / "features.npy", spec.dim, options.dtype);
-  write_file_atomically(out / "manifest.jsonl", lines_text(manifest));
-  if (!skipped.empty()) write_file_atomically(out / "skipped.jsonl", lines_text(skipped));
+  // Everything that takes disk space is written inside .partial first; the commit below
+  // only renames, with features.json (what marks a finished set) removed first and put
+  // back last.
+  concatenate_npy(parts, partial / "features.npy", spec.dim, options.dtype);
+  write_file_atomically(partial / "manifest.jsonl", lines_text(manifest));
+  if (!skipped.empty()) write_file_atomically(partial / "skipped.jsonl", lines_text(skipped));
   json features_json = {{"format", kFormat},
                         {"version", 1},
                         {"spec", to_json(spec)},
@@ -251,11 +265,27 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
                           {"end", end}}},
                         {"skip_bad", options.skip_bad},
                         {"skipped", static_cast<int64_t>(skipped.size())}};
-  write_file_atomically(out / "features.json", features_json.dump(2) + "\n");
+  write_file_atomically(partial / "features.json", features_json.dump(2) + "\n");
+  fs::remove(out / "features.json");
+  fs::remove(out / "skipped.jsonl");
+  for (const char* name : {"features.npy", "manifest.jsonl", "skipped.jsonl", "features.json"}) {
+    if (fs::exists(partial / name)) fs::rename(partial / name, out / name);
+  }
   fs::remove_all(partial);
   result.rows = static_cast<int64_t>(manifest.size());
   result.skipped = static_cast<int64_t>(skipped.size());
   return result;
+}
+
+void check_finite_rows(const torch::Tensor& rows, const std::string& source) {
+  const auto bad = torch::isfinite(rows.reshape({rows.size(0), -1})).all(1).logical_not();
+  const int64_t count = bad.sum().item<int64_t>();
+  if (count == 0) return;
+  const int64_t first = bad.nonzero()[0][0].item<int64_t>();
+  fail(
+      "{}: row {} holds NaN or infinite values ({} of {} rows do); these vectors cannot be "
+      "used (extract the features again)",
+      source, first, count, rows.size(0));
 }
 
 FeatureSet load_features(const fs::path& dir) {
@@ -276,6 +306,7 @@ FeatureSet load_features(const fs::path& dir) {
             "{}: holds {} x {} values but features.json says {} x {}",
             (dir / "features.npy").string(), set.features.size(0), set.features.size(1), rows,
             set.spec.dim);
+  check_finite_rows(set.features, (dir / "features.npy").string());
   const auto lines = read_jsonl(dir / "manifest.jsonl");
   VTL_CHECK(static_cast<int64_t>(lines.size()) == rows, "{}: {} lines for {} feature rows",
             (dir / "manifest.jsonl").string(), lines.size(), rows);

@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/data/image.h"
 #include "vtl/embed/extract.h"
 #include "vtl/search/image_index.h"
 
@@ -145,6 +146,9 @@ void add_index_command(CLI::App& app) {
       ->check(CLI::IsMember({"cosine", "l2"}));
   build->add_option("--batch", args->batch, "Images per forward pass (default 32)");
   build->add_flag("--json", args->json, "Print the summary as JSON");
+  build->add_option_function<int64_t>(
+      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
+      "Refuse images with more pixels than this (default 400000000)");
   build->callback([args] { run_build(*args); });
 
   auto* add = cmd->add_subcommand(
@@ -153,6 +157,9 @@ void add_index_command(CLI::App& app) {
   add->add_option("data", args->more, "Class-folder tree or CSV list")->required();
   add->add_option("--batch", args->batch, "Images per forward pass (default 32)");
   add->add_flag("--json", args->json, "Print the summary as JSON");
+  add->add_option_function<int64_t>(
+      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
+      "Refuse images with more pixels than this (default 400000000)");
   add->callback([args] { run_add(*args); });
 
   auto* merge = cmd->add_subcommand(

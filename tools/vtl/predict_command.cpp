@@ -116,6 +116,9 @@ void add_predict_command(CLI::App& app) {
       ->default_val(5)
       ->check(CLI::PositiveNumber);
   command->add_flag("--json", options->json, "Print the predictions as JSON");
+  command->add_option_function<int64_t>(
+      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
+      "Refuse images with more pixels than this (default 400000000)");
   command->callback([options] { run_predict(*options); });
 }
 

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/data/image.h"
 #include "vtl/embed/npy.h"
 #include "vtl/search/image_index.h"
 
@@ -51,6 +52,11 @@ void print_results(const std::string& query, const std::vector<search::SearchRes
 /// features.json beside it must describe the same extractor as the index.
 torch::Tensor read_query_vectors(const std::string& file, const search::ImageIndex& index) {
   auto vectors = embed::read_npy(file).to(torch::kFloat32);
+  if (vectors.dim() == 1) vectors = vectors.unsqueeze(0);
+  VTL_CHECK(vectors.dim() == 2,
+            "{}: expected vectors of shape [dim] or [n, dim], got {} dimensions", file,
+            vectors.dim());
+  embed::check_finite_rows(vectors, file);
   const auto description = std::filesystem::path(file).parent_path() / "features.json";
   if (std::filesystem::exists(description)) {
     const auto json = nlohmann::json::parse(read_file(description), nullptr, false);
@@ -140,6 +146,9 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--threshold", args->threshold,
                   "Duplicates: cosine similarity >= T (default 0.98) or squared L2 <= T");
   cmd->add_flag("--json", args->json, "Print results as JSON");
+  cmd->add_option_function<int64_t>(
+      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
+      "Refuse images with more pixels than this (default 400000000)");
   cmd->callback([args] { run_search(*args); });
 }
 

@@ -41,6 +41,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-upload-mb", args->max_upload_mb, "Upload size limit (default 16)");
   cmd->add_option("--timeout", args->options.timeout_seconds,
                   "Read/write timeout per request, seconds (default 10)");
+  cmd->add_option("--max-image-pixels", args->options.max_image_pixels,
+                  "Refuse uploads with more pixels than this (default 50000000)");
   cmd->add_option("--workers", args->options.threads, "Worker threads (default 8)");
   cmd->callback([args] { run_serve(*args); });
 }

@@ -11,16 +11,23 @@
 
 namespace vtl::data {
 
+/// The pixel limit a default DecodeOptions starts with: 400 megapixels unless a program
+/// (e.g. `vtl ... --max-image-pixels N`) sets another one at start-up.
+int64_t default_max_pixels();
+/// Sets default_max_pixels() for DecodeOptions made afterwards; must be positive.
+void set_default_max_pixels(int64_t pixels);
+
 struct DecodeOptions {
-  /// Images with more pixels than this are refused (decompression-bomb guard).
-  int64_t max_pixels = 20000LL * 20000LL;
+  /// Images with more pixels than this are refused (decompression-bomb guard). PNG and
+  /// JPEG sizes are read from the header, so a bomb is refused before any pixel is decoded.
+  int64_t max_pixels = default_max_pixels();
   /// When > 0, JPEGs may be decoded at 1/2, 1/4 or 1/8 scale as long as the shorter side
   /// stays >= this many pixels (much faster for large photos).
   int min_short_side = 0;
 };
 
 /// Decodes `path` to a CV_8UC3 RGB image. Throws vtl::Error naming the file and the
-/// problem (missing, not an image, truncated, too large).
+/// problem (missing, empty, not an image, truncated, too large, GIF or animated WebP).
 cv::Mat load_image_rgb(const std::filesystem::path& path, const DecodeOptions& options = {});
 
 /// Same for an in-memory encoded image (an upload); `label` names it in errors.

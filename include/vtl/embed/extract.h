@@ -89,6 +89,10 @@ struct FeatureSet {
 /// vtl::Error naming the missing or inconsistent file.
 FeatureSet load_features(const std::filesystem::path& dir);
 
+/// Throws vtl::Error naming `source` and the first row of `rows` ([N, ...]) that holds a
+/// NaN or an infinity; load_features checks every features.npy with it.
+void check_finite_rows(const torch::Tensor& rows, const std::string& source);
+
 /// Concatenates the folders of shards 0..n-1 of one extraction (same input list and
 /// spec, every shard present once) into `out`, which then equals an unsharded run.
 void merge_feature_shards(const std::vector<std::filesystem::path>& shards,
