@@ -132,12 +132,19 @@ TEST(ReliabilityImages, DecompressionBombIsRefusedFromTheHeaderAndTheLimitIsConf
               std::string::npos)
         << error;
     EXPECT_NE(error.find("--max-image-pixels"), std::string::npos) << error;
-    // With a limit above 900 megapixels the header passes and decoding fails instead.
-    DecodeOptions generous;
-    generous.max_pixels = 1'000'000'000;
-    const std::string other = decode_error(dir / name, generous);
-    EXPECT_NE(other.find(name), std::string::npos) << other;
-    EXPECT_EQ(other.find("declares"), std::string::npos) << other;
+  }
+  // The limit is configurable: a 3000x3000 header passes the default limit (decoding then
+  // fails: there are no pixels) and is refused under a 1-megapixel limit.
+  write_bytes(dir / "mid.png", png_header(3000));
+  write_bytes(dir / "mid.jpg", jpeg_header(3000));
+  for (const char* name : {"mid.png", "mid.jpg"}) {
+    const std::string error = decode_error(dir / name);
+    EXPECT_NE(error.find(name), std::string::npos) << error;
+    EXPECT_EQ(error.find("declares"), std::string::npos) << error;
+    DecodeOptions strict;
+    strict.max_pixels = 1'000'000;
+    const std::string refused = decode_error(dir / name, strict);
+    EXPECT_NE(refused.find("declares 3000x3000 pixels"), std::string::npos) << refused;
   }
   // The process-wide default (what --max-image-pixels sets) applies to new options.
   const int64_t before = default_max_pixels();
