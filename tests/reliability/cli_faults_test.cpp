@@ -115,7 +115,7 @@ TEST(ReliabilityCli, UnreadableFolderInADatasetIsLeftOut) {
 std::string two_runs_script(const fs::path& data, const fs::path& features,
                             const std::string& setup, const std::string& before_second,
                             const std::string& limit) {
-  const std::string vtl = std::string("OMP_WAIT_POLICY=PASSIVE ") + VTL_CLI_PATH;
+  const std::string vtl = std::string("env OMP_WAIT_POLICY=PASSIVE ") + VTL_CLI_PATH;
   const std::string common = " extract " + data.string() + kExtract + " --out " + features.string();
   const std::string files = features.string() + "/*";
   return "bash -c '" + setup + " set -e; " + vtl + common + " --dtype f16 >/dev/null; " +
