@@ -411,7 +411,19 @@ void Trainer::build_cache() {
   cache_ready_ = true;
 }
 
-torch::Tensor Trainer::logits_of(const torch::Tensor& images, bool are_features, bool frozen) {
+std::pair<torch::Tensor, torch::Tensor> Trainer::forward_batch(const torch::Tensor& inputs,
+                                                               const torch::Tensor& labels,
+                                                               bool are_features, bool frozen,
+                                                               std::mt19937_64& mix_rng) {
+  const int64_t k = model_->num_classes();
+  auto targets = torch::one_hot(labels, k).to(torch::kFloat32);
+  if (config_.label_smoothing > 0)
+    targets = targets * (1.0 - config_.label_smoothing) + config_.label_smoothing / double(k);
+  torch::Tensor images = inputs;
+  if (!are_features) {
+    data::mix_batch(images, targets, data_.augment, mix_rng);
+    if (config_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
   torch::Tensor logits;
   {
     AutocastScope autocast(precision_, device_);
@@ -428,14 +440,13 @@ torch::Tensor Trainer::logits_of(const torch::Tensor& images, bool are_features,
       logits = model_->forward(images);
     }
   }
-  return logits.to(torch::kFloat32);  // the loss in full precision
+  return {targets, logits.to(torch::kFloat32)};  // the loss in full precision
 }
 
 double Trainer::distributed_step(const Phase& phase, int64_t step, int64_t steps_per_epoch,
                                  const torch::Tensor& inputs, const torch::Tensor& labels,
                                  bool are_features, bool frozen, std::mt19937_64& mix_rng,
                                  double& loss_sum, int64_t& correct, int64_t& seen) {
-  const int64_t k = model_->num_classes();
   const int64_t n = labels.size(0);
   optimizer_->zero_grad();
   const auto parameters = trainable_parameters(model_);
@@ -444,15 +455,7 @@ double Trainer::distributed_step(const Phase& phase, int64_t step, int64_t steps
   // gradient of the single-process mean (loss_of) over the whole batch.
   auto stats = torch::zeros({4}, torch::kFloat64);
   if (n > 0) {
-    auto targets = torch::one_hot(labels, k).to(torch::kFloat32);
-    if (config_.label_smoothing > 0)
-      targets = targets * (1.0 - config_.label_smoothing) + config_.label_smoothing / double(k);
-    torch::Tensor images = inputs;
-    if (!are_features) {
-      data::mix_batch(images, targets, data_.augment, mix_rng);
-      if (config_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
-    }
-    auto logits = logits_of(images, are_features, frozen);
+    auto [targets, logits] = forward_batch(inputs, labels, are_features, frozen, mix_rng);
     auto weighted = targets * class_weights_.unsqueeze(0);
     auto sum = -(weighted * torch::log_softmax(logits, 1)).sum();
     scaler_.scaled(sum).backward();
@@ -503,7 +506,6 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
   const auto start = Clock::now();
   const bool cached = use_cache(phase);
   const bool frozen = base_is_frozen(model_);
-  const int64_t k = model_->num_classes();
   const int64_t epoch_in_phase = epoch - phase.first_epoch;
   std::mt19937_64 mix_rng(data::mix_seed(config_.seed, uint64_t(epoch), 0x313C));
   if (distributed()) {
@@ -523,15 +525,7 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
       maybe_kill_for_test(++steps_this_process_);
       return;
     }
-    auto targets = torch::one_hot(labels, k).to(torch::kFloat32);
-    if (config_.label_smoothing > 0)
-      targets = targets * (1.0 - config_.label_smoothing) + config_.label_smoothing / double(k);
-    torch::Tensor images = inputs;
-    if (!are_features) {
-      data::mix_batch(images, targets, data_.augment, mix_rng);
-      if (config_.channels_last) images = images.contiguous(torch::MemoryFormat::ChannelsLast);
-    }
-    auto logits = logits_of(images, are_features, frozen);
+    auto [targets, logits] = forward_batch(inputs, labels, are_features, frozen, mix_rng);
     auto loss = loss_of(logits, targets);
     optimizer_->zero_grad();
     scaler_.scaled(loss).backward();

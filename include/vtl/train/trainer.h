@@ -30,6 +30,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/torch.h>
@@ -157,8 +158,13 @@ class Trainer {
   double monitored(const EpochMetrics& m) const;
   bool distributed() const { return group_ && group_->size() > 1; }
   bool writer() const { return !group_ || group_->is_writer(); }
-  /// Logits (float32) of images, or of pooled features when `are_features`.
-  torch::Tensor logits_of(const torch::Tensor& images, bool are_features, bool frozen);
+  /// One batch forward: soft targets [N, K] (one-hot, label smoothing, then batch mixing
+  /// of images and targets unless `are_features`) and float32 logits [N, K] of the images,
+  /// or of pooled features when `are_features`.
+  std::pair<torch::Tensor, torch::Tensor> forward_batch(const torch::Tensor& inputs,
+                                                        const torch::Tensor& labels,
+                                                        bool are_features, bool frozen,
+                                                        std::mt19937_64& mix_rng);
   /// One data-parallel optimizer step (step index `step` of the phase) on this rank's share
   /// (possibly empty) of a batch; adds the whole batch's loss sum, hits and images to the
   /// accumulators; returns the learning rate used.
