@@ -93,11 +93,18 @@ json identity_of_finished(const json& features_json) {
           {"skip_bad", features_json.value("skip_bad", false)}};
 }
 
-void remove_outputs(const fs::path& out) {
-  for (const char* name :
-       {"features.json", "features.npy", "manifest.jsonl", "skipped.jsonl", ".partial"}) {
-    fs::remove_all(out / name);
+/// Moves a finished set written in `staging` (features.npy, manifest.jsonl, optional
+/// skipped.jsonl, features.json) into `out` by renames only: features.json, which marks a
+/// finished set, is removed first and put back last, so an interruption leaves either the
+/// old set, the new one, or an unfinished folder that load_features refuses. Removes
+/// `staging`.
+void commit_staged_outputs(const fs::path& staging, const fs::path& out) {
+  fs::remove(out / "features.json");
+  fs::remove(out / "skipped.jsonl");
+  for (const char* name : {"features.npy", "manifest.jsonl", "skipped.jsonl", "features.json"}) {
+    if (fs::exists(staging / name)) fs::rename(staging / name, out / name);
   }
+  fs::remove_all(staging);
 }
 
 /// Streams the row data of several .npy files (same dtype and width) into one file.
@@ -108,6 +115,12 @@ void concatenate_npy(const std::vector<fs::path>& parts, const fs::path& target,
     const auto header = read_npy_header(part);
     VTL_CHECK(header.dtype == dtype && header.shape.size() == 2 && header.shape[1] == dim,
               "{}: expected {} rows of width {}", part.string(), to_string(dtype), dim);
+    const auto expected =
+        static_cast<uintmax_t>(header.data_offset) +
+        static_cast<uintmax_t>(header.shape[0] * dim) * (dtype == FeatureDtype::f16 ? 2u : 4u);
+    VTL_CHECK(fs::file_size(part) >= expected,
+              "{}: truncated .npy data ({} bytes, the header promises {})", part.string(),
+              fs::file_size(part), expected);
     rows += header.shape[0];
   }
   const std::string header = npy_header(dtype, {rows, dim});
@@ -266,12 +279,7 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
                         {"skip_bad", options.skip_bad},
                         {"skipped", static_cast<int64_t>(skipped.size())}};
   write_file_atomically(partial / "features.json", features_json.dump(2) + "\n");
-  fs::remove(out / "features.json");
-  fs::remove(out / "skipped.jsonl");
-  for (const char* name : {"features.npy", "manifest.jsonl", "skipped.jsonl", "features.json"}) {
-    if (fs::exists(partial / name)) fs::rename(partial / name, out / name);
-  }
-  fs::remove_all(partial);
+  commit_staged_outputs(partial, out);
   result.rows = static_cast<int64_t>(manifest.size());
   result.skipped = static_cast<int64_t>(skipped.size());
   return result;
@@ -360,8 +368,10 @@ void merge_feature_shards(const std::vector<fs::path>& shards, const fs::path& o
   }
   const auto spec = feature_spec_from_json(first.at("spec"), "features.json");
   const auto dtype = parse_feature_dtype(first.at("dtype").get<std::string>());
-  fs::create_directories(out);
-  remove_outputs(out);
+  // Written beside the old outputs first (a failed merge, e.g. a full disk, keeps them).
+  const fs::path staging = out / ".merging";
+  fs::remove_all(staging);
+  fs::create_directories(staging);
   std::string manifest, skipped;
   std::vector<fs::path> npys;
   int64_t rows = 0, skipped_count = 0;
@@ -372,14 +382,16 @@ void merge_feature_shards(const std::vector<fs::path>& shards, const fs::path& o
     rows += part.at("rows").get<int64_t>();
     skipped_count += part.value("skipped", int64_t{0});
   }
-  concatenate_npy(npys, out / "features.npy", spec.dim, dtype);
-  write_file_atomically(out / "manifest.jsonl", manifest);
-  if (!skipped.empty()) write_file_atomically(out / "skipped.jsonl", skipped);
+  concatenate_npy(npys, staging / "features.npy", spec.dim, dtype);
+  write_file_atomically(staging / "manifest.jsonl", manifest);
+  if (!skipped.empty()) write_file_atomically(staging / "skipped.jsonl", skipped);
   json merged = first;
   merged["rows"] = rows;
   merged["skipped"] = skipped_count;
   merged["shard"] = {{"index", 0}, {"count", 1}, {"begin", 0}, {"end", first.at("items")}};
-  write_file_atomically(out / "features.json", merged.dump(2) + "\n");
+  write_file_atomically(staging / "features.json", merged.dump(2) + "\n");
+  fs::remove_all(out / ".partial");
+  commit_staged_outputs(staging, out);
 }
 
 ExtractResult extract_features_distributed(FeatureExtractor& extractor,

@@ -172,6 +172,14 @@ TEST_F(ExtractTest, ShardsMergeToTheUnshardedResult) {
   EXPECT_EQ(read_file(whole / "features.npy"), read_file(merged / "features.npy"));
   EXPECT_EQ(read_file(whole / "features.json"), read_file(merged / "features.json"));
   EXPECT_EQ(read_npy(merged / "features.npy").scalar_type(), torch::kHalf);
+
+  // A merge that fails part-way (a shard's rows cut short) leaves the earlier result.
+  const auto npy = read_file(shards[1] / "features.npy");
+  write_file_atomically(shards[1] / "features.npy", npy.substr(0, npy.size() - 10));
+  EXPECT_THROW(merge_feature_shards({shards[0], shards[1], shards[2]}, merged.path()), Error);
+  EXPECT_EQ(read_file(whole / "features.npy"), read_file(merged / "features.npy"));
+  EXPECT_EQ(read_file(whole / "features.json"), read_file(merged / "features.json"));
+  EXPECT_EQ(load_features(merged.path()).features.size(0), 12);
 }
 
 TEST_F(ExtractTest, UndecodableFileIsNamedOrSkipped) {
