@@ -7,6 +7,7 @@
 
 #include "cli/run_cli.h"
 #include "train/clipart_fixture.h"
+#include "train/run_folder.h"
 #include "vtl/core/atomic_file.h"
 
 namespace vtl {
@@ -15,13 +16,7 @@ namespace fs = std::filesystem;
 using vtl::testing::run_cli;
 using vtl::testing::TempDir;
 
-std::vector<nlohmann::json> read_metrics(const fs::path& run) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(run / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
+using vtl::testing::read_metrics;
 
 class TrainCli : public ::testing::Test {
  protected:

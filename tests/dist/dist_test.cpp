@@ -15,6 +15,7 @@
 
 #include "cli/run_cli.h"
 #include "train/clipart_fixture.h"
+#include "train/run_folder.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/embed/extract.h"
@@ -93,13 +94,7 @@ std::vector<Rank> run_ranks(const std::string& arguments, int world, const fs::p
   return ranks;
 }
 
-std::vector<nlohmann::json> read_metrics(const fs::path& run) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(run / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
+using vtl::testing::read_metrics;
 
 class DistTrain : public ::testing::Test {
  protected:
