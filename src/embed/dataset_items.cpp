@@ -5,11 +5,12 @@
 namespace vtl::embed {
 namespace fs = std::filesystem;
 
-std::vector<ImageItem> dataset_items(const fs::path& data, std::vector<std::string>* classes) {
+std::vector<ImageItem> dataset_items(const fs::path& data, std::vector<std::string>* classes,
+                                     std::vector<data::SkippedFile>* left_out) {
   std::vector<ImageItem> items;
   std::error_code ec;
   if (fs::is_directory(data, ec) && !data::has_subfolders(data)) {
-    for (const auto& path : data::list_images(data))
+    for (const auto& path : data::list_images(data, left_out))
       items.push_back({fs::absolute(path).lexically_normal(), -1, ""});
     VTL_CHECK(!items.empty(), "{}: no images (jpg, jpeg, png, bmp, webp, tif) and no class folders",
               data.string());
@@ -23,6 +24,7 @@ std::vector<ImageItem> dataset_items(const fs::path& data, std::vector<std::stri
                      dataset.classes.at(static_cast<size_t>(sample.label))});
   }
   if (classes) *classes = dataset.classes;
+  if (left_out) left_out->insert(left_out->end(), dataset.skipped.begin(), dataset.skipped.end());
   return items;
 }
 

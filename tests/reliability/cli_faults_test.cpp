@@ -100,12 +100,23 @@ TEST(ReliabilityCli, UnreadableFolderInADatasetIsLeftOut) {
       GTEST_SKIP() << "running as root without setpriv: every folder is readable";
     user = "setpriv --reuid=65534 --regid=65534 --clear-groups";
   }
-  auto run = run_cli(
-      "extract " + (dir / "data").string() + kExtract + " --out " + (dir / "out" / "f").string(),
-      "HOME=" + (dir / "out").string() + " VTL_HOME=" + (dir / "out").string() + " " + user);
-  fs::permissions(dir / "data" / "cat" / "private", fs::perms::owner_all);
+  const std::string command =
+      "extract " + (dir / "data").string() + kExtract + " --out " + (dir / "out" / "f").string();
+  const std::string environment =
+      "HOME=" + (dir / "out").string() + " VTL_HOME=" + (dir / "out").string() + " " + user;
+  auto run = run_cli(command, environment);
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_EQ(nlohmann::json::parse(run.output).at("rows"), 4);
+  const auto summary = nlohmann::json::parse(run.output);
+  EXPECT_EQ(summary.at("rows"), 4);
+  EXPECT_EQ(summary.at("left_out"), 1);
+  // Without --json the user is told which folder was left out and why.
+  auto plain = run_cli(
+      command.substr(0, command.find(" --json")) + command.substr(command.find(" --json") + 7),
+      environment);
+  fs::permissions(dir / "data" / "cat" / "private", fs::perms::owner_all);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_NE(plain.output.find("1 files or folders left out"), std::string::npos) << plain.output;
+  EXPECT_NE(plain.output.find("private"), std::string::npos) << plain.output;
 }
 
 /// A shell script with two extractions into `features`: a first one that finishes, then,

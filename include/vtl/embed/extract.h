@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "vtl/data/dataset.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/embed/extractor.h"
 #include "vtl/embed/npy.h"
@@ -100,9 +101,12 @@ void merge_feature_shards(const std::vector<std::filesystem::path>& shards,
 
 /// The images of a dataset as items with absolute paths, and the class names: a
 /// class-folder tree or a CSV list gives labelled items (see vtl/data/dataset.h); a folder
-/// without subfolders gives its images unlabelled (label -1, no class names).
+/// without subfolders gives its images unlabelled (label -1, no class names). Files and
+/// folders the listing had to leave out (unreadable, symlink loops, missing CSV rows) are
+/// appended to `left_out` when given.
 std::vector<ImageItem> dataset_items(const std::filesystem::path& data,
-                                     std::vector<std::string>* classes = nullptr);
+                                     std::vector<std::string>* classes = nullptr,
+                                     std::vector<data::SkippedFile>* left_out = nullptr);
 
 /// Parses "i/n" (0 <= i < n) into {i, n}; throws vtl::Error otherwise.
 std::pair<int, int> parse_shard(const std::string& text);
