@@ -1,6 +1,7 @@
 #include "vtl/core/text.h"
 
 #include <algorithm>
+#include <sstream>
 
 namespace vtl {
 
@@ -45,6 +46,15 @@ std::string with_thousands(long long value) {
     out += digits[i];
   }
   return value < 0 ? "-" + out : out;
+}
+
+std::vector<std::string> split_list(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  std::string part;
+  while (std::getline(stream, part, separator))
+    if (!part.empty()) parts.push_back(part);
+  return parts;
 }
 
 }  // namespace vtl

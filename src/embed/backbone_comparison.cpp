@@ -27,19 +27,16 @@ struct WeightsChoice {
 WeightsChoice choose_weights(const std::string& model, const std::string& from) {
   if (from == "random") return {"random", ""};
   if (from == "catalogue") {
-    const auto entries = weights::weights_for(model);
-    if (entries.empty())
+    if (weights::weights_for(model).empty())
       return {"", fmt::format("the catalogue has no weights for {}; use --weights-from DIR with "
                               "a .pth or .safetensors file",
                               model)};
-    const weights::PretrainedWeights* entry = entries.front();
-    for (const auto* candidate : entries)
-      if (candidate->is_default) entry = candidate;
-    if (!weights::locate_weights(*entry))
+    const auto& entry = weights::find_weights(model);  // the architecture's default entry
+    if (!weights::locate_weights(entry))
       return {"", fmt::format("{} is not in {}: get it with `vtl weights fetch {}` (or `vtl "
                               "weights import FILE` for a file you have)",
-                              entry->name, weights::weights_dir().string(), entry->name)};
-    return {entry->name, ""};
+                              entry.name, weights::weights_dir().string(), entry.name)};
+    return {entry.name, ""};
   }
   std::error_code ec;
   VTL_CHECK(fs::is_directory(from, ec),

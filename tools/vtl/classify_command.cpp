@@ -7,13 +7,13 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/core/text.h"
 #include "vtl/embed/classical.h"
 #include "vtl/embed/extract.h"
 #include "vtl/train/run.h"
@@ -224,10 +224,7 @@ void run_compare(const ClassifyArgs& args) {
                      {"val_images", evaluation.at("count").get<int64_t>()},
                      {"fit_seconds", nullptr}});
   }
-  std::stringstream algo_list(args.algos);
-  std::string name;
-  while (std::getline(algo_list, name, ',')) {
-    if (name.empty()) continue;
+  for (const auto& name : split_list(args.algos)) {
     auto params = args.params;
     params.algo = embed::parse_classical_algo(name);
     params.seed = args.seed;

@@ -3,12 +3,12 @@
 //             [--img-size PX] [--budget-ms X] [--out DIR] [--json]
 
 #include <iostream>
-#include <sstream>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/core/text.h"
 #include "vtl/embed/backbone_comparison.h"
 
 namespace vtl::cli {
@@ -21,15 +21,6 @@ struct CompareArgs {
   std::string out = "compare";
   bool json = false;
 };
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> parts;
-  std::stringstream stream(text);
-  std::string part;
-  while (std::getline(stream, part, ','))
-    if (!part.empty()) parts.push_back(part);
-  return parts;
-}
 
 void run_compare(CompareArgs args) {
   auto& options = args.options;

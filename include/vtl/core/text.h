@@ -1,5 +1,5 @@
 #pragma once
-// Small text helpers for messages a user reads.
+// Small text helpers for messages a user reads and options a user types.
 
 #include <string>
 #include <vector>
@@ -15,5 +15,8 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
 
 /// "1,234,567"
 std::string with_thousands(long long value);
+
+/// "a,b,,c" -> {"a", "b", "c"}: the non-empty parts of a `separator`-separated list.
+std::vector<std::string> split_list(const std::string& text, char separator = ',');
 
 }  // namespace vtl
