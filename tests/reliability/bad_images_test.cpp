@@ -128,7 +128,8 @@ TEST(ReliabilityImages, DecompressionBombIsRefusedFromTheHeaderAndTheLimitIsConf
   write_bytes(dir / "bomb.jpg", jpeg_header(30000));
   for (const char* name : {"bomb.png", "bomb.jpg"}) {
     const std::string error = decode_error(dir / name);
-    EXPECT_NE(error.find(std::string(name) + ": image declares 30000x30000 pixels"),
+    EXPECT_NE(error.find(std::string(name) + ": " + (name[5] == 'p' ? "PNG" : "JPEG") +
+                         " image declares 30000x30000 pixels"),
               std::string::npos)
         << error;
     EXPECT_NE(error.find("--max-image-pixels"), std::string::npos) << error;

@@ -1,0 +1,198 @@
+#include "image_header.h"
+
+#include <cstring>
+
+namespace vtl::data {
+namespace {
+
+/// Bounds-checked little- and big-endian reads; 0 past the end of `bytes`.
+class ByteReader {
+ public:
+  explicit ByteReader(const std::string& bytes)
+      : data_(reinterpret_cast<const unsigned char*>(bytes.data())), size_(bytes.size()) {}
+  bool has(size_t offset, size_t count) const { return offset <= size_ && count <= size_ - offset; }
+  uint32_t u8(size_t offset) const { return has(offset, 1) ? data_[offset] : 0; }
+  uint32_t le16(size_t offset) const {
+    return has(offset, 2) ? data_[offset] | (uint32_t(data_[offset + 1]) << 8) : 0;
+  }
+  uint32_t be16(size_t offset) const {
+    return has(offset, 2) ? (uint32_t(data_[offset]) << 8) | data_[offset + 1] : 0;
+  }
+  uint32_t le24(size_t offset) const {
+    return has(offset, 3) ? le16(offset) | (uint32_t(data_[offset + 2]) << 16) : 0;
+  }
+  uint32_t le32(size_t offset) const {
+    return has(offset, 4) ? le16(offset) | (le16(offset + 2) << 16) : 0;
+  }
+  uint32_t be32(size_t offset) const {
+    return has(offset, 4) ? (be16(offset) << 16) | be16(offset + 2) : 0;
+  }
+  bool matches(size_t offset, const char* text) const {
+    const size_t length = std::strlen(text);
+    return has(offset, length) && std::memcmp(data_ + offset, text, length) == 0;
+  }
+  size_t size() const { return size_; }
+
+ private:
+  const unsigned char* data_;
+  size_t size_;
+};
+
+DeclaredImageSize png_size(const ByteReader& in) {
+  if (!in.matches(12, "IHDR")) return {};
+  return {in.be32(16), in.be32(20)};
+}
+
+DeclaredImageSize jpeg_size(const ByteReader& in) {
+  size_t pos = 2;
+  while (in.has(pos, 9)) {
+    if (in.u8(pos) != 0xFF) return {};
+    const uint32_t marker = in.u8(pos + 1);
+    if (marker == 0xFF) {
+      ++pos;
+      continue;
+    }
+    const bool start_of_frame =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (start_of_frame) return {in.be16(pos + 7), in.be16(pos + 5)};
+    pos += 2 + in.be16(pos + 2);
+  }
+  return {};
+}
+
+/// BITMAPCOREHEADER (12 bytes, 16-bit sizes) or BITMAPINFOHEADER and later (32-bit signed
+/// sizes; a negative height means top-down rows).
+DeclaredImageSize bmp_size(const ByteReader& in) {
+  const uint32_t info_size = in.le32(14);
+  if (info_size == 12) return {in.le16(18), in.le16(20)};
+  if (info_size < 16 || !in.has(18, 8)) return {};
+  const int64_t width = static_cast<int32_t>(in.le32(18));
+  const int64_t height = static_cast<int32_t>(in.le32(22));
+  return {width < 0 ? -width : width, height < 0 ? -height : height};
+}
+
+/// RIFF....WEBP then the first chunk: VP8X (extended: canvas size), VP8 (lossy key frame)
+/// or VP8L (lossless).
+DeclaredImageSize webp_size(const ByteReader& in) {
+  if (in.matches(12, "VP8X") && in.has(24, 6)) return {in.le24(24) + 1, in.le24(27) + 1};
+  if (in.matches(12, "VP8 ") && in.u8(23) == 0x9D && in.u8(24) == 0x01 && in.u8(25) == 0x2A)
+    return {in.le16(26) & 0x3FFF, in.le16(28) & 0x3FFF};
+  if (in.matches(12, "VP8L") && in.u8(20) == 0x2F && in.has(21, 4)) {
+    const uint32_t bits = in.le32(21);
+    return {(bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1};
+  }
+  return {};
+}
+
+/// ImageWidth (256) and ImageLength (257) of the first image file directory, SHORT or LONG.
+DeclaredImageSize tiff_size(const ByteReader& in) {
+  const bool little = in.matches(0, "II");
+  const auto u16 = [&](size_t offset) { return little ? in.le16(offset) : in.be16(offset); };
+  const auto u32 = [&](size_t offset) { return little ? in.le32(offset) : in.be32(offset); };
+  const size_t directory = u32(4);
+  if (!in.has(directory, 2)) return {};
+  const uint32_t entries = u16(directory);
+  DeclaredImageSize size;
+  for (uint32_t i = 0; i < entries; ++i) {
+    const size_t entry = directory + 2 + size_t(i) * 12;
+    if (!in.has(entry, 12)) break;
+    const uint32_t tag = u16(entry);
+    const uint32_t type = u16(entry + 2);
+    if (tag != 256 && tag != 257) continue;
+    const int64_t value = type == 3 ? u16(entry + 8) : type == 4 ? u32(entry + 8) : 0;
+    (tag == 256 ? size.width : size.height) = value;
+  }
+  return size;
+}
+
+}  // namespace
+
+ImageFormat sniff_image_format(const std::string& bytes) {
+  const ByteReader in(bytes);
+  if (in.u8(0) == 0xFF && in.u8(1) == 0xD8 && in.u8(2) == 0xFF) return ImageFormat::jpeg;
+  if (in.matches(0, "\x89PNG\r\n\x1A\n")) return ImageFormat::png;
+  if (in.matches(0, "BM") && in.has(0, 26)) return ImageFormat::bmp;
+  if (in.matches(0, "RIFF") && in.matches(8, "WEBP")) return ImageFormat::webp;
+  if (in.matches(0, "II") && in.u8(2) == 42 && in.u8(3) == 0) return ImageFormat::tiff;
+  if (in.matches(0, "MM") && in.u8(2) == 0 && in.u8(3) == 42) return ImageFormat::tiff;
+  if (in.matches(0, "GIF87a") || in.matches(0, "GIF89a")) return ImageFormat::gif;
+  return ImageFormat::unknown;
+}
+
+const char* image_format_name(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::jpeg:
+      return "JPEG";
+    case ImageFormat::png:
+      return "PNG";
+    case ImageFormat::bmp:
+      return "BMP";
+    case ImageFormat::webp:
+      return "WebP";
+    case ImageFormat::tiff:
+      return "TIFF";
+    case ImageFormat::gif:
+      return "GIF";
+    case ImageFormat::unknown:
+      break;
+  }
+  return "unknown";
+}
+
+DeclaredImageSize declared_image_size(const std::string& bytes, ImageFormat format) {
+  const ByteReader in(bytes);
+  switch (format) {
+    case ImageFormat::png:
+      return png_size(in);
+    case ImageFormat::jpeg:
+      return jpeg_size(in);
+    case ImageFormat::bmp:
+      return bmp_size(in);
+    case ImageFormat::webp:
+      return webp_size(in);
+    case ImageFormat::tiff:
+      return tiff_size(in);
+    case ImageFormat::gif:
+      return {in.le16(6), in.le16(8)};
+    case ImageFormat::unknown:
+      break;
+  }
+  return {};
+}
+
+bool is_animated_webp(const std::string& bytes) {
+  const ByteReader in(bytes);
+  return in.matches(0, "RIFF") && in.matches(8, "WEBPVP8X") && (in.u8(20) & 0x02);
+}
+
+bool jpeg_is_complete(const std::string& bytes) {
+  const ByteReader in(bytes);
+  size_t pos = 2;
+  size_t scan = 0;
+  while (in.has(pos, 4)) {
+    if (in.u8(pos) != 0xFF) return true;  // not a marker walk we understand: let OpenCV judge
+    const uint32_t marker = in.u8(pos + 1);
+    if (marker == 0xFF) {
+      ++pos;
+      continue;
+    }
+    if (marker == 0xDA) {
+      scan = pos;
+      break;
+    }
+    if (marker == 0xD9) return true;
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // markers without a length
+      pos += 2;
+      continue;
+    }
+    pos += 2 + in.be16(pos + 2);
+  }
+  if (scan == 0) return false;  // the header itself is cut short
+  // Entropy-coded data never holds FF D9 (0xFF is stuffed), so the last FF D9 ends the scans.
+  for (size_t i = in.size() - 1; i > scan + 1; --i) {
+    if (in.u8(i) == 0xD9 && in.u8(i - 1) == 0xFF) return true;
+  }
+  return false;
+}
+
+}  // namespace vtl::data

@@ -1,0 +1,37 @@
+#pragma once
+// What an encoded image's first bytes say, read without decoding any pixel: its format
+// (from the content, never the file name) and the width and height its header declares.
+// Used to refuse decompression bombs and formats vtl does not decode before OpenCV sees
+// the bytes. Every read is bounds-checked: any byte string is a valid argument.
+
+#include <cstdint>
+#include <string>
+
+namespace vtl::data {
+
+enum class ImageFormat { unknown, jpeg, png, bmp, webp, tiff, gif };
+
+/// The format the magic bytes announce; unknown for anything else (text, PPM, EXR, ...).
+ImageFormat sniff_image_format(const std::string& bytes);
+
+/// "JPEG", "PNG", ...
+const char* image_format_name(ImageFormat format);
+
+/// Declared size in pixels; both zero when the header is cut short or unreadable.
+struct DeclaredImageSize {
+  int64_t width = 0;
+  int64_t height = 0;
+};
+
+/// The size the header of `bytes` (of `format`) declares: PNG IHDR, JPEG start-of-frame,
+/// BMP info header, WebP VP8/VP8L/VP8X, the first TIFF image file directory.
+DeclaredImageSize declared_image_size(const std::string& bytes, ImageFormat format);
+
+/// True when `bytes` holds an animated WebP (VP8X with the animation flag).
+bool is_animated_webp(const std::string& bytes);
+
+/// True when a JPEG ends with its end-of-image marker after the first start-of-scan: a
+/// file cut short decodes with grey rows (libjpeg only warns), so it is refused instead.
+bool jpeg_is_complete(const std::string& bytes);
+
+}  // namespace vtl::data

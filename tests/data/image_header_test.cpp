@@ -1,0 +1,159 @@
+// Image headers read without decoding: format sniffing, declared sizes for every format
+// vtl decodes, and decompression bombs in each of them refused before any pixel.
+
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <opencv2/imgcodecs.hpp>
+
+#include "data/image_header.h"
+#include "vtl/core/error.h"
+#include "vtl/data/image.h"
+
+namespace vtl::data {
+namespace {
+
+std::string encoded(const cv::Mat& image, const std::string& extension,
+                    const std::vector<int>& params = {}) {
+  std::vector<uchar> buffer;
+  EXPECT_TRUE(cv::imencode(extension, image, buffer, params)) << extension;
+  return std::string(buffer.begin(), buffer.end());
+}
+
+std::string le(uint32_t value, int bytes) {
+  std::string out;
+  for (int i = 0; i < bytes; ++i) out += char((value >> (8 * i)) & 0xFF);
+  return out;
+}
+
+std::string be(uint32_t value, int bytes) {
+  std::string out;
+  for (int i = bytes - 1; i >= 0; --i) out += char((value >> (8 * i)) & 0xFF);
+  return out;
+}
+
+/// RIFF container around one WebP chunk whose payload is `payload`.
+std::string webp(const std::string& chunk, const std::string& payload) {
+  return "RIFF" + le(uint32_t(12 + payload.size()), 4) + "WEBP" + chunk +
+         le(uint32_t(payload.size()), 4) + payload;
+}
+
+/// A TIFF holding only an image file directory with width and height (no pixels).
+std::string tiff(bool little_endian, uint16_t type, uint32_t width, uint32_t height) {
+  const auto u16 = [&](uint32_t v) { return little_endian ? le(v, 2) : be(v, 2); };
+  const auto u32 = [&](uint32_t v) { return little_endian ? le(v, 4) : be(v, 4); };
+  // A SHORT value sits in the first two bytes of the 4-byte value field.
+  const auto value = [&](uint32_t v) { return type == 3 ? u16(v) + u16(0) : u32(v); };
+  return std::string(little_endian ? "II" : "MM") + u16(42) + u32(8) + u16(2) + u16(256) +
+         u16(type) + u32(1) + value(width) + u16(257) + u16(type) + u32(1) + value(height) + u32(0);
+}
+
+std::string decode_error(const std::string& bytes, const std::string& label,
+                         int64_t max_pixels = default_max_pixels()) {
+  DecodeOptions options;
+  options.max_pixels = max_pixels;
+  try {
+    decode_image_rgb(bytes, label, options);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ImageHeader, RealEncodingsDeclareTheirTrueSize) {
+  cv::Mat bgr(23, 37, CV_8UC3, cv::Scalar(10, 200, 30));
+  cv::Mat bgra(23, 37, CV_8UC4, cv::Scalar(10, 200, 30, 128));
+  const struct {
+    std::string bytes;
+    ImageFormat format;
+  } cases[] = {
+      {encoded(bgr, ".jpg"), ImageFormat::jpeg},
+      {encoded(bgr, ".png"), ImageFormat::png},
+      {encoded(bgr, ".bmp"), ImageFormat::bmp},
+      {encoded(bgra, ".bmp"), ImageFormat::bmp},
+      {encoded(bgr, ".tiff"), ImageFormat::tiff},
+      {encoded(bgr, ".webp", {cv::IMWRITE_WEBP_QUALITY, 90}), ImageFormat::webp},   // VP8
+      {encoded(bgr, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}), ImageFormat::webp},  // VP8L
+      {encoded(bgra, ".webp", {cv::IMWRITE_WEBP_QUALITY, 90}), ImageFormat::webp},  // VP8X
+  };
+  std::set<std::string> webp_chunks;
+  for (const auto& c : cases) {
+    ASSERT_EQ(sniff_image_format(c.bytes), c.format) << image_format_name(c.format);
+    const auto size = declared_image_size(c.bytes, c.format);
+    EXPECT_EQ(size.width, 37) << image_format_name(c.format);
+    EXPECT_EQ(size.height, 23) << image_format_name(c.format);
+    if (c.format == ImageFormat::webp) webp_chunks.insert(c.bytes.substr(12, 4));
+    // And each of them decodes.
+    EXPECT_EQ(decode_error(c.bytes, "ok"), "") << image_format_name(c.format);
+  }
+  EXPECT_EQ(webp_chunks, (std::set<std::string>{"VP8 ", "VP8L", "VP8X"}));
+}
+
+TEST(ImageHeader, BombsInEveryFormatAreRefusedFromTheHeader) {
+  std::string bmp = encoded(cv::Mat(4, 4, CV_8UC3, cv::Scalar::all(0)), ".bmp");
+  bmp.replace(18, 8, le(30000, 4) + le(uint32_t(-30000), 4));  // top-down rows: negative height
+  const struct {
+    const char* label;
+    std::string bytes;
+    const char* declared;
+  } bombs[] = {
+      {"bomb.bmp", bmp, "BMP image declares 30000x30000"},
+      {"bomb-le.tif", tiff(true, 4, 30000, 30000), "TIFF image declares 30000x30000"},
+      {"bomb-be.tif", tiff(false, 3, 30000, 30000), "TIFF image declares 30000x30000"},
+      {"bomb-vp8x.webp", webp("VP8X", le(0, 4) + le(15999, 3) + le(15999, 3)),
+       "WebP image declares 16000x16000"},
+      {"bomb-vp8l.webp", webp("VP8L", "\x2F" + le(15999 | (15999u << 14), 4)),
+       "WebP image declares 16000x16000"},
+      {"bomb-vp8.webp",
+       webp("VP8 ", std::string("\x50\x02\x00\x9D\x01\x2A", 6) + le(16000, 2) + le(16000, 2)),
+       "WebP image declares 16000x16000"},
+  };
+  for (const auto& bomb : bombs) {
+    const std::string error = decode_error(bomb.bytes, bomb.label, 100'000'000);
+    EXPECT_NE(error.find(std::string(bomb.label) + ": " + bomb.declared), std::string::npos)
+        << error;
+    EXPECT_NE(error.find("--max-image-pixels"), std::string::npos) << error;
+  }
+}
+
+TEST(ImageHeader, CutShortAndHostileHeadersReadAsUnknownSizes) {
+  const std::string tiff_full = tiff(true, 4, 30000, 30000);
+  // Every prefix that cuts the header short, and a TIFF whose directory points past the end or
+  // claims 65535 entries, give no size (zero) rather than reading outside the bytes.
+  const size_t end_of_height_entry = tiff_full.size() - 4;  // before the next-directory link
+  for (size_t n = 0; n < end_of_height_entry; ++n) {
+    const auto size = declared_image_size(tiff_full.substr(0, n), ImageFormat::tiff);
+    EXPECT_TRUE(size.width == 0 || size.height == 0) << n;
+  }
+  std::string far_directory = tiff_full;
+  far_directory.replace(4, 4, le(0xFFFFFFF0u, 4));
+  EXPECT_EQ(declared_image_size(far_directory, ImageFormat::tiff).width, 0);
+  std::string many_entries = tiff_full;
+  many_entries.replace(8, 2, le(0xFFFF, 2));
+  EXPECT_EQ(declared_image_size(many_entries, ImageFormat::tiff).width, 30000);
+  EXPECT_EQ(declared_image_size(std::string("RIFF\x10\0\0\0WEBPVP8X", 16), ImageFormat::webp).width,
+            0);
+  EXPECT_EQ(declared_image_size("BM", ImageFormat::bmp).width, 0);
+}
+
+TEST(ImageHeader, FormatsOutsideTheFiveAreRefusedByContent) {
+  const cv::Mat bgr(8, 8, CV_8UC3, cv::Scalar::all(90));
+  for (const char* extension : {".ppm", ".pgm", ".ras", ".pfm"}) {
+    std::vector<uchar> buffer;
+    const cv::Mat image = std::string(extension) == ".pgm" ? bgr.col(0).clone() : bgr;
+    try {
+      if (!cv::imencode(extension, image, buffer)) continue;
+    } catch (const cv::Exception&) {
+      continue;  // codec not built into this OpenCV
+    }
+    const std::string bytes(buffer.begin(), buffer.end());
+    EXPECT_EQ(sniff_image_format(bytes), ImageFormat::unknown) << extension;
+    const std::string error = decode_error(bytes, std::string("x") + extension);
+    EXPECT_NE(error.find("not a readable image"), std::string::npos) << error;
+    EXPECT_NE(error.find("vtl reads JPEG, PNG, BMP, WebP and TIFF"), std::string::npos) << error;
+  }
+}
+
+}  // namespace
+}  // namespace vtl::data
