@@ -58,7 +58,10 @@ StateDict load_safetensors(const std::filesystem::path& path, WeightsFileInfo* i
 
   std::vector<Entry> entries;
   std::map<std::string, std::string> metadata;
-  for (const auto& [key, value] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Named references, not a structured binding: lambdas below capture them.
+    const std::string& key = item.key();
+    const nlohmann::json& value = item.value();
     if (key == "__metadata__") {
       VTL_CHECK(value.is_object(), "{}: safetensors __metadata__ is not an object", name);
       for (const auto& [mkey, mvalue] : value.items()) {
