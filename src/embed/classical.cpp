@@ -239,8 +239,8 @@ ClassicalClassifier ClassicalClassifier::load(const fs::path& dir, json* json_ou
   } catch (const json::exception& e) {
     fail("{}: malformed JSON: {}", json_path.string(), e.what());
   }
-  VTL_CHECK(description.value("format", "") == "vtl-classifier", "{} is not a vtl classifier",
-            json_path.string());
+  VTL_CHECK(description.is_object() && description.value("format", json()) == "vtl-classifier",
+            "{} is not a vtl classifier", json_path.string());
   ClassicalClassifier classifier;
   try {
     classifier.params_ = classical_params_from_json(description.at("params"));

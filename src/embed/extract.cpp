@@ -304,12 +304,17 @@ FeatureSet load_features(const fs::path& dir) {
             dir.string());
   FeatureSet set;
   set.json = read_json_file(json_path);
-  VTL_CHECK(set.json.value("format", "") == kFormat, "{}: not a vtl features file",
-            json_path.string());
-  set.spec = feature_spec_from_json(set.json.at("spec"), json_path.string());
-  set.classes = set.json.value("classes", std::vector<std::string>{});
+  VTL_CHECK(set.json.is_object() && set.json.value("format", json()) == kFormat,
+            "{}: not a vtl features file", json_path.string());
+  int64_t rows = 0;
+  try {
+    set.spec = feature_spec_from_json(set.json.at("spec"), json_path.string());
+    set.classes = set.json.value("classes", std::vector<std::string>{});
+    rows = set.json.at("rows").get<int64_t>();
+  } catch (const json::exception& e) {
+    fail("{}: malformed features description: {}", json_path.string(), e.what());
+  }
   set.features = read_npy(dir / "features.npy").to(torch::kFloat32);
-  const int64_t rows = set.json.at("rows").get<int64_t>();
   VTL_CHECK(set.features.size(0) == rows && set.features.size(1) == set.spec.dim,
             "{}: holds {} x {} values but features.json says {} x {}",
             (dir / "features.npy").string(), set.features.size(0), set.features.size(1), rows,

@@ -225,8 +225,8 @@ ImageIndex ImageIndex::open(const fs::path& dir) {
   } catch (const json::exception& e) {
     fail("{}: malformed JSON: {}", json_path.string(), e.what());
   }
-  VTL_CHECK(description.value("format", "") == kFormat, "{} is not a vtl index description",
-            json_path.string());
+  VTL_CHECK(description.is_object() && description.value("format", json()) == kFormat,
+            "{} is not a vtl index description", json_path.string());
   ImageIndex index;
   index.dir_ = dir;
   int64_t count = 0;
