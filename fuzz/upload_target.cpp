@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -106,12 +107,29 @@ bool read_reply(int fd, std::string* reply, int wait_ms) {
   char buffer[8192];
   while (!complete_response(*reply)) {
     pollfd readable{fd, POLLIN, 0};
-    if (::poll(&readable, 1, wait_ms) <= 0) return false;
+    const int ready = ::poll(&readable, 1, wait_ms);
+    if (ready < 0 && errno == EINTR) continue;  // libFuzzer's timers interrupt calls
+    if (ready <= 0) return false;
     const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return true;
     reply->append(buffer, static_cast<size_t>(n));
   }
   return true;
+}
+
+/// Connects `fd` to `address`; a connect() interrupted by a signal completes in the
+/// background, so its outcome is awaited.
+bool connect_to(int fd, const sockaddr_in& address) {
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) return true;
+  if (errno != EINTR) return false;
+  pollfd writable{fd, POLLOUT, 0};
+  for (int ready; (ready = ::poll(&writable, 1, kReplySeconds * 1000)) <= 0;) {
+    if (ready == 0 || errno != EINTR) return false;
+  }
+  int error = 0;
+  socklen_t length = sizeof error;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
 }
 
 /// Sends `request` on a new connection to 127.0.0.1:port and returns the server's first
@@ -126,13 +144,14 @@ std::string exchange(int port, const uint8_t* request, size_t size) {
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+  if (!connect_to(fd, address)) {
     ::close(fd);
     throw std::runtime_error("the server does not accept connections any more");
   }
   // The server may answer (and close) before reading everything: a failed send is fine.
   for (size_t sent = 0; sent < size;) {
     const ssize_t n = ::send(fd, request + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     sent += static_cast<size_t>(n);
   }

@@ -37,7 +37,9 @@ fuzzer=$PWD/$build/fuzz/vtl_fuzz
 # are left to the sanitizer test suite (scripts/sanitize.sh), which can tell Debian's
 # libraries' caches from ours.
 export ASAN_OPTIONS="detect_container_overflow=0:detect_leaks=0:abort_on_error=1"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# fuzz/ubsan.supp lists known undefined behaviour outside vtl's control; a caller's
+# UBSAN_OPTIONS replaces these.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-"print_stacktrace=1:halt_on_error=1:suppressions=$PWD/fuzz/ubsan.supp"}
 export OMP_NUM_THREADS=1
 
 failed=()

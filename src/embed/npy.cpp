@@ -1,5 +1,6 @@
 #include "vtl/embed/npy.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -122,6 +123,8 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
   static const std::regex kNumber(R"(\d+)");
   for (auto it = std::sregex_iterator(dims.begin(), dims.end(), kNumber);
        it != std::sregex_iterator(); ++it) {
+    // 15 digits cover any array a file can hold and keep std::stoll in range.
+    VTL_CHECK(it->length() <= 15, "{}: .npy shape ({}) is too large", path.string(), dims);
     header.shape.push_back(std::stoll(it->str()));
   }
   VTL_CHECK(header.shape.size() == 1 || header.shape.size() == 2,
@@ -135,8 +138,16 @@ torch::Tensor read_npy(const std::filesystem::path& path) {
   const NpyHeader header = read_npy_header(path);
   const int64_t rows = header.shape.size() == 2 ? header.shape[0] : 1;
   const int64_t cols = header.shape.back();
+  // The header's shape is checked against the file before anything is allocated.
+  uint64_t values = 0, bytes = 0;
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  VTL_CHECK(
+      !__builtin_mul_overflow(static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), &values) &&
+          !__builtin_mul_overflow(values, element_size(header.dtype), &bytes) && !ec &&
+          bytes <= file_size - std::min<uint64_t>(file_size, header.data_offset),
+      "{}: truncated .npy data (the header promises {} x {} values)", path.string(), rows, cols);
   auto out = torch::empty({rows, cols}, torch::TensorOptions().dtype(scalar_type(header.dtype)));
-  const size_t bytes = static_cast<size_t>(rows * cols) * element_size(header.dtype);
   std::ifstream in(path, std::ios::binary);
   in.seekg(static_cast<std::streamoff>(header.data_offset));
   in.read(static_cast<char*>(out.data_ptr()), static_cast<std::streamsize>(bytes));
