@@ -2,14 +2,18 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vtl/core/error.h"
+#include "vtl/core/fault_injection.h"
 
 namespace vtl {
 
@@ -20,18 +24,61 @@ std::filesystem::path temporary_sibling(const std::filesystem::path& target) {
   return target.parent_path() / name;
 }
 
-void commit_file(const std::filesystem::path& path, const std::filesystem::path& target) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
+namespace {
+
+/// What a write cut short leaves: the first half of the file (fault injection only).
+void cut_to_half(const char* path) {
+  struct stat info {};
+  if (::stat(path, &info) == 0) ::truncate(path, info.st_size / 2);
+}
+
+void fsync_path(const std::filesystem::path& path, int flags) {
+  const int fd = ::open(path.c_str(), flags);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+/// The pid in a temporary name "<target>.tmp-<pid>-<n>" or "<target>.new-<pid>"; 0 if none.
+pid_t writer_pid(const std::string& name) {
+  for (const char* marker : {".tmp-", ".new-"}) {
+    const auto at = name.rfind(marker);
+    if (at == std::string::npos) continue;
+    const char* digits = name.c_str() + at + 5;
+    char* end = nullptr;
+    const long pid = std::strtol(digits, &end, 10);
+    if (end != digits && (*end == '\0' || *end == '-') && pid > 0) return static_cast<pid_t>(pid);
   }
+  return 0;
+}
+
+}  // namespace
+
+void commit_file(const std::filesystem::path& path, const std::filesystem::path& target) {
+  fsync_path(path, O_RDONLY);
+  fault_point("commit:" + target.filename().string(), cut_to_half, path.c_str());
   std::error_code ec;
   std::filesystem::rename(path, target, ec);
   if (ec) {
     std::filesystem::remove(path, ec);
     fail("cannot move {} into place: {}", target.string(), ec.message());
   }
+  // The rename itself reaches the disk with the folder's entry.
+  fsync_path(target.parent_path().empty() ? "." : target.parent_path(), O_RDONLY | O_DIRECTORY);
+}
+
+int remove_stale_temporaries(const std::filesystem::path& dir) {
+  std::error_code ec;
+  int removed = 0;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const pid_t pid = writer_pid(name);
+    if (pid == 0 || pid == ::getpid()) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // its writer may still be running
+    std::error_code remove_error;
+    if (std::filesystem::remove_all(it->path(), remove_error) > 0) ++removed;
+  }
+  return removed;
 }
 
 void write_file_atomically(const std::filesystem::path& target,

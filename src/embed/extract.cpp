@@ -6,6 +6,7 @@
 
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/file_set_commit.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
 #include "vtl/embed/hash.h"
@@ -93,18 +94,33 @@ json identity_of_finished(const json& features_json) {
           {"skip_bad", features_json.value("skip_bad", false)}};
 }
 
+/// Journal of a features folder's commit (core/file_set_commit.h).
+fs::path commit_journal(const fs::path& out) { return out / ".commit.json"; }
+
 /// Moves a finished set written in `staging` (features.npy, manifest.jsonl, optional
-/// skipped.jsonl, features.json) into `out` by renames only: features.json, which marks a
-/// finished set, is removed first and put back last, so an interruption leaves either the
-/// old set, the new one, or an unfinished folder that load_features refuses. Removes
-/// `staging`.
+/// skipped.jsonl, features.json) into `out` as one unit: a crash before the commit point
+/// leaves the old set, a crash after it is finished by the next reader or run
+/// (finish_features_commit). Removes `staging`.
 void commit_staged_outputs(const fs::path& staging, const fs::path& out) {
-  fs::remove(out / "features.json");
-  fs::remove(out / "skipped.jsonl");
+  std::vector<FileMove> moves;
   for (const char* name : {"features.npy", "manifest.jsonl", "skipped.jsonl", "features.json"}) {
-    if (fs::exists(staging / name)) fs::rename(staging / name, out / name);
+    const fs::path staged = staging / name;
+    if (fs::exists(staged)) {
+      moves.push_back({staged, out / name});
+    } else {
+      moves.push_back({std::nullopt, out / name});  // e.g. no skipped files this time
+    }
   }
+  commit_file_set(commit_journal(out), moves);
   fs::remove_all(staging);
+}
+
+/// Completes a commit that a crash interrupted, and drops the staging it came from.
+void finish_features_commit(const fs::path& out) {
+  if (!finish_interrupted_commit(commit_journal(out))) return;
+  std::error_code ec;
+  fs::remove_all(out / ".partial", ec);
+  fs::remove_all(out / ".merging", ec);
 }
 
 /// Streams the row data of several .npy files (same dtype and width) into one file.
@@ -174,6 +190,8 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
   const std::string fingerprint = items_fingerprint(items);
   const json identity = job_identity(spec, fingerprint, total, options);
   fs::create_directories(out);
+  finish_features_commit(out);
+  remove_stale_temporaries(out);
 
   ExtractResult result;
   if (fs::exists(out / "features.json")) {
@@ -209,6 +227,7 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
     }
   }
   fs::create_directories(partial);
+  remove_stale_temporaries(partial);
   if (!fs::exists(partial / "state.json"))
     write_file_atomically(partial / "state.json", state.dump(2) + "\n");
 
@@ -258,8 +277,7 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
     parts.push_back(partial / chunk_name(chunk, ".npy"));
   }
   // Everything that takes disk space is written inside .partial first; the commit below
-  // only renames, with features.json (what marks a finished set) removed first and put
-  // back last.
+  // only renames.
   concatenate_npy(parts, partial / "features.npy", spec.dim, options.dtype);
   write_file_atomically(partial / "manifest.jsonl", lines_text(manifest));
   if (!skipped.empty()) write_file_atomically(partial / "skipped.jsonl", lines_text(skipped));
@@ -297,6 +315,7 @@ void check_finite_rows(const torch::Tensor& rows, const std::string& source) {
 }
 
 FeatureSet load_features(const fs::path& dir) {
+  finish_features_commit(dir);
   const fs::path json_path = dir / "features.json";
   VTL_CHECK(fs::exists(json_path),
             "{} is not a finished features folder: features.json is missing (run vtl extract, "
@@ -342,6 +361,7 @@ void merge_feature_shards(const std::vector<fs::path>& shards, const fs::path& o
   VTL_CHECK(!shards.empty(), "no shard folders to merge");
   std::vector<std::pair<json, fs::path>> parts;
   for (const auto& dir : shards) {
+    finish_features_commit(dir);
     VTL_CHECK(fs::exists(dir / "features.json"),
               "{} is not a finished features folder (features.json is missing)", dir.string());
     parts.emplace_back(read_json_file(dir / "features.json"), dir);
@@ -374,6 +394,7 @@ void merge_feature_shards(const std::vector<fs::path>& shards, const fs::path& o
   const auto spec = feature_spec_from_json(first.at("spec"), "features.json");
   const auto dtype = parse_feature_dtype(first.at("dtype").get<std::string>());
   // Written beside the old outputs first (a failed merge, e.g. a full disk, keeps them).
+  finish_features_commit(out);
   const fs::path staging = out / ".merging";
   fs::remove_all(staging);
   fs::create_directories(staging);

@@ -6,6 +6,7 @@
 
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/file_set_commit.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
 #include "vtl/embed/hash.h"
@@ -20,6 +21,14 @@ constexpr const char* kFormat = "vtl-index";
 constexpr const char* kIndexFile = "index.faiss";
 constexpr const char* kCatalogFile = "catalog.sqlite";
 constexpr const char* kJsonFile = "index.json";
+
+fs::path commit_journal(const fs::path& dir) { return dir / ".commit.json"; }
+
+/// Completes an update a crash interrupted and drops what killed writers left behind.
+void recover_folder(const fs::path& dir) {
+  finish_interrupted_commit(commit_journal(dir));
+  remove_stale_temporaries(dir);
+}
 
 fs::path staging_name(const fs::path& target) {
   return target.parent_path() / (target.filename().string() + ".new-" + std::to_string(::getpid()));
@@ -94,8 +103,9 @@ json describe(const embed::FeatureSpec& spec, const std::string& factory, Metric
           {"count", count}};
 }
 
-/// Writes the three files under staging names, then renames them into place with
-/// index.json last. `catalog_base` (may be empty) is copied before `entries` are added.
+/// Writes the three files under staging names, then moves them into place as one unit
+/// (core/file_set_commit.h): a crash leaves the old index or, once finished by the next
+/// open(), the new one. `catalog_base` (may be empty) is copied before `entries` are added.
 void commit_index(const fs::path& dir, const VectorIndex& vectors, const fs::path& catalog_base,
                   const std::vector<CatalogEntry>& entries, const json& description) {
   const fs::path index_new = staging_name(dir / kIndexFile);
@@ -117,12 +127,13 @@ void commit_index(const fs::path& dir, const VectorIndex& vectors, const fs::pat
     for (const auto& path : {index_new, catalog_new, json_new}) fs::remove(path, ec);
     throw;
   }
-  commit_file(index_new, dir / kIndexFile);
-  commit_file(catalog_new, dir / kCatalogFile);
-  commit_file(json_new, dir / kJsonFile);
+  commit_file_set(commit_journal(dir), {{index_new, dir / kIndexFile},
+                                        {catalog_new, dir / kCatalogFile},
+                                        {json_new, dir / kJsonFile}});
 }
 
 void check_new_folder(const fs::path& dir) {
+  if (fs::is_directory(dir)) recover_folder(dir);
   VTL_CHECK(!fs::exists(dir / kJsonFile),
             "{} already holds an index; use `vtl index add` to add images to it", dir.string());
   fs::create_directories(dir);
@@ -216,6 +227,7 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
 
 ImageIndex ImageIndex::open(const fs::path& dir) {
   VTL_CHECK(fs::is_directory(dir), "{} is not an index folder (no such folder)", dir.string());
+  recover_folder(dir);
   const fs::path json_path = dir / kJsonFile;
   VTL_CHECK(fs::exists(json_path), "{} is not an index folder: {} is missing", dir.string(),
             json_path.string());

@@ -21,8 +21,13 @@ void write_file_atomically(const std::filesystem::path& target, std::string_view
 /// A temporary path beside `target` that is unique to this process and call.
 std::filesystem::path temporary_sibling(const std::filesystem::path& target);
 
-/// fsyncs `path` and renames it to `target` (same file system).
+/// fsyncs `path`, renames it to `target` (same file system) and fsyncs the folder.
 void commit_file(const std::filesystem::path& path, const std::filesystem::path& target);
+
+/// Removes the temporary files (`*.tmp-<pid>-<n>`, `*.new-<pid>`) in `dir` whose writing
+/// process no longer runs: what a killed job leaves. Files of running processes are kept.
+/// Returns how many were removed.
+int remove_stale_temporaries(const std::filesystem::path& dir);
 
 /// Reads a whole file; throws vtl::Error naming the file when it cannot be read.
 std::string read_file(const std::filesystem::path& path);
