@@ -575,11 +575,24 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
       val = metrics_from_logits(model_->forward_head(cache_val_x_), cache_val_y_);
     }
   } else {
-    const int64_t steps = int64_t(train_loader_->num_batches());
+    // BatchNorm cannot train on one image (PyTorch refuses: "Expected more than 1 value per
+    // channel"): a last batch that would give some rank a single image is left out of the
+    // epoch. The global batch sizes decide, so every rank takes the same decision.
+    const int64_t world = distributed() ? group_->size() : 1;
+    const int64_t last_batch = int64_t(data_.train.samples.size()) % config_.batch_size;
+    bool batchnorm_trains = false;
+    for (const auto& module : model_->modules(/*include_self=*/false)) {
+      batchnorm_trains |= module->is_training() && (module->as<torch::nn::BatchNorm2d>() ||
+                                                    module->as<torch::nn::BatchNorm1d>());
+    }
+    const bool skip_last = batchnorm_trains && last_batch >= 1 && last_batch < 2 * world;
+    const int64_t steps = int64_t(train_loader_->num_batches()) - (skip_last ? 1 : 0);
     ProgressBar bar(show_progress && writer(), fmt::format("epoch {}", epoch + 1), size_t(steps));
     train_loader_->start_epoch(epoch);
     int64_t s = 0;
-    while (auto batch = train_loader_->next()) {
+    while (s < steps) {
+      auto batch = train_loader_->next();
+      if (!batch) break;
       step(batch->images.to(device_), batch->labels.to(device_), false, s++, steps);
       bar.update(size_t(s), seen, loss_sum / double(seen), double(correct) / double(seen));
     }
@@ -724,7 +737,12 @@ void Trainer::write_metrics() const {
 
 void Trainer::fit(bool resume) {
   const bool keep_files = !run_dir_.empty() && writer();
-  if (keep_files) fs::create_directories(run_dir_);
+  if (keep_files) {
+    fs::create_directories(run_dir_);
+    // What a killed run left half-written is never read; it is dropped here.
+    remove_stale_temporaries(run_dir_);
+    remove_stale_temporaries(run_dir_ / "checkpoint");
+  }
   const fs::path last = run_dir_ / "checkpoint" / "last.pt";
   const fs::path best = run_dir_ / "checkpoint" / "best.pt";
   // Without a run folder the best weights are kept in memory, and only when they may be

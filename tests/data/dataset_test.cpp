@@ -95,6 +95,41 @@ TEST(Loader, CorruptImagesAreSkippedAndListed) {
   EXPECT_NE(ds.skipped[0].reason.find("broken.png"), std::string::npos);
 }
 
+TEST(Loader, AWorkerThatThrowsStopsTheEpochWithItsErrorAndNothingHangs) {
+  // Nothing is kept in memory, so workers decode again during the epoch; a file that was
+  // fine when the dataset was prepared is corrupted before it is used.
+  TempDir dir("loader_throw");
+  for (int i = 0; i < 8; ++i) write_png(dir.path / "a" / (std::to_string(i) + ".png"), i * 20);
+  for (int i = 0; i < 8; ++i) write_png(dir.path / "b" / (std::to_string(i) + ".png"), 200);
+  auto ds = scan_class_folders(dir.path);
+  auto store = std::make_shared<ImageStore>(DecodeOptions{}, 32, /*memory_budget=*/0);
+  store->prepare(ds, 2);
+  ASSERT_EQ(store->images_kept(), 0u);
+  std::ofstream(dir.path / "b" / "5.png", std::ios::trunc) << "overwritten";
+  for (int workers : {1, 3}) {
+    LoaderOptions o;
+    o.batch_size = 2;
+    o.workers = workers;
+    o.prefetch = 4;
+    o.preprocessing.resize = 32;
+    o.preprocessing.crop = 32;
+    Loader loader(ds, store, o);
+    loader.start_epoch(1);
+    size_t batches = 0;
+    std::string error;
+    try {
+      while (loader.next()) ++batches;
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    EXPECT_NE(error.find("5.png"), std::string::npos) << workers << " workers: " << error;
+    EXPECT_LT(batches, loader.num_batches());
+    // A new epoch starts cleanly (the error is not sticky) and meets the same file.
+    loader.start_epoch(2);
+    EXPECT_THROW(while (loader.next()){}, Error);
+  }  // ~Loader joins its workers: reaching the end of the test is the check
+}
+
 TEST(Loader, BatchesAreDeterministicForAnyWorkerCount) {
   VTL_REQUIRE_CLIPART();
   TempDir dir("loader_det");
