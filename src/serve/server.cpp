@@ -21,9 +21,11 @@ using nlohmann::json;
 
 namespace {
 
+/// Catalogued file names need not be UTF-8: odd bytes go out as U+FFFD (the thumbnail is
+/// found by id, so the name is only shown).
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& message) {

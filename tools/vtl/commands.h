@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 namespace vtl::cli {
 
@@ -19,6 +20,12 @@ bool register_command(int order, CommandInstaller installer);
 
 /// Installs every registered command in order.
 void install_commands(CLI::App& app);
+
+/// `--json` output text. File names on disk need not be UTF-8 (a Latin-1 name): their odd
+/// bytes are shown as U+FFFD instead of failing the whole output.
+inline std::string json_text(const nlohmann::json& value, int indent = -1) {
+  return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace vtl::cli
 

@@ -95,7 +95,7 @@ void run_predict(const PredictOptions& options) {
     }
     results.push_back({{"path", image_path}, {"predictions", predictions}});
   }
-  if (options.json) std::cout << results.dump(2) << "\n";
+  if (options.json) std::cout << json_text(results, 2) << "\n";
   VTL_CHECK(failures == 0, "{} of {} images could not be read", failures, options.images.size());
 }
 

@@ -90,7 +90,7 @@ void run_duplicates(const SearchArgs& args, const search::ImageIndex& index) {
     }
   }
   if (args.json) {
-    std::cout << out.dump() << "\n";
+    std::cout << json_text(out) << "\n";
   } else {
     fmt::print("{} near-duplicate pairs ({} {} {})\n", pairs.size(),
                cosine ? "cosine >=" : "squared L2 <=", threshold,
@@ -131,7 +131,7 @@ void run_search(const SearchArgs& args) {
     for (const auto& image : args.images)
       emit(image, index.search(extractor.embed_file(image), args.k)[0]);
   }
-  if (args.json) std::cout << out.dump(2) << "\n";
+  if (args.json) std::cout << json_text(out, 2) << "\n";
 }
 
 void add_search_command(CLI::App& app) {
