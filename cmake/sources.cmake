@@ -16,6 +16,10 @@ foreach(layer IN LISTS VTL_LAYERS)
   file(GLOB_RECURSE layer_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${layer}/*.cpp)
   list(APPEND VTL_SOURCES ${layer_sources})
 endforeach()
+if(NOT VTL_WITH_OPENCV)
+  # Autocast and loss scaling need only LibTorch: kept for model benchmarks on GPU builds.
+  list(APPEND VTL_SOURCES ${PROJECT_SOURCE_DIR}/src/train/mixed_precision.cpp)
+endif()
 
 add_library(vtl ${VTL_SOURCES})
 add_library(vtl::vtl ALIAS vtl)

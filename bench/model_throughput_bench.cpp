@@ -1,0 +1,224 @@
+// Training and inference throughput of vtl's models next to PyTorch's torchvision models
+// (eager and torch.compile), measured in the same run with the same method: the GPU
+// comparison of docs/performance.md. Needs only the core, weights and models layers (no
+// OpenCV, FAISS or Google Benchmark), so it builds against a CUDA LibTorch alone.
+//
+//   ./build/bench/model_throughput_bench --device cuda            # the four models, defaults
+//   ./build/bench/model_throughput_bench --device cpu --models resnet18 --train-batch 4 \
+//       --infer-batch 8 --size 64 --steps 2 --warmup 1 --threads 1   # a quick check
+//
+// Options: --models a,b  --train-batch N (256)  --infer-batch N (512)  --size PX (224)
+//   --steps N (20)  --warmup N (5)  --precision bf16|f32  --no-channels-last
+//   --cudnn-benchmark  --compile a,b (models the reference also runs with torch.compile;
+//   default resnet50)  --reference PYTHON|none (default /usr/bin/python3 or $VTL_PYTHON)
+//   --threads N (CPU)
+// Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
+// labels, forward under bf16 autocast, zero_grad, backward, step; inference = eval mode,
+// inference mode, autocast. Output: one JSON line per measurement, then a table with the
+// ratios C++ / eager and C++ / compiled (> 1: vtl is faster).
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "vtl/core/runtime.h"
+#include "vtl/core/text.h"
+#include "vtl/models/registry.h"
+#include "vtl/train/mixed_precision.h"
+
+namespace {
+
+struct Settings {
+  std::string device = "cuda";
+  std::vector<std::string> models = {"resnet50", "efficientnet_b0", "mobilenet_v3_large", "vgg16"};
+  int64_t train_batch = 256, infer_batch = 512, size = 224;
+  int steps = 20, warmup = 5, threads = 0;
+  std::string precision = "bf16";
+  bool channels_last = true, cudnn_benchmark = false;
+  std::string compile = "resnet50";
+  std::string reference;
+};
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+/// Images per second of `steps` timed steps after `warmup` untimed ones.
+double measure(const Settings& s, const std::string& name, bool train, int64_t batch) {
+  const torch::Device device(s.device);
+  torch::manual_seed(0);
+  auto model = vtl::models::create_model(name);
+  model->to(device);
+  auto x = torch::randn({batch, 3, s.size, s.size}, device);
+  if (s.channels_last) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters())
+      if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
+    x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+  }
+  const auto y = torch::randint(0, 1000, {batch}, torch::TensorOptions(device).dtype(torch::kLong));
+  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  const auto precision = vtl::train::parse_precision(s.precision);
+  const auto step = [&] {
+    if (train) {
+      model->train();
+      torch::Tensor loss;
+      {
+        vtl::train::AutocastScope autocast(precision, device);
+        loss = torch::nn::functional::cross_entropy(model->forward(x).to(torch::kFloat), y);
+      }
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+    } else {
+      model->eval();
+      torch::InferenceMode inference;
+      vtl::train::AutocastScope autocast(precision, device);
+      model->forward(x);
+    }
+  };
+  for (int i = 0; i < s.warmup; ++i) step();
+  synchronize(device);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < s.steps; ++i) step();
+  synchronize(device);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return double(batch) * s.steps / seconds;
+}
+
+/// Runs the Python reference; returns its measurements keyed "model/mode/compiled".
+std::map<std::string, double> run_reference(const Settings& s) {
+  std::map<std::string, double> out;
+  if (s.reference == "none") return out;
+  std::string models;
+  for (const auto& name : s.models) models += (models.empty() ? "" : ",") + name;
+  const std::string command =
+      s.reference + " " + VTL_BENCH_DIR + "/torch_throughput.py --device " + s.device +
+      " --models " + models + " --train-batch " + std::to_string(s.train_batch) +
+      " --infer-batch " + std::to_string(s.infer_batch) + " --size " + std::to_string(s.size) +
+      " --steps " + std::to_string(s.steps) + " --warmup " + std::to_string(s.warmup) +
+      " --precision " + s.precision + (s.channels_last ? "" : " --no-channels-last") +
+      (s.cudnn_benchmark ? " --cudnn-benchmark" : "") + " --compile '" + s.compile + "'" +
+      (s.threads > 0 ? " --threads " + std::to_string(s.threads) : "");
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+  if (!pipe) return out;
+  std::array<char, 1024> line{};
+  while (fgets(line.data(), line.size(), pipe.get())) {
+    std::cout << line.data() << std::flush;
+    const auto json = nlohmann::json::parse(line.data(), nullptr, false);
+    if (!json.is_object() || !json.contains("img_per_s")) continue;
+    out[fmt::format("{}/{}/{}", json["model"].get<std::string>(), json["mode"].get<std::string>(),
+                    json["compiled"].get<bool>())] = json["img_per_s"].get<double>();
+  }
+  return out;
+}
+
+Settings parse(int argc, char** argv) {
+  Settings s;
+  const char* python = std::getenv("VTL_PYTHON");
+  s.reference = python ? python : "/usr/bin/python3";
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << flag << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (flag == "--device")
+      s.device = value();
+    else if (flag == "--models")
+      s.models = vtl::split_list(value());
+    else if (flag == "--train-batch")
+      s.train_batch = std::stoll(value());
+    else if (flag == "--infer-batch")
+      s.infer_batch = std::stoll(value());
+    else if (flag == "--size")
+      s.size = std::stoll(value());
+    else if (flag == "--steps")
+      s.steps = std::stoi(value());
+    else if (flag == "--warmup")
+      s.warmup = std::stoi(value());
+    else if (flag == "--threads")
+      s.threads = std::stoi(value());
+    else if (flag == "--precision")
+      s.precision = value();
+    else if (flag == "--no-channels-last")
+      s.channels_last = false;
+    else if (flag == "--cudnn-benchmark")
+      s.cudnn_benchmark = true;
+    else if (flag == "--compile")
+      s.compile = value();
+    else if (flag == "--reference")
+      s.reference = value();
+    else {
+      std::cerr << "unknown option " << flag
+                << " (see the top of bench/model_throughput_bench.cpp)\n";
+      std::exit(2);
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Settings s = parse(argc, argv);
+  if (s.threads > 0) vtl::configure_threads(s.threads);
+  if (s.device.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
+    std::cerr << "--device " << s.device << ": this LibTorch sees no CUDA device\n";
+    return 1;
+  }
+  at::globalContext().setBenchmarkCuDNN(s.cudnn_benchmark);
+  std::cout
+      << nlohmann::json{{"side", "vtl"}, {"torch", TORCH_VERSION}, {"device", s.device}}.dump()
+      << std::endl;
+  std::map<std::string, double> vtl_rates;
+  for (const auto& name : s.models) {
+    for (const bool train : {true, false}) {
+      const int64_t batch = train ? s.train_batch : s.infer_batch;
+      const double rate = measure(s, name, train, batch);
+      const std::string mode = train ? "train" : "infer";
+      vtl_rates[name + "/" + mode] = rate;
+      std::cout << nlohmann::json{{"side", "vtl"},
+                                  {"model", name},
+                                  {"mode", mode},
+                                  {"batch", batch},
+                                  {"img_per_s", std::round(rate * 10) / 10}}
+                       .dump()
+                << std::endl;
+    }
+  }
+  const auto reference = run_reference(s);
+  std::cout << fmt::format(
+      "\n| model | mode | batch | vtl img/s | PyTorch eager | vtl / eager | "
+      "torch.compile | vtl / compiled |\n| --- | --- | ---: | ---: | ---: | "
+      "---: | ---: | ---: |\n");
+  for (const auto& name : s.models) {
+    for (const char* mode : {"train", "infer"}) {
+      const double rate = vtl_rates[name + "/" + mode];
+      const auto cell = [&](bool compiled, bool ratio) -> std::string {
+        const auto it = reference.find(fmt::format("{}/{}/{}", name, mode, compiled));
+        if (it == reference.end()) return "";
+        return ratio ? fmt::format("{:.2f}", rate / it->second) : fmt::format("{:.1f}", it->second);
+      };
+      std::cout << fmt::format("| {} | {} | {} | {:.1f} | {} | {} | {} | {} |\n", name, mode,
+                               mode == std::string("train") ? s.train_batch : s.infer_batch, rate,
+                               cell(false, false), cell(false, true), cell(true, false),
+                               cell(true, true));
+    }
+  }
+  return 0;
+}

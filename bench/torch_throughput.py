@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Reference for bench/model_throughput_bench: torchvision models in PyTorch, eager and
+(where PyTorch has it) torch.compile, with the same method as the C++ side.
+
+Training step: SGD (lr 0.01, momentum 0.9), cross-entropy on random labels, forward under
+autocast (bf16 unless --precision f32), zero_grad(set_to_none), backward, step.
+Inference: eval mode, inference_mode, autocast. Synthetic N x 3 x size x size input,
+channels_last unless --no-channels-last. Prints one JSON line per measurement:
+{"side": "pytorch", "model", "mode", "batch", "compiled", "img_per_s"}.
+"""
+import argparse
+import json
+import time
+
+import torch
+import torchvision
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--device", default="cuda")
+parser.add_argument("--models", default="resnet50,efficientnet_b0,mobilenet_v3_large,vgg16")
+parser.add_argument("--train-batch", type=int, default=256)
+parser.add_argument("--infer-batch", type=int, default=512)
+parser.add_argument("--size", type=int, default=224)
+parser.add_argument("--steps", type=int, default=20)
+parser.add_argument("--warmup", type=int, default=5)
+parser.add_argument("--precision", choices=["bf16", "f32"], default="bf16")
+parser.add_argument("--no-channels-last", action="store_true")
+parser.add_argument("--cudnn-benchmark", action="store_true")
+parser.add_argument("--compile", default="",
+                    help="comma list of models also measured with torch.compile")
+parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+args = parser.parse_args()
+
+if args.threads > 0:
+    torch.set_num_threads(args.threads)
+torch.backends.cudnn.benchmark = args.cudnn_benchmark
+device = torch.device(args.device)
+channels_last = not args.no_channels_last
+
+
+def synchronize():
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(name, mode, batch, compiled):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(num_classes=1000).to(device)
+    x = torch.randn(batch, 3, args.size, args.size, device=device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (batch,), device=device)
+    forward = torch.compile(model) if compiled else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16,
+                              enabled=args.precision == "bf16")
+
+    def step():
+        if mode == "train":
+            model.train()
+            with autocast:
+                loss = torch.nn.functional.cross_entropy(forward(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        else:
+            model.eval()
+            with torch.inference_mode(), autocast:
+                forward(x)
+
+    for _ in range(args.warmup):
+        step()
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    synchronize()
+    seconds = time.perf_counter() - start
+    print(json.dumps(dict(side="pytorch", model=name, mode=mode, batch=batch, compiled=compiled,
+                          img_per_s=round(batch * args.steps / seconds, 1))), flush=True)
+    del model, optimizer, forward
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+print(json.dumps(dict(side="pytorch", torch=torch.__version__,
+                      torchvision=torchvision.__version__,
+                      device=torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+                      compile_available=hasattr(torch, "compile"))), flush=True)
+to_compile = [m for m in args.compile.split(",") if m]
+for name in [m for m in args.models.split(",") if m]:
+    for mode, batch in (("train", args.train_batch), ("infer", args.infer_batch)):
+        measure(name, mode, batch, False)
+        if name in to_compile and hasattr(torch, "compile"):
+            measure(name, mode, batch, True)
