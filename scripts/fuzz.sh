@@ -59,11 +59,13 @@ for target in "${targets[@]}"; do
   if [ "$status" -ne 0 ] || ls "$crashes" | grep -qE '^(crash|leak|timeout|oom)-'; then
     failed+=("$target")
   fi
-  # Keep what adds coverage (and stays small): merge the scratch finds into the corpus.
-  VTL_FUZZ_TARGET=$target "$fuzzer" -merge=1 -max_len=65536 -timeout=30 -rss_limit_mb=4096 \
+  # Keep what adds coverage: merge the scratch finds into the corpus, counting new edges
+  # only (not new hit counts), which keeps the committed corpora small.
+  VTL_FUZZ_TARGET=$target "$fuzzer" -merge=1 -use_counters=0 -max_len=65536 -timeout=30 \
+    -rss_limit_mb=4096 \
     "$corpus" "$scratch" >"$crashes/last-merge.log" 2>&1 || failed+=("$target(merge)")
   rm -rf "$scratch"
-  echo "   corpus now $(ls "$corpus" | wc -l) files, $(du -sk "$corpus" | cut -f1) KiB"
+  echo "   corpus now $(ls "$corpus" | wc -l) files, $(($(du -sb "$corpus" | cut -f1) / 1024)) KiB"
 done
 
 if [ ${#failed[@]} -ne 0 ]; then
