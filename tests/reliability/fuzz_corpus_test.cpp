@@ -63,6 +63,9 @@ TEST_P(Replay, EveryInputIsAcceptedOrRejectedCleanly) {
       ADD_FAILURE() << file << ": escaped as an exception of unknown type";
     }
   }
+  RecordProperty("inputs", static_cast<int>(files.size()));
+  RecordProperty("accepted", accepted);
+  RecordProperty("rejected", rejected);
   // Both answers occur, so the corpus provably reaches the parser and its checks.
   EXPECT_GE(accepted, 1) << "no input of fuzz/corpus/" << GetParam() << " was accepted";
   EXPECT_GE(rejected, 1) << "no input of fuzz/corpus/" << GetParam() << " was rejected";
