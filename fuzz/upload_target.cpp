@@ -37,8 +37,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// How long a request may take before the server is told it is complete (write side
-/// shut down), and how long the answer may take after that.
+/// How long a fuzz input may go unanswered before the server is told it is complete
+/// (write side shut down), and how long any answer may take after that.
 constexpr int kFirstByteMs = 500;
 constexpr int kReplySeconds = 20;
 
@@ -133,11 +133,11 @@ bool connect_to(int fd, const sockaddr_in& address) {
 }
 
 /// Sends `request` on a new connection to 127.0.0.1:port and returns the server's first
-/// response (or what it sent before closing). A request the server is still waiting to
-/// complete gets the write side shut down, so the server sees its end. The write side is
+/// response (or what it sent before closing). A request still unanswered after
+/// `first_reply_ms` gets the write side shut down, so the server sees its end. The write side is
 /// not shut down first: httplib treats a half-closed connection as gone and would not
 /// answer.
-std::string exchange(int port, const uint8_t* request, size_t size) {
+std::string exchange(int port, const uint8_t* request, size_t size, int first_reply_ms) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket() failed");
   sockaddr_in address{};
@@ -156,7 +156,7 @@ std::string exchange(int port, const uint8_t* request, size_t size) {
     sent += static_cast<size_t>(n);
   }
   std::string reply;
-  if (!read_reply(fd, &reply, kFirstByteMs)) {
+  if (!read_reply(fd, &reply, first_reply_ms)) {
     ::shutdown(fd, SHUT_WR);
     read_reply(fd, &reply, kReplySeconds * 1000);
   }
@@ -174,14 +174,14 @@ int status_of(const std::string& reply) {
 
 Outcome fuzz_upload(const uint8_t* data, size_t size) {
   const int port = running_server().port();
-  const int status = status_of(exchange(port, data, size));
+  const int status = status_of(exchange(port, data, size, kFirstByteMs));
   if (status >= 500) {
     throw std::runtime_error("the server answered " + std::to_string(status) +
                              ": an exception other than vtl::Error reached its handler");
   }
   const std::string health = "GET /api/health HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
-  const std::string reply =
-      exchange(port, reinterpret_cast<const uint8_t*>(health.data()), health.size());
+  const std::string reply = exchange(port, reinterpret_cast<const uint8_t*>(health.data()),
+                                     health.size(), kReplySeconds * 1000);
   if (status_of(reply) != 200) {
     throw std::runtime_error("the server no longer answers GET /api/health; it said: '" +
                              reply.substr(0, 200) + "'");
