@@ -68,3 +68,8 @@ endif()
 if(VTL_USE_PCH)
   target_precompile_headers(vtl PRIVATE <torch/torch.h>)
 endif()
+# The MAC counter reads at::RecordFunction, whose layout has an extra member without
+# NDEBUG; Debian's LibTorch is built with NDEBUG, so this file is too in every build type
+# (a Debug build would otherwise read the library's objects with the wrong layout).
+set_source_files_properties(${PROJECT_SOURCE_DIR}/src/models/stats.cpp PROPERTIES
+  COMPILE_DEFINITIONS NDEBUG SKIP_PRECOMPILE_HEADERS ON)
