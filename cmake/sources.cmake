@@ -27,6 +27,8 @@ target_include_directories(vtl PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
   $<INSTALL_INTERFACE:include>)
 target_compile_definitions(vtl PUBLIC VTL_DATA_DIR="${PROJECT_SOURCE_DIR}/data")
+# Headers private to the library (src/<layer>/*.h) are included as "<layer>/name.h".
+target_include_directories(vtl PRIVATE ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(vtl PUBLIC ${TORCH_LIBRARIES} Threads::Threads
   PRIVATE nlohmann_json::nlohmann_json fmt::fmt OpenSSL::Crypto)
 target_compile_options(vtl PRIVATE -Wall -Wextra -Wno-unused-parameter)

@@ -96,7 +96,8 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             "{}: animated WebP images are not supported (save one frame as PNG or JPEG)", label);
   const DeclaredImageSize size = declared_image_size(bytes, format);
   if (size.width > 0 && size.height > 0) {
-    VTL_CHECK(size.width * size.height <= options.max_pixels,
+    // Divided, not multiplied: two 32-bit header fields can overflow a 64-bit product.
+    VTL_CHECK(size.width <= options.max_pixels / size.height,
               "{}: {} image declares {}x{} pixels, more than the limit of {} pixels "
               "(raise it with --max-image-pixels)",
               label, image_format_name(format), size.width, size.height, options.max_pixels);

@@ -8,6 +8,7 @@
 
 #include <opencv2/ml.hpp>
 
+#include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 
@@ -233,12 +234,7 @@ ClassicalClassifier ClassicalClassifier::load(const fs::path& dir, json* json_ou
             dir.string());
   VTL_CHECK(fs::exists(model_path), "classifier folder {} is incomplete: classifier.yml is missing",
             dir.string());
-  json description;
-  try {
-    description = json::parse(read_file(json_path));
-  } catch (const json::exception& e) {
-    fail("{}: malformed JSON: {}", json_path.string(), e.what());
-  }
+  const json description = parse_json_document(read_file(json_path), json_path.string());
   VTL_CHECK(description.is_object() && description.value("format", json()) == "vtl-classifier",
             "{} is not a vtl classifier", json_path.string());
   ClassicalClassifier classifier;

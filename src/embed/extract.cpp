@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
@@ -48,21 +49,13 @@ std::vector<json> read_jsonl(const fs::path& path) {
   while (std::getline(in, text)) {
     ++number;
     if (text.empty()) continue;
-    try {
-      lines.push_back(json::parse(text));
-    } catch (const json::exception& e) {
-      fail("{}:{}: malformed JSON line: {}", path.string(), number, e.what());
-    }
+    lines.push_back(parse_json_document(text, fmt::format("{}:{}", path.string(), number)));
   }
   return lines;
 }
 
 json read_json_file(const fs::path& path) {
-  try {
-    return json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    fail("{}: malformed JSON: {}", path.string(), e.what());
-  }
+  return parse_json_document(read_file(path), path.string());
 }
 
 std::string lines_text(const std::vector<json>& lines) {

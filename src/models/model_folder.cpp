@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/models/registry.h"
@@ -58,7 +59,7 @@ LoadedModel load_model_folder(const fs::path& dir) {
   int64_t num_classes = 0;
   double dropout = 0.0;
   try {
-    loaded.json = nlohmann::json::parse(read_file(json_path));
+    loaded.json = parse_json_document(read_file(json_path), json_path.string());
     VTL_CHECK(loaded.json.value("format", std::string()) == kFormat,
               "{}: not a vtl model description (format is not '{}')", json_path.string(), kFormat);
     VTL_CHECK(loaded.json.value("version", 0) <= kVersion,

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
@@ -231,12 +232,7 @@ ImageIndex ImageIndex::open(const fs::path& dir) {
   const fs::path json_path = dir / kJsonFile;
   VTL_CHECK(fs::exists(json_path), "{} is not an index folder: {} is missing", dir.string(),
             json_path.string());
-  json description;
-  try {
-    description = json::parse(read_file(json_path));
-  } catch (const json::exception& e) {
-    fail("{}: malformed JSON: {}", json_path.string(), e.what());
-  }
+  const json description = parse_json_document(read_file(json_path), json_path.string());
   VTL_CHECK(description.is_object() && description.value("format", json()) == kFormat,
             "{} is not a vtl index description", json_path.string());
   ImageIndex index;

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
@@ -94,7 +95,7 @@ std::vector<SplitEntry> read_split(const fs::path& run_dir) {
     ++line_number;
     if (line.empty()) continue;
     try {
-      const auto json = nlohmann::json::parse(line);
+      const auto json = parse_json_document(line, fmt::format("{}:{}", path.string(), line_number));
       const auto split = json.at("split").get<std::string>();
       VTL_CHECK(split == "train" || split == "val", "split '{}' is neither train nor val", split);
       entries.push_back({json.at("path").get<std::string>(), json.at("class").get<std::string>(),
@@ -329,7 +330,7 @@ RunResult resume_training(const fs::path& run_dir,
   if (group) text = group->broadcast_bytes(text);
   RunOptions options;
   try {
-    options = RunOptions::from_json(nlohmann::json::parse(text));
+    options = RunOptions::from_json(parse_json_document(text, path.string()));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed run description: {}", path.string(), e.what());
   }

@@ -140,9 +140,14 @@ void add_train_command(CLI::App& app) {
       if (!resume->empty()) {
         std::error_code ec;
         const auto run_json = std::filesystem::path(*resume) / "run.json";
-        if (std::filesystem::exists(run_json, ec))
-          device = train::RunOptions::from_json(nlohmann::json::parse(read_file(run_json)))
-                       .config.device;
+        // A malformed run.json is reported, naming the file, when the run is resumed.
+        if (std::filesystem::exists(run_json, ec)) {
+          try {
+            device = train::RunOptions::from_json(nlohmann::json::parse(read_file(run_json)))
+                         .config.device;
+          } catch (const nlohmann::json::exception&) {
+          }
+        }
       }
       group =
           dist::ProcessGroup::join(dist::group_options(*dist_timeout, *dist_store_file, device));
