@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_document.h"
 #include "input_file.h"
 #include "targets.h"
 #include "vtl/core/atomic_file.h"
@@ -92,7 +93,7 @@ const Folders& folders() {
 void read_run_json(const fs::path& path) {
   const std::string text = read_file(path);
   try {
-    (void)train::RunOptions::from_json(json::parse(text));
+    (void)train::RunOptions::from_json(parse_json_document(text, path.string()));
   } catch (const json::exception& e) {
     fail("{}: malformed run description: {}", path.string(), e.what());
   }
