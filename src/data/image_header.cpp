@@ -152,8 +152,7 @@ DeclaredImageSize declared_image_size(const std::string& bytes, ImageFormat form
       return webp_size(in);
     case ImageFormat::tiff:
       return tiff_size(in);
-    case ImageFormat::gif:
-      return {in.le16(6), in.le16(8)};
+    case ImageFormat::gif:  // refused before its size matters
     case ImageFormat::unknown:
       break;
   }

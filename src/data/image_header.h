@@ -24,7 +24,8 @@ struct DeclaredImageSize {
 };
 
 /// The size the header of `bytes` (of `format`) declares: PNG IHDR, JPEG start-of-frame,
-/// BMP info header, WebP VP8/VP8L/VP8X, the first TIFF image file directory.
+/// BMP info header, WebP VP8/VP8L/VP8X, the first TIFF image file directory (zero for GIF
+/// and unknown formats, which are never decoded).
 DeclaredImageSize declared_image_size(const std::string& bytes, ImageFormat format);
 
 /// True when `bytes` holds an animated WebP (VP8X with the animation flag).
