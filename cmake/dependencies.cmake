@@ -1,9 +1,54 @@
 # Every dependency comes from the system (Debian packages); nothing is downloaded.
 find_package(Torch REQUIRED)
 find_package(Threads REQUIRED)
-find_package(nlohmann_json REQUIRED)
-find_package(fmt REQUIRED)
-find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+
+# LibTorch records the C++ standard its headers need on its target (C++20 from 2.14 on);
+# vtl compiles with that standard where it is newer than C++17.
+if(TARGET torch)
+  get_target_property(VTL_TORCH_CXX_STANDARD torch CXX_STANDARD)
+  if(VTL_TORCH_CXX_STANDARD AND VTL_TORCH_CXX_STANDARD GREATER CMAKE_CXX_STANDARD)
+    set(CMAKE_CXX_STANDARD ${VTL_TORCH_CXX_STANDARD})
+  endif()
+endif()
+message(STATUS "vtl: LibTorch ${Torch_VERSION}, C++${CMAKE_CXX_STANDARD}")
+
+# nlohmann-json and fmt are header-only for vtl. Where their packages are missing (a CUDA
+# machine with only Python's torch) they are found as headers: fmt in LibTorch's include
+# folder (its wheels ship it), both in VTL_EXTRA_INCLUDE_DIR (bench/pack_header_deps.sh
+# copies this machine's into .deps/include).
+set(VTL_EXTRA_INCLUDE_DIR "${PROJECT_SOURCE_DIR}/.deps/include" CACHE PATH
+    "Folder holding nlohmann/json.hpp and fmt/ where their packages are not installed")
+find_package(nlohmann_json QUIET)
+if(NOT nlohmann_json_FOUND)
+  find_path(VTL_NLOHMANN_JSON_INCLUDE_DIR nlohmann/json.hpp HINTS ${VTL_EXTRA_INCLUDE_DIR})
+  if(NOT VTL_NLOHMANN_JSON_INCLUDE_DIR)
+    message(FATAL_ERROR "nlohmann/json.hpp not found: install nlohmann-json3-dev, or run "
+                        "bench/pack_header_deps.sh where it is installed and carry .deps/")
+  endif()
+  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED GLOBAL)
+  set_target_properties(nlohmann_json::nlohmann_json PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES ${VTL_NLOHMANN_JSON_INCLUDE_DIR})
+  message(STATUS "vtl: nlohmann/json.hpp from ${VTL_NLOHMANN_JSON_INCLUDE_DIR}")
+endif()
+find_package(fmt QUIET)
+if(NOT fmt_FOUND)
+  find_path(VTL_FMT_INCLUDE_DIR fmt/format.h HINTS ${TORCH_INCLUDE_DIRS} ${VTL_EXTRA_INCLUDE_DIR})
+  if(NOT VTL_FMT_INCLUDE_DIR)
+    message(FATAL_ERROR "fmt/format.h not found: install libfmt-dev, or run "
+                        "bench/pack_header_deps.sh where it is installed and carry .deps/")
+  endif()
+  add_library(fmt::fmt INTERFACE IMPORTED GLOBAL)
+  set_target_properties(fmt::fmt PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES ${VTL_FMT_INCLUDE_DIR}
+    INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY=1)
+  message(STATUS "vtl: fmt (header-only) from ${VTL_FMT_INCLUDE_DIR}")
+endif()
+
+# SHA-256: OpenSSL's where it is installed, vtl's portable implementation otherwise.
+find_package(OpenSSL QUIET COMPONENTS Crypto)
+if(NOT OpenSSL_FOUND)
+  message(STATUS "vtl: OpenSSL not found: SHA-256 uses vtl's portable implementation")
+endif()
 
 if(VTL_WITH_OPENCV)
   # The dist layer: Gloo's headers for c10d's ProcessGroupGloo, NCCL's with a CUDA LibTorch.

@@ -17,8 +17,10 @@ foreach(layer IN LISTS VTL_LAYERS)
   list(APPEND VTL_SOURCES ${layer_sources})
 endforeach()
 if(NOT VTL_WITH_OPENCV)
-  # Autocast and loss scaling need only LibTorch: kept for model benchmarks on GPU builds.
-  list(APPEND VTL_SOURCES ${PROJECT_SOURCE_DIR}/src/train/mixed_precision.cpp)
+  # Autocast, loss scaling and freezing need only LibTorch: kept for the model benchmark on
+  # GPU builds (bench/model_throughput_bench).
+  list(APPEND VTL_SOURCES ${PROJECT_SOURCE_DIR}/src/train/mixed_precision.cpp
+       ${PROJECT_SOURCE_DIR}/src/train/freeze.cpp)
 endif()
 
 add_library(vtl ${VTL_SOURCES})
@@ -29,8 +31,14 @@ target_include_directories(vtl PUBLIC
 target_compile_definitions(vtl PUBLIC VTL_DATA_DIR="${PROJECT_SOURCE_DIR}/data")
 # Headers private to the library (src/<layer>/*.h) are included as "<layer>/name.h".
 target_include_directories(vtl PRIVATE ${PROJECT_SOURCE_DIR}/src)
-target_link_libraries(vtl PUBLIC ${TORCH_LIBRARIES} Threads::Threads
-  PRIVATE nlohmann_json::nlohmann_json fmt::fmt OpenSSL::Crypto)
+# fmt is public: vtl/core/error.h formats its messages with it.
+target_link_libraries(vtl PUBLIC ${TORCH_LIBRARIES} Threads::Threads fmt::fmt
+  PRIVATE nlohmann_json::nlohmann_json)
+if(OpenSSL_FOUND)
+  target_link_libraries(vtl PRIVATE OpenSSL::Crypto)
+  set_property(SOURCE ${PROJECT_SOURCE_DIR}/src/core/sha256.cpp APPEND PROPERTY
+               COMPILE_DEFINITIONS VTL_HAVE_OPENSSL=1)
+endif()
 target_compile_options(vtl PRIVATE -Wall -Wextra -Wno-unused-parameter)
 
 foreach(layer IN LISTS VTL_LAYERS)

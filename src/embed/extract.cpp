@@ -8,9 +8,9 @@
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
+#include "vtl/core/sha256.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
-#include "vtl/embed/hash.h"
 
 namespace vtl::embed {
 namespace fs = std::filesystem;

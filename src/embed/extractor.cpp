@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstdio>
 
+#include <fmt/ranges.h>
+
 #include "vtl/core/error.h"
+#include "vtl/core/sha256.h"
 #include "vtl/data/preprocess.h"
-#include "vtl/embed/hash.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/pretrained.h"
 #include "vtl/models/registry.h"

@@ -8,9 +8,9 @@
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
+#include "vtl/core/sha256.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
-#include "vtl/embed/hash.h"
 
 namespace vtl::search {
 namespace fs = std::filesystem;
@@ -47,7 +47,7 @@ NewImages select_new(const std::vector<embed::ImageItem>& items, const Catalog* 
   NewImages out;
   std::set<std::string> seen;
   for (size_t i = 0; i < items.size(); ++i) {
-    const auto hash = embed::sha256_file(items[i].path);
+    const auto hash = sha256_file(items[i].path);
     if (!seen.insert(hash).second || (catalog && catalog->find_by_hash(hash))) {
       ++out.duplicates;
       continue;

@@ -7,6 +7,7 @@
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <fmt/ranges.h>
 
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"

@@ -6,6 +6,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "vtl/core/error.h"
 #include "vtl/core/runtime.h"

@@ -3,6 +3,7 @@
 #ifdef VTL_HAVE_CURL
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 
 #include <curl/curl.h>
@@ -15,7 +16,7 @@ namespace {
 
 struct Transfer {
   std::FILE* out = nullptr;
-  Sha256* hasher = nullptr;
+  vtl::Sha256* hasher = nullptr;
   uint64_t bytes = 0;
   bool write_failed = false;
   const DownloadSettings* settings = nullptr;
@@ -64,7 +65,7 @@ void global_init() {
 
 }  // namespace
 
-uint64_t download(const std::string& url, std::FILE* out, Sha256& hasher,
+uint64_t download(const std::string& url, std::FILE* out, vtl::Sha256& hasher,
                   const DownloadSettings& settings) {
   global_init();
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);

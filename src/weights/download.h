@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-#include "sha256.h"
+#include "vtl/core/sha256.h"
 
 namespace vtl::weights::detail {
 
@@ -18,7 +18,7 @@ struct DownloadSettings {
 
 /// Follows redirects; fails (vtl::Error with the URL and the reason: HTTP status, timeout,
 /// truncated transfer) unless the whole body arrived. Returns the byte count.
-uint64_t download(const std::string& url, std::FILE* out, Sha256& hasher,
+uint64_t download(const std::string& url, std::FILE* out, vtl::Sha256& hasher,
                   const DownloadSettings& settings);
 
 }  // namespace vtl::weights::detail

@@ -7,10 +7,10 @@
 #include <fstream>
 
 #include "download.h"
-#include "sha256.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/runtime.h"
+#include "vtl/core/sha256.h"
 #include "vtl/weights/weights_file.h"
 
 namespace vtl::weights {
@@ -110,7 +110,7 @@ fs::path fetch_weights(const PretrainedWeights& entry, const FetchOptions& optio
   VTL_CHECK(!ec, "cannot create the weights store {}: {}", target.parent_path().string(),
             ec.message());
   TemporaryFile temporary(temporary_sibling(target));
-  detail::Sha256 hasher;
+  Sha256 hasher;
   {
     std::unique_ptr<std::FILE, decltype(&std::fclose)> out(
         std::fopen(temporary.path().c_str(), "wb"), std::fclose);
@@ -161,7 +161,7 @@ fs::path import_weights(const fs::path& file, const PretrainedWeights& entry,
             ec.message());
   if (fs::exists(target) && fs::equivalent(file, target, ec)) return target;
   TemporaryFile temporary(temporary_sibling(target));
-  detail::Sha256 hasher;
+  Sha256 hasher;
   {
     std::ifstream in(file, std::ios::binary);
     VTL_CHECK(in, "cannot read {}: {}", file.string(), std::strerror(errno));

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "vtl/core/sha256.h"
 #include "vtl/weights/catalogue.h"
 #include "vtl/weights/state_dict.h"
 
@@ -77,7 +78,7 @@ struct VerifyResult {
 /// without one); files the catalogue does not know are reported as unknown.
 std::vector<VerifyResult> verify_store(const WeightsCheck& check = {});
 
-/// Lower-case hex SHA-256 of a file (OpenSSL EVP). Throws vtl::Error naming the file.
-std::string sha256_file(const std::filesystem::path& path);
+/// Lower-case hex SHA-256 of a file (vtl/core/sha256.h). Throws vtl::Error naming the file.
+using vtl::sha256_file;
 
 }  // namespace vtl::weights
