@@ -7,15 +7,21 @@
 //   ./build/bench/model_throughput_bench --device cpu --models resnet18 --train-batch 4 \
 //       --infer-batch 8 --size 64 --steps 2 --warmup 1 --threads 1   # a quick check
 //
-// Options: --models a,b  --train-batch N (256)  --infer-batch N (512)  --size PX (224)
+// Options: --models a,b  --modes train,infer,features,finetune (all)  --finetune-from BLOCK
+//   (layer4; models without that stage skip finetune)
+//   --train-batch N (256)  --infer-batch N (512)  --size PX (224)
 //   --steps N (20)  --warmup N (5)  --precision bf16|f32  --no-channels-last
 //   --cudnn-benchmark  --compile a,b (models the reference also runs with torch.compile;
 //   default resnet50)  --reference PYTHON|none (default /usr/bin/python3 or $VTL_PYTHON)
 //   --threads N (CPU)
 // Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
 // labels, forward under bf16 autocast, zero_grad, backward, step; inference = eval mode,
-// inference mode, autocast. Output: one JSON line per measurement, then a table with the
-// ratios C++ / eager and C++ / compiled (> 1: vtl is faster).
+// inference mode, autocast. Modes: train (whole network), infer (logits), features (the
+// frozen base's globally average-pooled features, what feature extraction and the feature
+// cache compute), finetune (base frozen before --finetune-from with BatchNorm on running
+// statistics, that block and a new dropout 0.2 + linear head train; the frozen prefix runs
+// no backward). Output: one JSON line per measurement, then a table with the ratios
+// C++ / eager and C++ / compiled (> 1: vtl is faster) and fine-tune / full training.
 
 #include <array>
 #include <chrono>
@@ -28,12 +34,15 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include "vtl/core/runtime.h"
 #include "vtl/core/text.h"
 #include "vtl/models/registry.h"
+#include "vtl/models/transfer_model.h"
+#include "vtl/train/freeze.h"
 #include "vtl/train/mixed_precision.h"
 
 namespace {
@@ -47,44 +56,106 @@ struct Settings {
   bool channels_last = true, cudnn_benchmark = false;
   std::string compile = "resnet50";
   std::string reference;
+  std::vector<std::string> modes = {"train", "infer", "features", "finetune"};
+  std::string finetune_from = "layer4";
 };
 
 void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
+/// What one measurement runs (the same on the reference side).
+enum class Mode {
+  train,     ///< the whole network trains (SGD step), BatchNorm on batch statistics
+  infer,     ///< eval mode, inference mode: logits
+  features,  ///< the frozen base's pooled features [N, C] (the feature-cache path)
+  finetune,  ///< TransferModel: base frozen up to `finetune_from`, base BatchNorm on running
+             ///< statistics, dropout 0.2 + linear head; SGD on the trainable parameters
+};
+
+const char* to_string(Mode mode) {
+  switch (mode) {
+    case Mode::train:
+      return "train";
+    case Mode::infer:
+      return "infer";
+    case Mode::features:
+      return "features";
+    case Mode::finetune:
+      return "finetune";
+  }
+  return "";
+}
+
+Mode parse_mode(const std::string& text) {
+  for (Mode mode : {Mode::train, Mode::infer, Mode::features, Mode::finetune})
+    if (text == to_string(mode)) return mode;
+  std::cerr << "unknown mode " << text << " (train, infer, features, finetune)\n";
+  std::exit(2);
+}
+
+bool is_training(Mode mode) { return mode == Mode::train || mode == Mode::finetune; }
+
+/// Fine-tuning needs the named block among the model's stages (resnets: "layer4").
+bool supports(const Settings& s, const std::string& name, Mode mode) {
+  if (mode != Mode::finetune) return true;
+  for (const auto& tap : vtl::models::create_model(name)->tap_names())
+    if (tap == s.finetune_from) return true;
+  return false;
+}
+
 /// Images per second of `steps` timed steps after `warmup` untimed ones.
-double measure(const Settings& s, const std::string& name, bool train, int64_t batch) {
+double measure(const Settings& s, const std::string& name, Mode mode, int64_t batch) {
   const torch::Device device(s.device);
   torch::manual_seed(0);
-  auto model = vtl::models::create_model(name);
-  model->to(device);
+  const bool whole_model = mode == Mode::train || mode == Mode::infer;
+  vtl::models::Model network =
+      vtl::models::create_model(name, vtl::models::ModelOptions().include_top(whole_model));
+  vtl::models::TransferModel transfer = nullptr;
+  std::shared_ptr<torch::nn::Module> module = network.ptr();
+  if (!whole_model) {
+    transfer = vtl::models::TransferModel(network, 1000, 0.2);
+    vtl::train::freeze_base(transfer);
+    if (mode == Mode::finetune) vtl::train::unfreeze_from(transfer, s.finetune_from);
+    module = transfer.ptr();
+  }
+  module->to(device);
   auto x = torch::randn({batch, 3, s.size, s.size}, device);
   if (s.channels_last) {
     torch::NoGradGuard no_grad;
-    for (auto& p : model->parameters())
+    for (auto& p : module->parameters())
       if (p.dim() == 4) p.set_data(p.data().contiguous(torch::MemoryFormat::ChannelsLast));
     x = x.contiguous(torch::MemoryFormat::ChannelsLast);
   }
   const auto y = torch::randint(0, 1000, {batch}, torch::TensorOptions(device).dtype(torch::kLong));
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  std::vector<torch::Tensor> trainable;
+  for (auto& p : module->parameters())
+    if (p.requires_grad()) trainable.push_back(p);
+  torch::optim::SGD optimizer(trainable, torch::optim::SGDOptions(0.01).momentum(0.9));
   const auto precision = vtl::train::parse_precision(s.precision);
   const auto step = [&] {
-    if (train) {
-      model->train();
+    if (is_training(mode)) {
+      if (mode == Mode::train)
+        module->train();
+      else
+        vtl::train::set_training_mode(transfer, /*base_trains=*/false, /*train_bn=*/false);
       torch::Tensor loss;
       {
         vtl::train::AutocastScope autocast(precision, device);
-        loss = torch::nn::functional::cross_entropy(model->forward(x).to(torch::kFloat), y);
+        const auto logits = mode == Mode::train ? network->forward(x) : transfer->forward(x);
+        loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y);
       }
       optimizer.zero_grad();
       loss.backward();
       optimizer.step();
     } else {
-      model->eval();
+      module->eval();
       torch::InferenceMode inference;
       vtl::train::AutocastScope autocast(precision, device);
-      model->forward(x);
+      if (mode == Mode::infer)
+        network->forward(x);
+      else
+        transfer->features(x);
     }
   };
   for (int i = 0; i < s.warmup; ++i) step();
@@ -110,7 +181,8 @@ std::map<std::string, double> run_reference(const Settings& s) {
       " --steps " + std::to_string(s.steps) + " --warmup " + std::to_string(s.warmup) +
       " --precision " + s.precision + (s.channels_last ? "" : " --no-channels-last") +
       (s.cudnn_benchmark ? " --cudnn-benchmark" : "") + " --compile '" + s.compile + "'" +
-      (s.threads > 0 ? " --threads " + std::to_string(s.threads) : "");
+      " --modes " + fmt::format("{}", fmt::join(s.modes, ",")) + " --finetune-from " +
+      s.finetune_from + (s.threads > 0 ? " --threads " + std::to_string(s.threads) : "");
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   if (!pipe) return out;
   std::array<char, 1024> line{};
@@ -163,6 +235,11 @@ Settings parse(int argc, char** argv) {
       s.compile = value();
     else if (flag == "--reference")
       s.reference = value();
+    else if (flag == "--modes") {
+      s.modes = vtl::split_list(value());
+      for (const auto& mode : s.modes) parse_mode(mode);  // exits on an unknown one
+    } else if (flag == "--finetune-from")
+      s.finetune_from = value();
     else {
       std::cerr << "unknown option " << flag
                 << " (see the top of bench/model_throughput_bench.cpp)\n";
@@ -186,39 +263,61 @@ int main(int argc, char** argv) {
       << nlohmann::json{{"side", "vtl"}, {"torch", TORCH_VERSION}, {"device", s.device}}.dump()
       << std::endl;
   std::map<std::string, double> vtl_rates;
+  const auto batch_for = [&](Mode mode) {
+    return is_training(mode) ? s.train_batch : s.infer_batch;
+  };
   for (const auto& name : s.models) {
-    for (const bool train : {true, false}) {
-      const int64_t batch = train ? s.train_batch : s.infer_batch;
-      const double rate = measure(s, name, train, batch);
-      const std::string mode = train ? "train" : "infer";
-      vtl_rates[name + "/" + mode] = rate;
+    for (const auto& mode_name : s.modes) {
+      const Mode mode = parse_mode(mode_name);
+      if (!supports(s, name, mode)) continue;
+      const double rate = measure(s, name, mode, batch_for(mode));
+      vtl_rates[name + "/" + mode_name] = rate;
       std::cout << nlohmann::json{{"side", "vtl"},
                                   {"model", name},
-                                  {"mode", mode},
-                                  {"batch", batch},
+                                  {"mode", mode_name},
+                                  {"batch", batch_for(mode)},
                                   {"img_per_s", std::round(rate * 10) / 10}}
                        .dump()
                 << std::endl;
     }
   }
   const auto reference = run_reference(s);
-  std::cout << fmt::format(
-      "\n| model | mode | batch | vtl img/s | PyTorch eager | vtl / eager | "
-      "torch.compile | vtl / compiled |\n| --- | --- | ---: | ---: | ---: | "
-      "---: | ---: | ---: |\n");
+  const auto reference_rate = [&](const std::string& name, const std::string& mode, bool compiled) {
+    const auto it = reference.find(fmt::format("{}/{}/{}", name, mode, compiled));
+    return it == reference.end() ? 0.0 : it->second;
+  };
+  std::cout << "\n| model | mode | batch | vtl img/s | PyTorch eager | vtl / eager | "
+               "torch.compile | vtl / compiled |\n| --- | --- | ---: | ---: | ---: | "
+               "---: | ---: | ---: |\n";
   for (const auto& name : s.models) {
-    for (const char* mode : {"train", "infer"}) {
-      const double rate = vtl_rates[name + "/" + mode];
+    for (const auto& mode : s.modes) {
+      const auto found = vtl_rates.find(name + "/" + mode);
+      if (found == vtl_rates.end()) continue;
+      const double rate = found->second;
       const auto cell = [&](bool compiled, bool ratio) -> std::string {
-        const auto it = reference.find(fmt::format("{}/{}/{}", name, mode, compiled));
-        if (it == reference.end()) return "";
-        return ratio ? fmt::format("{:.2f}", rate / it->second) : fmt::format("{:.1f}", it->second);
+        const double theirs = reference_rate(name, mode, compiled);
+        if (theirs <= 0) return "";
+        return ratio ? fmt::format("{:.2f}", rate / theirs) : fmt::format("{:.1f}", theirs);
       };
       std::cout << fmt::format("| {} | {} | {} | {:.1f} | {} | {} | {} | {} |\n", name, mode,
-                               mode == std::string("train") ? s.train_batch : s.infer_batch, rate,
-                               cell(false, false), cell(false, true), cell(true, false),
-                               cell(true, true));
+                               batch_for(parse_mode(mode)), rate, cell(false, false),
+                               cell(false, true), cell(true, false), cell(true, true));
     }
+  }
+  // Fine-tuning from `finetune_from` against training the whole network, each side.
+  for (const auto& name : s.models) {
+    const double full = vtl_rates.count(name + "/train") ? vtl_rates[name + "/train"] : 0;
+    const double tuned = vtl_rates.count(name + "/finetune") ? vtl_rates[name + "/finetune"] : 0;
+    if (full <= 0 || tuned <= 0) continue;
+    std::cout << fmt::format(
+        "\n{}: fine-tuning from {} runs {:.2f}x the images/s of full "
+        "training in vtl",
+        name, s.finetune_from, tuned / full);
+    const double their_full = reference_rate(name, "train", false);
+    const double their_tuned = reference_rate(name, "finetune", false);
+    if (their_full > 0 && their_tuned > 0)
+      std::cout << fmt::format(", {:.2f}x in PyTorch eager", their_tuned / their_full);
+    std::cout << "\n";
   }
   return 0;
 }

@@ -7,17 +7,26 @@
 #   bash bench/run_gpu_comparison.sh [extra model_throughput_bench options]
 #   OUT=/some/dir bash bench/run_gpu_comparison.sh    # also keeps the output there
 #
-# Needs: python3 with torch (CUDA) and torchvision; cmake, ninja, a C++17 compiler; the
-# nlohmann-json, fmt and OpenSSL development files (cmake/dependencies.cmake).
+# Needs: python3 with torch (CUDA) and torchvision; cmake, ninja, a C++ compiler (C++17, or
+# C++20 for LibTorch 2.14 and later). nlohmann-json and fmt: their packages, or the headers
+# that `bash bench/pack_header_deps.sh` copies into .deps/ on a machine that has them (with
+# the device tool, carry ".deps"). OpenSSL is optional (vtl has a portable SHA-256).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${VTL_PYTHON:-python3}
 prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 build=${VTL_GPU_BUILD_DIR:-build-gpu}
+out=${OUT:-/tmp}
+mkdir -p "$out"
+{
+  date -u +"%Y-%m-%dT%H:%M:%SZ"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+  "$python" -c 'import torch, torchvision; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "torchvision", torchvision.__version__)'
+  nproc
+} | tee "$out/machine.txt"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
   -DVTL_WITH_OPENCV=OFF -DVTL_WITH_FAISS=OFF -DVTL_WITH_CURL=OFF -DVTL_WITH_SERVER=OFF \
-  -DVTL_BUILD_TESTS=OFF -DVTL_BUILD_EXAMPLES=OFF -DVTL_BUILD_BENCH=ON
-cmake --build "$build" --target model_throughput_bench
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-VTL_PYTHON="$python" "$build/bench/model_throughput_bench" --device cuda --cudnn-benchmark \
-  --compile resnet50 "$@" | tee "${OUT:-/tmp}/model_throughput.txt"
+  -DVTL_BUILD_TESTS=OFF -DVTL_BUILD_EXAMPLES=OFF -DVTL_BUILD_BENCH=ON 2>&1 | tee "$out/configure.log"
+cmake --build "$build" --target model_throughput_bench 2>&1 | tail -n 40 | tee "$out/build.log"
+PYTHONUNBUFFERED=1 VTL_PYTHON="$python" "$build/bench/model_throughput_bench" --device cuda \
+  --cudnn-benchmark --compile resnet50 "$@" 2>&1 | tee "$out/model_throughput.txt"

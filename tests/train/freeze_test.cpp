@@ -1,3 +1,5 @@
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "vtl/core/error.h"
@@ -95,6 +97,41 @@ TEST(Freeze, BaseBatchNormStaysInInferenceMode) {
   }
   set_training_mode(model, /*base_trains=*/true, false);
   for (const auto& layer : weighted_layers(model->base)) EXPECT_TRUE(layer.module->is_training());
+}
+
+// Fine-tuning from layer4: autograd records nothing before it, so backward runs through
+// layer4's 5 convolutions (2 blocks x 2 + the downsample) and the head only.
+TEST(Freeze, FrozenPrefixRunsNoBackward) {
+  torch::manual_seed(0);
+  auto base = models::create_model("resnet18", models::ModelOptions().include_top(false));
+  models::TransferModel model(base, 3);
+  freeze_base(model);
+  unfreeze_from(model, "layer4");
+  set_training_mode(model, /*base_trains=*/false, /*train_bn=*/false);
+  const auto images = torch::randn({2, 3, 64, 64});
+  const auto taps = model->base->forward_taps(images, {"layer3", "layer4"});
+  EXPECT_FALSE(taps.at("layer3").requires_grad());
+  EXPECT_TRUE(taps.at("layer4").requires_grad());
+
+  const auto loss = model->forward(images).logsumexp(1).mean();
+  std::set<torch::autograd::Node*> seen;
+  std::vector<torch::autograd::Node*> pending = {loss.grad_fn().get()};
+  int convolutions = 0;
+  while (!pending.empty()) {
+    auto* node = pending.back();
+    pending.pop_back();
+    if (node == nullptr || !seen.insert(node).second) continue;
+    convolutions += node->name().find("Convolution") != std::string::npos;
+    for (const auto& edge : node->next_edges()) pending.push_back(edge.function.get());
+  }
+  EXPECT_EQ(convolutions, 5);
+
+  loss.backward();
+  for (const auto& layer : weighted_layers(model->base)) {
+    const bool in_layer4 = layer.name.rfind("layer4.", 0) == 0;
+    for (auto& p : layer.module->parameters(false))
+      EXPECT_EQ(p.grad().defined(), in_layer4) << layer.name;
+  }
 }
 
 }  // namespace
