@@ -13,7 +13,8 @@
 //   --steps N (20)  --warmup N (5)  --precision bf16|f32  --no-channels-last
 //   --cudnn-benchmark  --compile a,b (models the reference also runs with torch.compile;
 //   default resnet50)  --reference PYTHON|none (default /usr/bin/python3 or $VTL_PYTHON)
-//   --threads N (CPU)
+//   --threads N (CPU)  --libtorch-sgd (LibTorch's per-parameter SGD step instead of vtl's
+//   multi-tensor one)
 // Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
 // labels, forward under bf16 autocast, zero_grad, backward, step; inference = eval mode,
 // inference mode, autocast. Modes: train (whole network), infer (logits), features (the
@@ -44,6 +45,7 @@
 #include "vtl/models/transfer_model.h"
 #include "vtl/train/freeze.h"
 #include "vtl/train/mixed_precision.h"
+#include "vtl/train/multi_tensor_optim.h"
 
 namespace {
 
@@ -58,6 +60,7 @@ struct Settings {
   std::string reference;
   std::vector<std::string> modes = {"train", "infer", "features", "finetune"};
   std::string finetune_from = "layer4";
+  bool libtorch_sgd = false;
 };
 
 void synchronize(const torch::Device& device) {
@@ -131,7 +134,14 @@ double measure(const Settings& s, const std::string& name, Mode mode, int64_t ba
   std::vector<torch::Tensor> trainable;
   for (auto& p : module->parameters())
     if (p.requires_grad()) trainable.push_back(p);
-  torch::optim::SGD optimizer(trainable, torch::optim::SGDOptions(0.01).momentum(0.9));
+  // vtl's trainer's SGD (multi-tensor step, as PyTorch's default foreach SGD on CUDA), or
+  // LibTorch's per-parameter step with --libtorch-sgd.
+  const auto sgd = torch::optim::SGDOptions(0.01).momentum(0.9);
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (s.libtorch_sgd)
+    optimizer = std::make_unique<torch::optim::SGD>(trainable, sgd);
+  else
+    optimizer = std::make_unique<vtl::train::MultiTensorSGD>(trainable, sgd);
   const auto precision = vtl::train::parse_precision(s.precision);
   const auto step = [&] {
     if (is_training(mode)) {
@@ -145,9 +155,9 @@ double measure(const Settings& s, const std::string& name, Mode mode, int64_t ba
         const auto logits = mode == Mode::train ? network->forward(x) : transfer->forward(x);
         loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y);
       }
-      optimizer.zero_grad();
+      optimizer->zero_grad();
       loss.backward();
-      optimizer.step();
+      optimizer->step();
     } else {
       module->eval();
       torch::InferenceMode inference;
@@ -240,6 +250,8 @@ Settings parse(int argc, char** argv) {
       for (const auto& mode : s.modes) parse_mode(mode);  // exits on an unknown one
     } else if (flag == "--finetune-from")
       s.finetune_from = value();
+    else if (flag == "--libtorch-sgd")
+      s.libtorch_sgd = true;
     else {
       std::cerr << "unknown option " << flag
                 << " (see the top of bench/model_throughput_bench.cpp)\n";

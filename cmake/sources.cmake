@@ -17,10 +17,11 @@ foreach(layer IN LISTS VTL_LAYERS)
   list(APPEND VTL_SOURCES ${layer_sources})
 endforeach()
 if(NOT VTL_WITH_OPENCV)
-  # Autocast, loss scaling and freezing need only LibTorch: kept for the model benchmark on
-  # GPU builds (bench/model_throughput_bench).
-  list(APPEND VTL_SOURCES ${PROJECT_SOURCE_DIR}/src/train/mixed_precision.cpp
-       ${PROJECT_SOURCE_DIR}/src/train/freeze.cpp)
+  # Autocast, loss scaling, freezing and the optimizers need only LibTorch: kept for the
+  # model benchmark on GPU builds (bench/model_throughput_bench).
+  foreach(name mixed_precision freeze multi_tensor_optim)
+    list(APPEND VTL_SOURCES ${PROJECT_SOURCE_DIR}/src/train/${name}.cpp)
+  endforeach()
 endif()
 
 add_library(vtl ${VTL_SOURCES})

@@ -15,6 +15,7 @@
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/train/freeze.h"
+#include "vtl/train/multi_tensor_optim.h"
 
 namespace vtl::train {
 namespace fs = std::filesystem;
@@ -318,16 +319,15 @@ void Trainer::make_optimizer(const Phase& phase) {
   auto params = trainable_parameters(model_);
   VTL_CHECK(!params.empty(), "nothing to train: every parameter is frozen");
   if (config_.optimizer == "sgd") {
-    optimizer_ =
-        std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(phase.lr)
-                                                        .momentum(config_.momentum)
-                                                        .nesterov(config_.nesterov)
-                                                        .weight_decay(config_.weight_decay));
+    optimizer_ = std::make_unique<MultiTensorSGD>(params, torch::optim::SGDOptions(phase.lr)
+                                                              .momentum(config_.momentum)
+                                                              .nesterov(config_.nesterov)
+                                                              .weight_decay(config_.weight_decay));
   } else if (config_.optimizer == "adamw") {
-    optimizer_ = std::make_unique<torch::optim::AdamW>(
+    optimizer_ = std::make_unique<MultiTensorAdamW>(
         params, torch::optim::AdamWOptions(phase.lr).weight_decay(config_.weight_decay));
   } else {
-    optimizer_ = std::make_unique<torch::optim::Adam>(
+    optimizer_ = std::make_unique<MultiTensorAdam>(
         params, torch::optim::AdamOptions(phase.lr).weight_decay(config_.weight_decay));
   }
 }
