@@ -62,6 +62,26 @@ torch::Tensor activate(const torch::Tensor& x, Activation activation) {
   return x;
 }
 
+torch::Tensor activate_(torch::Tensor x, Activation activation) {
+  switch (activation) {
+    case Activation::none:
+      return x;
+    case Activation::relu:
+      return x.relu_();
+    case Activation::relu6:
+      return torch::hardtanh_(x, 0.0, 6.0);
+    case Activation::silu:
+      return torch::silu_(x);
+    case Activation::hardswish:
+      return torch::hardswish_(x);
+    case Activation::sigmoid:
+      return x.sigmoid_();
+    case Activation::hardsigmoid:
+      return torch::hardsigmoid_(x);
+  }
+  return x;
+}
+
 SequentialBlock conv_norm_act(int64_t in_channels, int64_t out_channels, int64_t kernel,
                               int64_t stride, int64_t groups, Activation activation, double eps,
                               double momentum) {
@@ -69,7 +89,7 @@ SequentialBlock conv_norm_act(int64_t in_channels, int64_t out_channels, int64_t
                         batch_norm(out_channels, eps, momentum));
   if (activation != Activation::none) {
     block->push_back(torch::nn::Functional(
-        [activation](const torch::Tensor& x) { return activate(x, activation); }));
+        [activation](torch::Tensor x) { return activate_(std::move(x), activation); }));
   }
   return block;
 }

@@ -74,8 +74,8 @@ class DepthwiseSeparableImpl : public torch::nn::Module {
   }
 
   torch::Tensor forward(torch::Tensor x) {
-    x = activate(bn1(conv_dw(x)), Activation::relu6);
-    return activate(bn2(conv_pw(x)), Activation::relu6);
+    x = activate_(bn1(conv_dw(x)), Activation::relu6);
+    return activate_(bn2(conv_pw(x)), Activation::relu6);
   }
 
   torch::nn::Conv2d conv_dw{nullptr}, conv_pw{nullptr};
@@ -94,7 +94,7 @@ class MobileNetV1Impl : public ModelImpl {
     conv_stem = register_module("conv_stem", conv2d(3, in_channels, 3, 2));
     bn1 = register_module("bn1", batch_norm(in_channels));
     stages_.push_back({"stem", [this](torch::Tensor x) {
-                         return activate(bn1(conv_stem(x)), Activation::relu6);
+                         return activate_(bn1(conv_stem(x)), Activation::relu6);
                        }});
     blocks = register_module("blocks", torch::nn::Sequential());
     // One tap per timm stage: stage1 /2 (64 ch), stage2 /4 (128), stage3 /8 (256),

@@ -176,7 +176,7 @@ class MobileNetV3Impl : public ModelImpl {
       init_linear(*hidden);
       head->push_back(hidden);
       head->push_back(torch::nn::Functional(
-          [](const torch::Tensor& x) { return activate(x, Activation::hardswish); }));
+          [](torch::Tensor x) { return activate_(std::move(x), Activation::hardswish); }));
       head->push_back(torch::nn::Dropout(dropout_));
     }
     head->push_back(fc);

@@ -30,6 +30,10 @@ enum class Activation { none, relu, relu6, silu, hardswish, sigmoid, hardsigmoid
 
 /// Applies `activation` to `x` (same shape).
 torch::Tensor activate(const torch::Tensor& x, Activation activation);
+/// The same, overwriting `x` (torchvision's `inplace=True`): for a tensor nothing else
+/// reads afterwards, such as a BatchNorm's or linear layer's fresh output. Saves an
+/// allocation of the activation map per layer.
+torch::Tensor activate_(torch::Tensor x, Activation activation);
 
 /// A Sequential with a plain `Tensor forward(Tensor)`, so it can sit inside another
 /// Sequential (LibTorch cannot nest nn::Sequential, whose forward is a template).
