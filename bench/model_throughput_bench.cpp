@@ -14,10 +14,11 @@
 //   --cudnn-benchmark  --compile a,b (models the reference also runs with torch.compile;
 //   default resnet50)  --reference PYTHON|none (default /usr/bin/python3 or $VTL_PYTHON)
 //   --threads N (CPU)  --libtorch-sgd (LibTorch's per-parameter SGD step instead of vtl's
-//   multi-tensor one)
+//   multi-tensor one)  --cuda-graph (also each mode with the step captured in a CUDA graph:
+//   rows "MODE+graph", compared with PyTorch's MODE)
 // Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
-// labels, forward under bf16 autocast, zero_grad, backward, step; inference = eval mode,
-// inference mode, autocast. Modes: train (whole network), infer (logits), features (the
+// labels, forward under bf16 autocast, gradients set to none, backward, step; inference = eval
+// mode, inference mode, autocast. Modes: train (whole network), infer (logits), features (the
 // frozen base's globally average-pooled features, what feature extraction and the feature
 // cache compute), finetune (base frozen before --finetune-from with BatchNorm on running
 // statistics, that block and a new dropout 0.2 + linear head train; the frozen prefix runs
@@ -37,8 +38,15 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <torch/torch.h>
+#if VTL_BENCH_CUDA_GRAPHS
+#include <ATen/autocast_mode.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
 #include <nlohmann/json.hpp>
 
+#include "vtl/core/error.h"
 #include "vtl/core/runtime.h"
 #include "vtl/core/text.h"
 #include "vtl/models/registry.h"
@@ -61,6 +69,7 @@ struct Settings {
   std::vector<std::string> modes = {"train", "infer", "features", "finetune"};
   std::string finetune_from = "layer4";
   bool libtorch_sgd = false;
+  bool cuda_graph = false;
 };
 
 void synchronize(const torch::Device& device) {
@@ -107,8 +116,11 @@ bool supports(const Settings& s, const std::string& name, Mode mode) {
   return false;
 }
 
-/// Images per second of `steps` timed steps after `warmup` untimed ones.
-double measure(const Settings& s, const std::string& name, Mode mode, int64_t batch) {
+/// Images per second of `steps` timed steps after `warmup` untimed ones. With `graph`
+/// (CUDA only), one step is captured into a CUDA graph after the warm-up and the timed
+/// steps replay it: PyTorch's whole-network capture (warm-up on a side stream, gradients
+/// set to none before the capture, autocast's weight cache off).
+double measure(const Settings& s, const std::string& name, Mode mode, int64_t batch, bool graph) {
   const torch::Device device(s.device);
   torch::manual_seed(0);
   const bool whole_model = mode == Mode::train || mode == Mode::infer;
@@ -143,7 +155,7 @@ double measure(const Settings& s, const std::string& name, Mode mode, int64_t ba
   else
     optimizer = std::make_unique<vtl::train::MultiTensorSGD>(trainable, sgd);
   const auto precision = vtl::train::parse_precision(s.precision);
-  const auto step = [&] {
+  const auto step = [&](bool zero_grad) {
     if (is_training(mode)) {
       if (mode == Mode::train)
         module->train();
@@ -155,7 +167,7 @@ double measure(const Settings& s, const std::string& name, Mode mode, int64_t ba
         const auto logits = mode == Mode::train ? network->forward(x) : transfer->forward(x);
         loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat), y);
       }
-      optimizer->zero_grad();
+      if (zero_grad) vtl::train::set_gradients_to_none(*optimizer);
       loss.backward();
       optimizer->step();
     } else {
@@ -168,14 +180,50 @@ double measure(const Settings& s, const std::string& name, Mode mode, int64_t ba
         transfer->features(x);
     }
   };
-  for (int i = 0; i < s.warmup; ++i) step();
+  if (!graph) {
+    for (int i = 0; i < s.warmup; ++i) step(true);
+    synchronize(device);
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < s.steps; ++i) step(true);
+    synchronize(device);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return double(batch) * s.steps / seconds;
+  }
+#if VTL_BENCH_CUDA_GRAPHS
+  VTL_CHECK(device.is_cuda(), "--cuda-graph needs --device cuda");
+  auto side = c10::cuda::getStreamFromPool();
+  synchronize(device);
+  {
+    c10::cuda::CUDAStreamGuard on_side(side);
+    for (int i = 0; i < std::max(3, s.warmup); ++i) step(true);
+  }
+  synchronize(device);
+  at::cuda::CUDAGraph captured;
+  const bool cache_was_enabled = at::autocast::is_autocast_cache_enabled();
+  at::autocast::set_autocast_cache_enabled(false);
+  // Gradients are allocated inside the capture, then stay put.
+  vtl::train::set_gradients_to_none(*optimizer);
+  {
+    c10::cuda::CUDAStreamGuard on_side(side);
+    captured.capture_begin();
+    step(false);
+    captured.capture_end();
+  }
+  at::autocast::set_autocast_cache_enabled(cache_was_enabled);
+  synchronize(device);
+  captured.replay();  // the first replay uploads the graph
   synchronize(device);
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < s.steps; ++i) step();
+  for (int i = 0; i < s.steps; ++i) captured.replay();
   synchronize(device);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return double(batch) * s.steps / seconds;
+#else
+  VTL_CHECK(false, "--cuda-graph: this build's LibTorch has no CUDA");
+  return 0;
+#endif
 }
 
 /// Runs the Python reference; returns its measurements keyed "model/mode/compiled".
@@ -252,6 +300,8 @@ Settings parse(int argc, char** argv) {
       s.finetune_from = value();
     else if (flag == "--libtorch-sgd")
       s.libtorch_sgd = true;
+    else if (flag == "--cuda-graph")
+      s.cuda_graph = true;
     else {
       std::cerr << "unknown option " << flag
                 << " (see the top of bench/model_throughput_bench.cpp)\n";
@@ -278,19 +328,26 @@ int main(int argc, char** argv) {
   const auto batch_for = [&](Mode mode) {
     return is_training(mode) ? s.train_batch : s.infer_batch;
   };
+  // Rows: each mode, then "MODE+graph" with --cuda-graph.
+  std::vector<std::string> rows;
+  for (const auto& mode : s.modes) rows.push_back(mode);
+  if (s.cuda_graph)
+    for (const auto& mode : s.modes) rows.push_back(mode + "+graph");
+  const auto mode_of = [](const std::string& row) { return row.substr(0, row.find('+')); };
   for (const auto& name : s.models) {
-    for (const auto& mode_name : s.modes) {
-      const Mode mode = parse_mode(mode_name);
+    for (const auto& row : rows) {
+      const Mode mode = parse_mode(mode_of(row));
       if (!supports(s, name, mode)) continue;
-      const double rate = measure(s, name, mode, batch_for(mode));
-      vtl_rates[name + "/" + mode_name] = rate;
-      std::cout << nlohmann::json{{"side", "vtl"},
-                                  {"model", name},
-                                  {"mode", mode_name},
-                                  {"batch", batch_for(mode)},
-                                  {"img_per_s", std::round(rate * 10) / 10}}
-                       .dump()
-                << std::endl;
+      nlohmann::json line{
+          {"side", "vtl"}, {"model", name}, {"mode", row}, {"batch", batch_for(mode)}};
+      try {
+        const double rate = measure(s, name, mode, batch_for(mode), row != mode_of(row));
+        vtl_rates[name + "/" + row] = rate;
+        line["img_per_s"] = std::round(rate * 10) / 10;
+      } catch (const std::exception& e) {  // one failed measurement does not end the run
+        line["error"] = e.what();
+      }
+      std::cout << line.dump() << std::endl;
     }
   }
   const auto reference = run_reference(s);
@@ -302,17 +359,17 @@ int main(int argc, char** argv) {
                "torch.compile | vtl / compiled |\n| --- | --- | ---: | ---: | ---: | "
                "---: | ---: | ---: |\n";
   for (const auto& name : s.models) {
-    for (const auto& mode : s.modes) {
+    for (const auto& mode : rows) {
       const auto found = vtl_rates.find(name + "/" + mode);
       if (found == vtl_rates.end()) continue;
       const double rate = found->second;
       const auto cell = [&](bool compiled, bool ratio) -> std::string {
-        const double theirs = reference_rate(name, mode, compiled);
+        const double theirs = reference_rate(name, mode_of(mode), compiled);
         if (theirs <= 0) return "";
         return ratio ? fmt::format("{:.2f}", rate / theirs) : fmt::format("{:.1f}", theirs);
       };
       std::cout << fmt::format("| {} | {} | {} | {:.1f} | {} | {} | {} | {} |\n", name, mode,
-                               batch_for(parse_mode(mode)), rate, cell(false, false),
+                               batch_for(parse_mode(mode_of(mode))), rate, cell(false, false),
                                cell(false, true), cell(true, false), cell(true, true));
     }
   }

@@ -118,6 +118,11 @@ void adam_family_step(Optimizer& optimizer, bool decoupled_weight_decay, const c
 
 }  // namespace
 
+void set_gradients_to_none(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) p.mutable_grad().reset();
+}
+
 torch::Tensor MultiTensorSGD::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   auto loss = run_closure(closure);

@@ -448,7 +448,7 @@ double Trainer::distributed_step(const Phase& phase, int64_t step, int64_t steps
                                  bool are_features, bool frozen, std::mt19937_64& mix_rng,
                                  double& loss_sum, int64_t& correct, int64_t& seen) {
   const int64_t n = labels.size(0);
-  optimizer_->zero_grad();
+  set_gradients_to_none(*optimizer_);
   const auto parameters = trainable_parameters(model_);
   // This rank's [weighted loss sum, weight sum, images, correct]; the loss is the sum, not
   // the mean, so that the reduced gradient divided by the global weight sum is the
@@ -527,7 +527,7 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     }
     auto [targets, logits] = forward_batch(inputs, labels, are_features, frozen, mix_rng);
     auto loss = loss_of(logits, targets);
-    optimizer_->zero_grad();
+    set_gradients_to_none(*optimizer_);
     scaler_.scaled(loss).backward();
     const auto parameters = trainable_parameters(model_);
     const bool finite = scaler_.unscale(parameters);

@@ -33,4 +33,12 @@ class MultiTensorAdamW : public torch::optim::AdamW {
   torch::Tensor step(LossClosure closure = nullptr) override;
 };
 
+/// Sets the gradients of every parameter of `optimizer` to none (undefined), so the next
+/// backward writes fresh gradients instead of accumulating into zeroed ones: PyTorch's
+/// `zero_grad(set_to_none=True)`, the default of LibTorch 2.x. LibTorch 1.13's zero_grad()
+/// zeroes in place, which cost resnet18 bf16 training on the CPU (batch 4, 64 px) 63 ms per
+/// step instead of 39: the accumulation into zeroed, contiguous gradients of
+/// channels_last weights. Optimizers and clipping skip parameters without a gradient.
+void set_gradients_to_none(torch::optim::Optimizer& optimizer);
+
 }  // namespace vtl::train
