@@ -175,8 +175,16 @@ Batch Loader::make_batch(size_t batch) const {
     out.labels = torch::empty({0}, torch::kInt64);
     return out;
   }
-  out.images = torch::stack(images);
-  out.labels = torch::tensor(labels, torch::kInt64);
+  if (options_.pin_memory) {  // stacked straight into page-locked memory
+    const auto& first = images.front();
+    out.images = torch::empty({int64_t(images.size()), first.size(0), first.size(1), first.size(2)},
+                              torch::TensorOptions().pinned_memory(true));
+    torch::stack_out(out.images, images);
+    out.labels = torch::tensor(labels, torch::kInt64).pin_memory();
+  } else {
+    out.images = torch::stack(images);
+    out.labels = torch::tensor(labels, torch::kInt64);
+  }
   return out;
 }
 

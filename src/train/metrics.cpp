@@ -79,7 +79,8 @@ EvalResult evaluate(models::TransferModel& model, data::Loader& loader, torch::D
   std::vector<size_t> indices;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    logits.push_back(model->forward(batch->images.to(device)).to(torch::kCPU));
+    logits.push_back(
+        model->forward(batch->images.to(device, /*non_blocking=*/true)).to(torch::kCPU));
     labels.push_back(batch->labels);
     indices.insert(indices.end(), batch->indices.begin(), batch->indices.end());
   }

@@ -243,6 +243,7 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
   train_options.train = data_.augment.any_per_image();
   train_options.augment = data_.augment;
   train_options.preprocessing = data_.preprocessing;
+  train_options.pin_memory = device_.is_cuda();  // asynchronous host-to-device copies
   data::LoaderOptions val_options = train_options;
   val_options.shuffle = false;
   val_options.train = false;
@@ -391,7 +392,8 @@ void Trainer::build_cache() {
       data::Loader loader(share, data_.store, options);
       std::vector<torch::Tensor> xs{torch::zeros({0, model_->num_features()}, device_)};
       loader.start_epoch(0);
-      while (auto batch = loader.next()) xs.push_back(model_->features(batch->images.to(device_)));
+      while (auto batch = loader.next())
+        xs.push_back(model_->features(batch->images.to(device_, /*non_blocking=*/true)));
       x = group_->gather_strided_rows(torch::cat(xs), int64_t(labels.size()));
       y = torch::tensor(labels, torch::kInt64).to(device_);
       return;
@@ -400,8 +402,8 @@ void Trainer::build_cache() {
     std::vector<torch::Tensor> xs, ys;
     loader.start_epoch(0);
     while (auto batch = loader.next()) {
-      xs.push_back(model_->features(batch->images.to(device_)));
-      ys.push_back(batch->labels.to(device_));
+      xs.push_back(model_->features(batch->images.to(device_, /*non_blocking=*/true)));
+      ys.push_back(batch->labels.to(device_, /*non_blocking=*/true));
     }
     x = torch::cat(xs);
     y = torch::cat(ys);
@@ -593,7 +595,8 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     while (s < steps) {
       auto batch = train_loader_->next();
       if (!batch) break;
-      step(batch->images.to(device_), batch->labels.to(device_), false, s++, steps);
+      step(batch->images.to(device_, /*non_blocking=*/true),
+           batch->labels.to(device_, /*non_blocking=*/true), false, s++, steps);
       bar.update(size_t(s), seen, loss_sum / double(seen), double(correct) / double(seen));
     }
     if (distributed()) {

@@ -162,6 +162,34 @@ TEST(Loader, BatchesAreDeterministicForAnyWorkerCount) {
   EXPECT_EQ(one.size(0), int64_t(ds.samples.size()));
 }
 
+// pin_memory: the same batches, in page-locked memory (needs CUDA; skipped without it).
+TEST(Loader, PinnedBatchesEqualPageableOnes) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "page-locked memory needs CUDA";
+  VTL_REQUIRE_CLIPART();
+  TempDir dir("loader_pinned");
+  vtl::testing::make_clipart_set(dir.path, {"animals", "shapes"}, 4);
+  auto ds = scan_class_folders(dir.path);
+  auto store = std::make_shared<ImageStore>(DecodeOptions{}, 48);
+  store->prepare(ds, 2);
+  auto first_batch = [&](bool pinned) {
+    LoaderOptions o;
+    o.batch_size = 4;
+    o.preprocessing.resize = 48;
+    o.preprocessing.crop = 40;
+    o.pin_memory = pinned;
+    Loader loader(ds, store, o);
+    loader.start_epoch(0);
+    return *loader.next();
+  };
+  const auto pinned = first_batch(true), pageable = first_batch(false);
+  EXPECT_TRUE(pinned.images.is_pinned());
+  EXPECT_TRUE(pinned.labels.is_pinned());
+  EXPECT_TRUE(torch::equal(pinned.images, pageable.images));
+  EXPECT_TRUE(torch::equal(pinned.labels, pageable.labels));
+  const auto on_gpu = pinned.images.to(torch::kCUDA, /*non_blocking=*/true);
+  EXPECT_TRUE(torch::equal(on_gpu.cpu(), pageable.images));
+}
+
 TEST(Transforms, AugmentationChangesPixelsAndNoneEqualsEval) {
   cv::Mat image(60, 80, CV_8UC3);
   cv::randu(image, 0, 255);

@@ -82,6 +82,9 @@ struct LoaderOptions {
   /// empty (a batch of 0 images) in a last batch smaller than `world`.
   int rank = 0;
   int world = 1;
+  /// Batches in page-locked host memory, so `.to(cuda, /*non_blocking=*/true)` copies
+  /// asynchronously (PyTorch's DataLoader(pin_memory=True)). Needs a LibTorch with CUDA.
+  bool pin_memory = false;
 };
 
 struct Batch {
