@@ -28,7 +28,7 @@ parser.add_argument("--std", default="", help="replaces the build's -std= (e.g. 
 parser.add_argument("--extra-include", action="append", default=[],
                     help="searched before INCLUDE_DIR (e.g. a newer fmt)")
 parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-args = parser.parse_args()
+args = parser.parse_intermixed_args()
 
 source_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 commands = json.load(open(os.path.join(args.build_dir, "compile_commands.json")))
