@@ -146,14 +146,21 @@ torch::Tensor FeatureExtractor::preprocess(const cv::Mat& rgb) const {
   return data::eval_transform(rgb, spec_.preprocessing);
 }
 
+void FeatureExtractor::to(const torch::Device& device) {
+  VTL_CHECK(!device.is_cuda() || torch::cuda::is_available(),
+            "--device cuda: no CUDA device is available to this build of LibTorch");
+  model_->to(device);
+  device_ = device;
+}
+
 torch::Tensor FeatureExtractor::embed(const torch::Tensor& batch) {
   torch::NoGradGuard no_grad;
-  auto taps = model_->forward_taps(batch, {spec_.layer});
+  auto taps = model_->forward_taps(batch.to(device_, /*non_blocking=*/true), {spec_.layer});
   torch::Tensor x = taps.at(spec_.layer);
   if (x.dim() == 4) x = x.mean({2, 3});
   x = x.reshape({x.size(0), -1}).to(torch::kFloat32);
   if (spec_.l2_normalize) x = x / x.norm(2, 1, true).clamp_min(1e-12);
-  return x.contiguous();
+  return x.to(torch::kCPU).contiguous();
 }
 
 torch::Tensor FeatureExtractor::embed_images(const std::vector<cv::Mat>& images) {

@@ -79,6 +79,12 @@ TEST_F(ExtractCli, BadArgumentsAreOneLineErrors) {
   run = run_cli("extract " + (dir_ / "missing").string() + " --model resnet18");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("missing"), std::string::npos) << run.output;
+  if (!torch::cuda::is_available()) {
+    run = run_cli("extract " + (dir_ / "data").string() + " --model resnet18 --device cuda --out " +
+                  (dir_ / "gpu").string());
+    EXPECT_EQ(run.exit_code, 1);
+    EXPECT_NE(run.output.find("no CUDA device"), std::string::npos) << run.output;
+  }
 }
 
 }  // namespace

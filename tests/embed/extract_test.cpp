@@ -109,6 +109,20 @@ TEST_F(ExtractTest, WritesFeaturesManifestAndDescription) {
   EXPECT_EQ(again.resumed_items, 12);
 }
 
+// On a GPU the extractor gives the CPU's vectors (up to cuDNN's rounding), on the CPU.
+TEST_F(ExtractTest, CudaExtractionMatchesTheCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto on_cpu = small_extractor();
+  auto on_gpu = small_extractor();
+  on_gpu.to(torch::kCUDA);
+  std::vector<fs::path> paths;
+  for (size_t i = 0; i < 5; ++i) paths.push_back(items_[i].path);
+  const auto expected = on_cpu.embed_files(paths, 2);
+  const auto actual = on_gpu.embed_files(paths, 2);
+  EXPECT_TRUE(actual.device().is_cpu());
+  EXPECT_TRUE(torch::allclose(actual, expected, 1e-3, 1e-3));
+}
+
 TEST_F(ExtractTest, InterruptedRunContinuesWhereItStopped) {
   TempDir full("vtl_extract_full"), resumed("vtl_extract_resumed");
   auto extractor = small_extractor("layer3", /*l2=*/true);

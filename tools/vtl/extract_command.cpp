@@ -1,5 +1,6 @@
 // vtl extract DATA --model NAME|MODEL_DIR [--weights ...] [--layer avg_pool] [--out DIR]
-//             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--shard i/n | --distributed]
+//             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--device cpu|cuda]
+//             [--shard i/n | --distributed]
 // vtl extract --merge SHARD_DIR... --out DIR
 
 #include <chrono>
@@ -34,6 +35,7 @@ struct ExtractArgs {
   bool json = false;
   std::vector<std::string> merge;
   bool distributed = false;
+  std::string device = "cpu";
   double dist_timeout = 0;
   std::string dist_store_file;
 };
@@ -80,6 +82,12 @@ void run_extract(const ExtractArgs& args) {
   backbone.image_size = args.image_size;
   embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
                                     args.normalize == "l2");
+  if (args.device == "cuda") {
+    VTL_CHECK(!group,
+              "--device cuda with --distributed is not supported yet: run one "
+              "process per GPU with --shard i/n and CUDA_VISIBLE_DEVICES, then --merge");
+    extractor.to(torch::kCUDA);
+  }
 
   embed::ExtractOptions options;
   options.batch_size = args.batch;
@@ -150,6 +158,8 @@ void add_extract_command(CLI::App& app) {
   cmd->add_option("--normalize", args->normalize, "none (default) or l2")
       ->check(CLI::IsMember({"none", "l2"}));
   cmd->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  cmd->add_option("--device", args->device, "cpu (default) or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--shard", args->shard, "Do part i of n (i/n); merge with --merge");
   cmd->add_flag("--skip-bad", args->skip_bad,
                 "List undecodable files in skipped.jsonl instead of stopping");

@@ -74,6 +74,11 @@ class FeatureExtractor {
   FeatureExtractor(Backbone backbone, const std::string& layer = "avg_pool",
                    bool l2_normalize = false);
 
+  /// Runs the model on `device` from now on (cpu, or cuda); inputs and outputs of embed*
+  /// stay float32 on the CPU. A CUDA device this LibTorch cannot see throws vtl::Error.
+  void to(const torch::Device& device);
+  const torch::Device& device() const { return device_; }
+
   const FeatureSpec& spec() const { return spec_; }
   int64_t dim() const { return spec_.dim; }
   models::Model& model() { return model_; }
@@ -100,6 +105,7 @@ class FeatureExtractor {
  private:
   models::Model model_;
   FeatureSpec spec_;
+  torch::Device device_ = torch::kCPU;
 };
 
 /// Rebuilds the extractor a FeatureSpec describes (for `vtl index add`, `vtl search` and
