@@ -25,6 +25,7 @@
 // no backward). Output: one JSON line per measurement, then a table with the ratios
 // C++ / eager and C++ / compiled (> 1: vtl is faster) and fine-tune / full training.
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +33,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -108,24 +110,22 @@ Mode parse_mode(const std::string& text) {
 
 bool is_training(Mode mode) { return mode == Mode::train || mode == Mode::finetune; }
 
-/// Fine-tuning needs the named block among the model's stages (resnets: "layer4").
-bool supports(const Settings& s, const std::string& name, Mode mode) {
-  if (mode != Mode::finetune) return true;
-  for (const auto& tap : vtl::models::create_model(name)->tap_names())
-    if (tap == s.finetune_from) return true;
-  return false;
-}
-
 /// Images per second of `steps` timed steps after `warmup` untimed ones. With `graph`
 /// (CUDA only), one step is captured into a CUDA graph after the warm-up and the timed
 /// steps replay it: PyTorch's whole-network capture (warm-up on a side stream, gradients
-/// set to none before the capture, autocast's weight cache off).
-double measure(const Settings& s, const std::string& name, Mode mode, int64_t batch, bool graph) {
+/// set to none before the capture, autocast's weight cache off). nullopt: `finetune` on a
+/// model without the stage --finetune-from names (resnets have "layer4").
+std::optional<double> measure(const Settings& s, const std::string& name, Mode mode, int64_t batch,
+                              bool graph) {
   const torch::Device device(s.device);
   torch::manual_seed(0);
   const bool whole_model = mode == Mode::train || mode == Mode::infer;
   vtl::models::Model network =
       vtl::models::create_model(name, vtl::models::ModelOptions().include_top(whole_model));
+  if (mode == Mode::finetune) {
+    const auto taps = network->tap_names();
+    if (std::find(taps.begin(), taps.end(), s.finetune_from) == taps.end()) return std::nullopt;
+  }
   vtl::models::TransferModel transfer = nullptr;
   std::shared_ptr<torch::nn::Module> module = network.ptr();
   if (!whole_model) {
@@ -337,13 +337,13 @@ int main(int argc, char** argv) {
   for (const auto& name : s.models) {
     for (const auto& row : rows) {
       const Mode mode = parse_mode(mode_of(row));
-      if (!supports(s, name, mode)) continue;
       nlohmann::json line{
           {"side", "vtl"}, {"model", name}, {"mode", row}, {"batch", batch_for(mode)}};
       try {
-        const double rate = measure(s, name, mode, batch_for(mode), row != mode_of(row));
-        vtl_rates[name + "/" + row] = rate;
-        line["img_per_s"] = std::round(rate * 10) / 10;
+        const auto rate = measure(s, name, mode, batch_for(mode), row != mode_of(row));
+        if (!rate) continue;
+        vtl_rates[name + "/" + row] = *rate;
+        line["img_per_s"] = std::round(*rate * 10) / 10;
       } catch (const std::exception& e) {  // one failed measurement does not end the run
         line["error"] = e.what();
       }

@@ -79,15 +79,13 @@ class TransferModel(torch.nn.Module):
         return self.head(self.base(x))
 
 
-def supports(name, mode):
-    if mode != "finetune":
-        return True
-    return hasattr(getattr(torchvision.models, name)(), args.finetune_from)
-
-
 def measure(name, mode, batch, compiled):
+    """Prints one measurement; False (and prints nothing) for finetune on a model without
+    the --finetune-from block."""
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(num_classes=1000)
+    if mode == "finetune" and not hasattr(model, args.finetune_from):
+        return False
     if mode in ("features", "finetune"):
         with torch.no_grad():
             width = PooledFeatures(model)(torch.zeros(1, 3, 64, 64)).shape[1]
@@ -140,6 +138,7 @@ def measure(name, mode, batch, compiled):
     del model, optimizer, forward
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    return True
 
 
 print(json.dumps(dict(side="pytorch", torch=torch.__version__,
@@ -149,10 +148,9 @@ print(json.dumps(dict(side="pytorch", torch=torch.__version__,
 to_compile = [m for m in args.compile.split(",") if m]
 for name in [m for m in args.models.split(",") if m]:
     for mode in [m for m in args.modes.split(",") if m]:
-        if not supports(name, mode):
-            continue
         batch = args.train_batch if mode in ("train", "finetune") else args.infer_batch
-        measure(name, mode, batch, False)
+        if not measure(name, mode, batch, False):
+            continue
         # torch.compile only where the GPU issue's anchors have it (train and infer)
         if name in to_compile and mode in ("train", "infer") and hasattr(torch, "compile"):
             measure(name, mode, batch, True)

@@ -18,30 +18,33 @@ message(STATUS "vtl: LibTorch ${Torch_VERSION}, C++${CMAKE_CXX_STANDARD}")
 # copies this machine's into .deps/include).
 set(VTL_EXTRA_INCLUDE_DIR "${PROJECT_SOURCE_DIR}/.deps/include" CACHE PATH
     "Folder holding nlohmann/json.hpp and fmt/ where their packages are not installed")
-find_package(nlohmann_json QUIET)
-if(NOT nlohmann_json_FOUND)
-  find_path(VTL_NLOHMANN_JSON_INCLUDE_DIR nlohmann/json.hpp HINTS ${VTL_EXTRA_INCLUDE_DIR})
-  if(NOT VTL_NLOHMANN_JSON_INCLUDE_DIR)
-    message(FATAL_ERROR "nlohmann/json.hpp not found: install nlohmann-json3-dev, or run "
+
+# Imported target `target` for a header-only dependency whose package is missing: the
+# folder holding `header` (found in HINTS, cached as `variable`) and DEFINITIONS.
+function(vtl_header_only_target target header variable debian_package)
+  cmake_parse_arguments(arg "" "" "HINTS;DEFINITIONS" ${ARGN})
+  find_path(${variable} ${header} HINTS ${arg_HINTS})
+  if(NOT ${variable})
+    message(FATAL_ERROR "${header} not found: install ${debian_package}, or run "
                         "bench/pack_header_deps.sh where it is installed and carry .deps/")
   endif()
-  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED GLOBAL)
-  set_target_properties(nlohmann_json::nlohmann_json PROPERTIES
-    INTERFACE_INCLUDE_DIRECTORIES ${VTL_NLOHMANN_JSON_INCLUDE_DIR})
-  message(STATUS "vtl: nlohmann/json.hpp from ${VTL_NLOHMANN_JSON_INCLUDE_DIR}")
+  add_library(${target} INTERFACE IMPORTED GLOBAL)
+  set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES ${${variable}}
+                                             INTERFACE_COMPILE_DEFINITIONS "${arg_DEFINITIONS}")
+  message(STATUS "vtl: ${header} from ${${variable}}")
+endfunction()
+
+find_package(nlohmann_json QUIET)
+if(NOT nlohmann_json_FOUND)
+  vtl_header_only_target(nlohmann_json::nlohmann_json nlohmann/json.hpp
+                         VTL_NLOHMANN_JSON_INCLUDE_DIR nlohmann-json3-dev
+                         HINTS ${VTL_EXTRA_INCLUDE_DIR})
 endif()
 find_package(fmt QUIET)
 if(NOT fmt_FOUND)
-  find_path(VTL_FMT_INCLUDE_DIR fmt/format.h HINTS ${TORCH_INCLUDE_DIRS} ${VTL_EXTRA_INCLUDE_DIR})
-  if(NOT VTL_FMT_INCLUDE_DIR)
-    message(FATAL_ERROR "fmt/format.h not found: install libfmt-dev, or run "
-                        "bench/pack_header_deps.sh where it is installed and carry .deps/")
-  endif()
-  add_library(fmt::fmt INTERFACE IMPORTED GLOBAL)
-  set_target_properties(fmt::fmt PROPERTIES
-    INTERFACE_INCLUDE_DIRECTORIES ${VTL_FMT_INCLUDE_DIR}
-    INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY=1)
-  message(STATUS "vtl: fmt (header-only) from ${VTL_FMT_INCLUDE_DIR}")
+  vtl_header_only_target(fmt::fmt fmt/format.h VTL_FMT_INCLUDE_DIR libfmt-dev
+                         HINTS ${TORCH_INCLUDE_DIRS} ${VTL_EXTRA_INCLUDE_DIR}
+                         DEFINITIONS FMT_HEADER_ONLY=1)
 endif()
 
 # SHA-256: OpenSSL's where it is installed, vtl's portable implementation otherwise.
