@@ -213,6 +213,9 @@ Comparison compare_backbones(const std::vector<ImageItem>& items,
     row.weights = backbone.weights;
     row.input_size = backbone.preprocessing.crop;
 
+    // Size and cost of the model as published, before the extractor folds its BatchNorms;
+    // latency below is measured on the model extraction runs.
+    const auto stats = models::model_stats(backbone.model, row.input_size);
     FeatureExtractor extractor(backbone, "avg_pool");
     row.feature_dim = extractor.dim();
     ExtractOptions extract_options;
@@ -236,7 +239,6 @@ Comparison compare_backbones(const std::vector<ImageItem>& items,
     log(fmt::format("{}: {} {}-fold accuracy {:.3f} ± {:.3f}", step, options.probe, options.folds,
                     row.probe.mean_accuracy, row.probe.std_accuracy));
 
-    const auto stats = models::model_stats(backbone.model, row.input_size);
     row.parameters = stats.parameters;
     row.size_mib = stats.size_mib;
     row.gmacs = stats.gmacs;

@@ -8,6 +8,7 @@
 #include "vtl/core/error.h"
 #include "vtl/core/sha256.h"
 #include "vtl/data/preprocess.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/pretrained.h"
 #include "vtl/models/registry.h"
@@ -128,6 +129,7 @@ FeatureExtractor::FeatureExtractor(Backbone backbone, const std::string& layer, 
   spec_.l2_normalize = l2_normalize;
   spec_.preprocessing = backbone.preprocessing;
   model_->eval();
+  models::fold_batch_norms(*model_);
   const auto taps = model_->tap_names();
   VTL_CHECK(std::find(taps.begin(), taps.end(), layer) != taps.end(),
             "{} has no layer '{}'; valid layers: {}", spec_.model, layer,

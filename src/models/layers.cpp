@@ -12,9 +12,8 @@ torch::nn::Conv2d conv2d(int64_t in_channels, int64_t out_channels, int64_t kern
                                .bias(bias));
 }
 
-torch::nn::BatchNorm2d batch_norm(int64_t channels, double eps, double momentum) {
-  return torch::nn::BatchNorm2d(
-      torch::nn::BatchNorm2dOptions(channels).eps(eps).momentum(momentum));
+BatchNorm2d batch_norm(int64_t channels, double eps, double momentum) {
+  return BatchNorm2d(channels, eps, momentum);
 }
 
 torch::nn::Linear linear(int64_t in_features, int64_t out_features) {
@@ -27,7 +26,7 @@ void init_conv_bn(torch::nn::Module& module) {
     if (auto* conv = sub->as<torch::nn::Conv2d>()) {
       torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
       if (conv->bias.defined()) conv->bias.zero_();
-    } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
+    } else if (auto* bn = sub->as<BatchNorm2d>()) {
       bn->weight.fill_(1.0);
       bn->bias.zero_();
     }

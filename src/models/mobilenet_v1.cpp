@@ -79,7 +79,7 @@ class DepthwiseSeparableImpl : public torch::nn::Module {
   }
 
   torch::nn::Conv2d conv_dw{nullptr}, conv_pw{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  BatchNorm2d bn1{nullptr}, bn2{nullptr};
 };
 TORCH_MODULE(DepthwiseSeparable);
 
@@ -114,7 +114,7 @@ class MobileNetV1Impl : public ModelImpl {
     for (auto& sub : modules(/*include_self=*/false)) {
       if (auto* conv = sub->as<torch::nn::Conv2d>()) {
         init_conv_goog(*conv);
-      } else if (auto* bn = sub->as<torch::nn::BatchNorm2d>()) {
+      } else if (auto* bn = sub->as<BatchNorm2d>()) {
         torch::NoGradGuard no_grad;
         bn->weight.fill_(1.0);
         bn->bias.zero_();
@@ -150,7 +150,7 @@ class MobileNetV1Impl : public ModelImpl {
   std::string classifier_prefix() const override { return "classifier"; }
 
   torch::nn::Conv2d conv_stem{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  BatchNorm2d bn1{nullptr};
   torch::nn::Sequential blocks{nullptr};
   torch::nn::Linear classifier{nullptr};
 

@@ -64,7 +64,7 @@ class ResidualBlockImpl : public torch::nn::Module {
   }
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};
 
  private:
@@ -117,7 +117,7 @@ class ResNetImpl : public ModelImpl {
   std::string classifier_prefix() const override { return "fc"; }
 
   torch::nn::Conv2d conv1{nullptr};
-  torch::nn::BatchNorm2d bn1{nullptr};
+  BatchNorm2d bn1{nullptr};
   torch::nn::Linear fc{nullptr};
 };
 

@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "vtl/core/error.h"
+#include "vtl/models/batch_norm.h"
 
 namespace vtl::train {
 
@@ -95,7 +96,7 @@ void set_training_mode(models::TransferModel& model, bool base_trains, bool trai
   for (const auto& layer : weighted_layers(model->base)) {
     bool trainable = false;
     for (auto& parameter : layer.module->parameters(false)) trainable |= parameter.requires_grad();
-    if (trainable && (layer.module->as<torch::nn::BatchNorm2d>() != nullptr))
+    if (trainable && (layer.module->as<models::BatchNorm2d>() != nullptr))
       layer.module->train(true);
   }
 }

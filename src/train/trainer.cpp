@@ -14,6 +14,7 @@
 
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/train/freeze.h"
 #include "vtl/train/multi_tensor_optim.h"
 
@@ -584,7 +585,7 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     const int64_t last_batch = int64_t(data_.train.samples.size()) % config_.batch_size;
     bool batchnorm_trains = false;
     for (const auto& module : model_->modules(/*include_self=*/false)) {
-      batchnorm_trains |= module->is_training() && (module->as<torch::nn::BatchNorm2d>() ||
+      batchnorm_trains |= module->is_training() && (module->as<models::BatchNorm2d>() ||
                                                     module->as<torch::nn::BatchNorm1d>());
     }
     const bool skip_last = batchnorm_trains && last_batch >= 1 && last_batch < 2 * world;

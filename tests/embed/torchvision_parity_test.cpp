@@ -51,12 +51,14 @@ TEST(TorchvisionParity, ExtractedRowsEqualTorchvisionPenultimateFeatures) {
   BackboneOptions options;
   options.model = "resnet18";
   options.image_size = 64;
-  FeatureExtractor extractor(load_backbone(options), "avg_pool", false);
   // The preprocessed inputs vtl feeds the network, handed to torchvision as-is.
   std::vector<torch::Tensor> inputs;
-  for (const auto& item : items)
-    inputs.push_back(
-        extractor.preprocess(data::load_image_rgb(item.path, extractor.decode_options())));
+  {
+    FeatureExtractor preprocessor(load_backbone(options), "avg_pool", false);
+    for (const auto& item : items)
+      inputs.push_back(
+          preprocessor.preprocess(data::load_image_rgb(item.path, preprocessor.decode_options())));
+  }
   auto input = data::stack_batch(inputs);
   write_npy(dir / "input.npy", input.reshape({input.size(0), -1}));
   // numpy reads [N, 3*64*64]; the script reshapes through torch.from_numpy -> view.
@@ -67,7 +69,10 @@ TEST(TorchvisionParity, ExtractedRowsEqualTorchvisionPenultimateFeatures) {
                                  &output),
             0)
       << output;
-  load_reference_weights(*extractor.model(), dir.path());
+  // The weights go into the backbone: an extractor folds its BatchNorms on construction.
+  auto backbone = load_backbone(options);
+  load_reference_weights(*backbone.model, dir.path());
+  FeatureExtractor extractor(std::move(backbone), "avg_pool", false);
 
   ExtractOptions extract_options;
   extract_options.batch_size = 4;

@@ -5,6 +5,7 @@
 
 #include "models/model_checks.h"
 #include "vtl/core/error.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/models/registry.h"
 
 namespace vtl::models {
@@ -100,10 +101,10 @@ TEST(MobileNetV3, BatchNormHasTorchvisionsEpsAndMomentum) {
   auto model = create_model("mobilenet_v3_small");
   int batch_norms = 0;
   for (const auto& module : model->modules()) {
-    if (auto* bn = module->as<torch::nn::BatchNorm2d>()) {
+    if (auto* bn = module->as<BatchNorm2d>()) {
       ++batch_norms;
-      EXPECT_DOUBLE_EQ(bn->options.eps(), 0.001);
-      EXPECT_DOUBLE_EQ(bn->options.momentum().value(), 0.01);
+      EXPECT_DOUBLE_EQ(bn->eps(), 0.001);
+      EXPECT_DOUBLE_EQ(bn->momentum(), 0.01);
     }
   }
   EXPECT_EQ(batch_norms, 34);  // = the num_batches_tracked entries of torchvision's state_dict

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "vtl/core/error.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/models/registry.h"
 #include "vtl/models/transfer_model.h"
 #include "vtl/train/freeze.h"
@@ -91,7 +92,7 @@ TEST(Freeze, BaseBatchNormStaysInInferenceMode) {
   for (const auto& layer : weighted_layers(model->base)) EXPECT_FALSE(layer.module->is_training());
   set_training_mode(model, false, /*train_bn=*/true);
   for (const auto& layer : weighted_layers(model->base)) {
-    const bool is_bn = layer.module->as<torch::nn::BatchNorm2d>() != nullptr;
+    const bool is_bn = layer.module->as<models::BatchNorm2d>() != nullptr;
     const bool open = std::find(names.begin(), names.end(), layer.name) != names.end();
     EXPECT_EQ(layer.module->is_training(), is_bn && open) << layer.name;
   }

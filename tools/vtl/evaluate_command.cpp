@@ -10,6 +10,7 @@
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/train/metrics.h"
 
@@ -26,6 +27,7 @@ struct EvaluateArgs {
 
 void run_evaluate(const EvaluateArgs& args) {
   auto loaded = models::load_model_folder(args.model_dir);
+  models::fold_batch_norms(*loaded.model);  // inference only: one pass less per BatchNorm
   // The data's class names must be the model's; folders/labels the model lacks are errors.
   auto dataset = data::open_dataset(args.data, loaded.class_names);
   data::DecodeOptions decode;

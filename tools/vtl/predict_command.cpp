@@ -11,6 +11,7 @@
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/pretrained.h"
 
@@ -40,6 +41,7 @@ Classifier open_classifier(const PredictOptions& options) {
               options.model);
     auto loaded = models::load_model_folder(options.model);
     auto model = loaded.model;
+    models::fold_batch_norms(*model);  // eval mode from here on: inference only
     return {[model](torch::Tensor x) mutable { return model->forward(x); }, loaded.preprocessing,
             loaded.class_names,
             fmt::format("{} ({} classes, trained model folder {})", loaded.architecture,
@@ -55,6 +57,7 @@ Classifier open_classifier(const PredictOptions& options) {
             pretrained.weights);
   auto model = pretrained.model;
   model->eval();
+  models::fold_batch_norms(*model);
   return {[model](torch::Tensor x) mutable { return model->forward(x); }, pretrained.preprocessing,
           pretrained.class_names,
           fmt::format("{} with weights {}", options.model, pretrained.weights)};

@@ -69,8 +69,10 @@ Backbone load_backbone(const BackboneOptions& options);
 /// serving concurrent requests serialize calls to embed_*.
 class FeatureExtractor {
  public:
-  /// Validates the layer (vtl::Error listing valid taps) and measures `dim` with one
-  /// forward pass of a blank image.
+  /// Validates the layer (vtl::Error listing valid taps), folds the backbone's BatchNorms
+  /// into their convolutions (models::fold_batch_norms: the same features with one pass
+  /// less per layer) and measures `dim` with one forward pass of a blank image. Takes the
+  /// backbone's model over: load other weights into a Backbone before building one.
   FeatureExtractor(Backbone backbone, const std::string& layer = "avg_pool",
                    bool l2_normalize = false);
 
@@ -81,6 +83,7 @@ class FeatureExtractor {
 
   const FeatureSpec& spec() const { return spec_; }
   int64_t dim() const { return spec_.dim; }
+  /// The eval-mode model with folded BatchNorms: for inference, not training or saving.
   models::Model& model() { return model_; }
 
   /// How files should be decoded for this preprocessing (JPEG reduced decoding).

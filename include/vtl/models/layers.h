@@ -3,6 +3,8 @@
 
 #include <torch/torch.h>
 
+#include "vtl/models/batch_norm.h"
+
 namespace vtl::models {
 
 /// Conv2d without bias; padding defaults to "same" for odd kernels ((k-1)/2 * dilation).
@@ -11,7 +13,7 @@ torch::nn::Conv2d conv2d(int64_t in_channels, int64_t out_channels, int64_t kern
                          bool bias = false);
 
 /// BatchNorm2d with torchvision's eps 1e-5 and momentum 0.1 unless given.
-torch::nn::BatchNorm2d batch_norm(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+BatchNorm2d batch_norm(int64_t channels, double eps = 1e-5, double momentum = 0.1);
 
 /// Linear with bias (PyTorch's default init).
 torch::nn::Linear linear(int64_t in_features, int64_t out_features);

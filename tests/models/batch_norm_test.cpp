@@ -1,0 +1,108 @@
+#include "vtl/models/batch_norm.h"
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "vtl/core/error.h"
+#include "vtl/models/layers.h"
+#include "vtl/models/registry.h"
+
+namespace vtl::models {
+namespace {
+
+/// Gives every BatchNorm below `root` non-trivial statistics and affine parameters, so
+/// folding has something to fold (fresh layers are the identity up to eps).
+void randomize_batch_norms(torch::nn::Module& root) {
+  torch::NoGradGuard no_grad;
+  for (const auto& module : root.modules()) {
+    if (auto* bn = module->as<BatchNorm2d>()) {
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.uniform_(-0.5, 0.5);
+      bn->running_mean.uniform_(-0.5, 0.5);
+      bn->running_var.uniform_(0.5, 2.0);
+    }
+  }
+}
+
+int64_t count_batch_norms(torch::nn::Module& root) {
+  int64_t count = 0;
+  for (const auto& module : root.modules()) count += module->as<BatchNorm2d>() != nullptr;
+  return count;
+}
+
+TEST(BatchNorm, MatchesLibTorchsBatchNorm2dInTrainingAndEval) {
+  torch::manual_seed(0);
+  BatchNorm2d ours(6, 1e-3, 0.01);
+  torch::nn::BatchNorm2d reference(torch::nn::BatchNorm2dOptions(6).eps(1e-3).momentum(0.01));
+  for (int step = 0; step < 3; ++step) {
+    const auto x = torch::randn({4, 6, 5, 5}) * 3 + 1;
+    EXPECT_TRUE(torch::allclose(ours(x), reference(x), 1e-5, 1e-6));
+  }
+  EXPECT_TRUE(torch::allclose(ours->running_mean, reference->running_mean));
+  EXPECT_TRUE(torch::allclose(ours->running_var, reference->running_var));
+  EXPECT_EQ(ours->num_batches_tracked.item<int64_t>(), 3);
+  ours->eval();
+  reference->eval();
+  const auto x = torch::randn({2, 6, 3, 3});
+  EXPECT_TRUE(torch::allclose(ours(x), reference(x), 1e-5, 1e-6));
+}
+
+TEST(BatchNorm, StateDictNamesAreTorchvisions) {
+  BatchNorm2d bn(3);
+  std::vector<std::string> names;
+  for (const auto& p : bn->named_parameters()) names.push_back(p.key());
+  for (const auto& b : bn->named_buffers()) names.push_back(b.key());
+  EXPECT_EQ(names, (std::vector<std::string>{"weight", "bias", "running_mean", "running_var",
+                                             "num_batches_tracked"}));
+}
+
+TEST(BatchNorm, FoldingIntoAConvWithBiasKeepsTheOutput) {
+  torch::manual_seed(1);
+  auto block = torch::nn::Sequential(conv2d(4, 8, 3, 1, -1, 1, /*bias=*/true), batch_norm(8));
+  randomize_batch_norms(*block);
+  block->eval();
+  const auto x = torch::randn({2, 4, 9, 9});
+  const auto expected = block->forward(x);
+  EXPECT_EQ(fold_batch_norms(*block), 1);
+  EXPECT_TRUE(torch::allclose(block->forward(x), expected, 1e-4, 1e-5));
+  EXPECT_EQ(fold_batch_norms(*block), 0) << "a folded layer is not folded twice";
+}
+
+TEST(BatchNorm, FoldedLayerRefusesToTrain) {
+  auto block = torch::nn::Sequential(conv2d(2, 2, 1), batch_norm(2));
+  block->eval();
+  fold_batch_norms(*block);
+  block->train();
+  EXPECT_THROW(block->forward(torch::randn({2, 2, 3, 3})), vtl::Error);
+}
+
+TEST(BatchNorm, FoldingRefusesMismatchedChannels) {
+  auto conv = conv2d(2, 3, 1);
+  BatchNorm2d bn(4);
+  EXPECT_THROW(bn->fold_into(*conv), vtl::Error);
+}
+
+// Every family with BatchNorm: all of its layers fold, and the eval-mode network computes
+// the same outputs with one pass less per layer.
+TEST(BatchNorm, FoldingEveryFamilyKeepsItsOutputs) {
+  for (const std::string name : {"resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2",
+                                 "mobilenet_v3_large", "efficientnet_b0", "vgg16_bn"}) {
+    torch::manual_seed(2);
+    auto model = create_model(name, ModelOptions().num_classes(10));
+    randomize_batch_norms(*model);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const auto x = torch::randn({2, 3, 64, 64});
+    const auto expected = model->forward(x);
+    const int64_t batch_norms = count_batch_norms(*model);
+    ASSERT_GT(batch_norms, 0) << name;
+    EXPECT_EQ(fold_batch_norms(*model), batch_norms) << name;
+    const auto folded = model->forward(x);
+    const double scale = expected.abs().max().item<double>();
+    EXPECT_LT((folded - expected).abs().max().item<double>(), 1e-4 * scale + 1e-5) << name;
+  }
+}
+
+}  // namespace
+}  // namespace vtl::models
