@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include "embed_queue.h"
 #include "http.h"
 
 #include "vtl/core/error.h"
@@ -75,7 +76,7 @@ struct SearchServer::State {
   ServerOptions options;
   search::ImageIndex index;
   embed::FeatureExtractor extractor;
-  std::mutex model_mutex;  ///< one forward pass at a time
+  EmbedQueue queue{extractor};  ///< the only user of `extractor` after construction
   ThumbnailCache thumbnails;
   httplib::Server http;
   int port = 0;
@@ -132,11 +133,7 @@ struct SearchServer::State {
       send_error(res, 400, e.what());
       return;
     }
-    torch::Tensor vector;
-    {
-      std::lock_guard<std::mutex> lock(model_mutex);
-      vector = extractor.embed(input.unsqueeze(0))[0];
-    }
+    const torch::Tensor vector = queue.embed(input);
     json results = json::array();
     const auto hits = index.search(vector, k);  // keep the vector alive while iterating
     for (const auto& r : hits.at(0)) {

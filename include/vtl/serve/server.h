@@ -8,8 +8,9 @@
 //   GET  /api/image/<id>   JPEG thumbnail of catalogued image <id> (only catalogued files
 //                          are ever read: the id is looked up, no path comes from the URL)
 // Errors are JSON {"error": "..."} with a 4xx status (400 bad upload, 404 unknown id or
-// route, 413 too large). The model runs behind a mutex (one forward at a time); decoding,
-// search and thumbnails run in parallel on the server's worker threads.
+// route, 413 too large). Decoding, search and thumbnails run in parallel on the server's
+// worker threads; the model runs on one thread of its own, which embeds the uploads waiting
+// for it as one batch, first come first served.
 
 #include <cstdint>
 #include <filesystem>
