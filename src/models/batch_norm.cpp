@@ -1,6 +1,8 @@
 #include "vtl/models/batch_norm.h"
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "vtl/core/error.h"
@@ -34,9 +36,10 @@ void BatchNorm2dImpl::pretty_print(std::ostream& stream) const {
 
 namespace {
 
-/// LibTorch registers an undefined `bias` for a bias-free convolution and cannot register
-/// a name twice, so the registered slot is replaced in place. `&ParameterSlots::parameters_` names
-/// the protected member of torch::nn::Module, usable on any module.
+/// A module's registered parameter, to be replaced in place: LibTorch cannot register a
+/// name twice (and registers an undefined `bias` for a bias-free convolution).
+/// `&ParameterSlots::parameters_` names the protected member of torch::nn::Module, usable
+/// on any module.
 struct ParameterSlots : torch::nn::Module {
   static torch::Tensor& slot(torch::nn::Module& module, const std::string& name) {
     auto& parameters = module.*(&ParameterSlots::parameters_);
@@ -46,9 +49,35 @@ struct ParameterSlots : torch::nn::Module {
   }
 };
 
+/// Makes `tensor` conv's `weight` or `bias`, registered and in the public member alike.
+void set_conv_tensor(torch::nn::Conv2dImpl& conv, const std::string& name, torch::Tensor tensor) {
+  ParameterSlots::slot(conv, name) = tensor;
+  (name == "weight" ? conv.weight : conv.bias) = std::move(tensor);
+}
+
+/// Calls visit(conv, norm) for every BatchNorm2d below `root` whose parent registered a
+/// Conv2d just before it.
+void for_each_conv_norm(torch::nn::Module& root,
+                        const std::function<void(torch::nn::Conv2dImpl&,
+                                                 const std::shared_ptr<BatchNorm2dImpl>&)>& visit) {
+  for (const auto& parent : root.modules(/*include_self=*/true)) {
+    std::shared_ptr<torch::nn::Module> previous;
+    for (const auto& child : parent->children()) {
+      auto norm = std::dynamic_pointer_cast<BatchNorm2dImpl>(child);
+      auto* conv = previous ? previous->as<torch::nn::Conv2d>() : nullptr;
+      if (norm && conv != nullptr) visit(*conv, norm);
+      previous = child;
+    }
+  }
+}
+
+bool frozen(const torch::Tensor& parameter) {
+  return !parameter.defined() || !parameter.requires_grad();
+}
+
 }  // namespace
 
-void BatchNorm2dImpl::fold_into(torch::nn::Conv2dImpl& conv) {
+void BatchNorm2dImpl::fold_into(torch::nn::Conv2dImpl& conv, bool keep_original) {
   VTL_CHECK(!folded_, "this BatchNorm is already folded");
   VTL_CHECK(conv.options.out_channels() == num_features_,
             "cannot fold a BatchNorm of {} channels into a convolution with {} outputs",
@@ -60,32 +89,54 @@ void BatchNorm2dImpl::fold_into(torch::nn::Conv2dImpl& conv) {
       conv.bias.defined() ? conv.bias.to(torch::kFloat64) : torch::zeros_like(scale);
   const auto new_bias =
       (old_bias - running_mean.to(torch::kFloat64)) * scale + bias.to(torch::kFloat64);
-  conv.weight.copy_(conv.weight.to(torch::kFloat64) * scale.view({-1, 1, 1, 1}));
-  if (conv.bias.defined()) {
-    conv.bias.copy_(new_bias);
-  } else {
-    auto& slot = ParameterSlots::slot(conv, "bias");
-    slot = new_bias.to(conv.weight.options()).set_requires_grad(false);
-    conv.bias = slot;
+  auto new_weight = (conv.weight.to(torch::kFloat64) * scale.view({-1, 1, 1, 1}))
+                        .to(conv.weight.scalar_type())
+                        .contiguous(conv.weight.suggest_memory_format());
+  if (keep_original) {
+    folded_conv_ = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(conv.shared_from_this());
+    original_weight_ = conv.weight;
+    original_bias_ = conv.bias;
   }
+  set_conv_tensor(conv, "bias", new_bias.to(conv.weight.dtype()).set_requires_grad(false));
+  set_conv_tensor(conv, "weight", new_weight.set_requires_grad(false));
   folded_ = true;
+}
+
+void BatchNorm2dImpl::unfold() {
+  VTL_CHECK(folded_ && folded_conv_, "this BatchNorm was not folded with its original kept");
+  set_conv_tensor(*folded_conv_, "weight", original_weight_);
+  set_conv_tensor(*folded_conv_, "bias", original_bias_);
+  folded_conv_.reset();
+  original_weight_ = original_bias_ = torch::Tensor();
+  folded_ = false;
 }
 
 int64_t fold_batch_norms(torch::nn::Module& root) {
   int64_t folded = 0;
-  for (const auto& parent : root.modules(/*include_self=*/true)) {
-    std::shared_ptr<torch::nn::Module> previous;
-    for (const auto& child : parent->children()) {
-      auto* norm = child->as<BatchNorm2d>();
-      auto* conv = previous ? previous->as<torch::nn::Conv2d>() : nullptr;
-      if (norm != nullptr && conv != nullptr && !norm->folded()) {
-        norm->fold_into(*conv);
+  for_each_conv_norm(
+      root, [&](torch::nn::Conv2dImpl& conv, const std::shared_ptr<BatchNorm2dImpl>& norm) {
+        if (norm->folded()) return;
+        VTL_CHECK(!norm->is_training(),
+                  "BatchNorm can only be folded in eval mode (call eval() on the model first)");
+        norm->fold_into(conv);
         ++folded;
-      }
-      previous = child;
-    }
-  }
+      });
   return folded;
+}
+
+FoldedBatchNorms::FoldedBatchNorms(torch::nn::Module& root) {
+  for_each_conv_norm(
+      root, [&](torch::nn::Conv2dImpl& conv, const std::shared_ptr<BatchNorm2dImpl>& norm) {
+        if (norm->folded() || norm->is_training() || !frozen(norm->weight) || !frozen(norm->bias) ||
+            !frozen(conv.weight) || !frozen(conv.bias))
+          return;
+        norm->fold_into(conv, /*keep_original=*/true);
+        folded_.push_back(norm);
+      });
+}
+
+FoldedBatchNorms::~FoldedBatchNorms() {
+  for (auto it = folded_.rbegin(); it != folded_.rend(); ++it) (*it)->unfold();
 }
 
 }  // namespace vtl::models

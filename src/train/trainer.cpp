@@ -376,6 +376,7 @@ void Trainer::build_cache() {
   if (cache_ready_) return;
   torch::NoGradGuard no_grad;
   model_->eval();
+  const models::FoldedBatchNorms folded(*model_->base);  // the frozen base, while it runs
   auto run = [&](const data::Dataset& dataset, torch::Tensor& x, torch::Tensor& y) {
     data::LoaderOptions options = train_loader_->options();
     options.shuffle = false;
@@ -578,6 +579,9 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
       val = metrics_from_logits(model_->forward_head(cache_val_x_), cache_val_y_);
     }
   } else {
+    // The frozen part of the base runs with its BatchNorms folded into its convolutions;
+    // they get their own weights back before anything is saved.
+    const models::FoldedBatchNorms folded(*model_->base);
     // BatchNorm cannot train on one image (PyTorch refuses: "Expected more than 1 value per
     // channel"): a last batch that would give some rank a single image is left out of the
     // epoch. The global batch sizes decide, so every rank takes the same decision.

@@ -1,5 +1,6 @@
 #include "vtl/models/batch_norm.h"
 
+#include <map>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -102,6 +103,66 @@ TEST(BatchNorm, FoldingEveryFamilyKeepsItsOutputs) {
     const double scale = expected.abs().max().item<double>();
     EXPECT_LT((folded - expected).abs().max().item<double>(), 1e-4 * scale + 1e-5) << name;
   }
+}
+
+// A base whose last stage trains: only the frozen pairs fold, outputs stay, and afterwards
+// the network is the unfolded one bit for bit (same tensors, same state-dict keys).
+TEST(BatchNorm, FoldedWhileFrozenGivesEveryTensorBack) {
+  torch::manual_seed(4);
+  auto model = create_model("resnet18", ModelOptions().include_top(false));
+  randomize_batch_norms(*model);
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& p : model->named_parameters()) {
+    const bool trains = p.key().rfind("layer4.", 0) == 0;
+    p.value().set_requires_grad(trains);
+    before[p.key()] = p.value().detach().clone();
+  }
+  model->eval();
+  int64_t frozen_norms = 0;
+  for (const auto& item : model->named_modules())
+    frozen_norms += item.value()->as<BatchNorm2d>() && item.key().rfind("layer4.", 0) != 0;
+  const auto x = torch::randn({2, 3, 64, 64});
+  torch::Tensor expected, folded_output;
+  {
+    torch::NoGradGuard no_grad;
+    expected = model->forward(x);
+  }
+  {
+    FoldedBatchNorms folded(*model);
+    EXPECT_EQ(folded.count(), frozen_norms);
+    EXPECT_LT(folded.count(), count_batch_norms(*model));
+    // The trainable layer4 still gets gradients through the folded prefix.
+    auto out = model->forward(x);
+    out.sum().backward();
+    EXPECT_TRUE(model->named_parameters()["layer4.0.conv1.weight"].grad().defined());
+    EXPECT_FALSE(model->named_parameters()["conv1.bias"].defined() &&
+                 model->named_parameters()["conv1.bias"].requires_grad());
+    folded_output = out.detach();
+  }
+  const double scale = expected.abs().max().item<double>();
+  EXPECT_LT((folded_output - expected).abs().max().item<double>(), 1e-4 * scale + 1e-5);
+  const auto after = model->named_parameters();
+  EXPECT_EQ(after.size(), before.size()) << "no conv bias left behind";
+  for (const auto& p : after) {
+    ASSERT_TRUE(before.count(p.key())) << p.key();
+    EXPECT_TRUE(torch::equal(p.value(), before[p.key()])) << p.key();
+  }
+  for (const auto& module : model->modules())
+    if (auto* bn = module->as<BatchNorm2d>()) EXPECT_FALSE(bn->folded());
+}
+
+TEST(BatchNorm, NothingFoldsWhileTrainingOrTrainable) {
+  auto model = create_model("mobilenet_v2", ModelOptions().include_top(false));
+  {
+    model->eval();  // trainable parameters: nothing is frozen
+    FoldedBatchNorms folded(*model);
+    EXPECT_EQ(folded.count(), 0);
+  }
+  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  model->train();  // frozen, but BatchNorm on batch statistics
+  FoldedBatchNorms folded(*model);
+  EXPECT_EQ(folded.count(), 0);
+  EXPECT_THROW(fold_batch_norms(*model), vtl::Error);
 }
 
 }  // namespace
