@@ -19,9 +19,9 @@
 // Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
 // labels, forward under bf16 autocast, gradients set to none, backward, step; inference = eval
 // mode, inference mode, autocast. Modes: train (whole network), infer (logits), features (the
-// frozen base's globally average-pooled features, what the feature cache computes), extract
-// (the same with BatchNorm folded into the convolutions, as vtl's feature extractor runs;
-// PyTorch runs its features path), finetune (base frozen before --finetune-from with BatchNorm on
+// frozen base's globally average-pooled features), extract (the same with BatchNorm folded
+// into the convolutions, as vtl's feature extractor and feature cache run; PyTorch runs its
+// features path), finetune (base frozen before --finetune-from with BatchNorm on
 // running statistics, that block and a new dropout 0.2 + linear head train; the frozen prefix runs
 // no backward). Output: one JSON line per measurement, then a table with the ratios
 // C++ / eager and C++ / compiled (> 1: vtl is faster) and fine-tune / full training.
@@ -84,9 +84,9 @@ void synchronize(const torch::Device& device) {
 enum class Mode {
   train,     ///< the whole network trains (SGD step), BatchNorm on batch statistics
   infer,     ///< eval mode, inference mode: logits
-  features,  ///< the frozen base's pooled features [N, C] (the feature-cache path)
-  extract,   ///< the same with BatchNorm folded into the convolutions, as FeatureExtractor
-             ///< (vtl extract, index, search, serve); PyTorch runs its features path
+  features,  ///< the frozen base's pooled features [N, C], BatchNorm as a layer of its own
+  extract,   ///< the same with BatchNorm folded into the convolutions, as vtl runs it
+             ///< (FeatureExtractor, the trainer's feature cache); PyTorch runs features
   finetune,  ///< TransferModel: base frozen up to `finetune_from`, base BatchNorm on running
              ///< statistics, dropout 0.2 + linear head; SGD on the trainable parameters
 };
