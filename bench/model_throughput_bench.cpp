@@ -15,7 +15,8 @@
 //   default resnet50)  --reference PYTHON|none (default /usr/bin/python3 or $VTL_PYTHON)
 //   --threads N (CPU)  --libtorch-sgd (LibTorch's per-parameter SGD step instead of vtl's
 //   multi-tensor one)  --cuda-graph (also each mode with the step captured in a CUDA graph:
-//   rows "MODE+graph", compared with PyTorch's MODE)
+//   rows "MODE+graph", compared with PyTorch's MODE)  --no-fold (finetune without folding
+//   the frozen BatchNorms, which vtl's trainer does)
 // Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
 // labels, forward under bf16 autocast, gradients set to none, backward, step; inference = eval
 // mode, inference mode, autocast. Modes: train (whole network), infer (logits), features (the
@@ -74,6 +75,7 @@ struct Settings {
   std::string finetune_from = "layer4";
   bool libtorch_sgd = false;
   bool cuda_graph = false;
+  bool no_fold = false;
 };
 
 void synchronize(const torch::Device& device) {
@@ -164,6 +166,12 @@ std::optional<double> measure(const Settings& s, const std::string& name, Mode m
     optimizer = std::make_unique<torch::optim::SGD>(trainable, sgd);
   else
     optimizer = std::make_unique<vtl::train::MultiTensorSGD>(trainable, sgd);
+  // As vtl's trainer: the frozen prefix runs with its BatchNorms folded.
+  std::optional<vtl::models::FoldedBatchNorms> folded;
+  if (mode == Mode::finetune && !s.no_fold) {
+    vtl::train::set_training_mode(transfer, /*base_trains=*/false, /*train_bn=*/false);
+    folded.emplace(*network);
+  }
   const auto precision = vtl::train::parse_precision(s.precision);
   const auto step = [&](bool zero_grad) {
     if (is_training(mode)) {
@@ -316,6 +324,8 @@ Settings parse(int argc, char** argv) {
       s.finetune_from = value();
     else if (flag == "--libtorch-sgd")
       s.libtorch_sgd = true;
+    else if (flag == "--no-fold")
+      s.no_fold = true;
     else if (flag == "--cuda-graph")
       s.cuda_graph = true;
     else {
