@@ -1,9 +1,9 @@
 #pragma once
-// Mixed precision for training (`--amp bf16|fp16`): an autocast scope around the forward
-// pass, and dynamic loss scaling for fp16 (PyTorch's torch.amp.GradScaler defaults:
-// initial scale 65536, halved on an inf/NaN gradient with that step skipped, doubled after
-// 2000 finite steps). Parameters and optimizer state stay float32.
-//   CUDA: bf16 and fp16.  CPU: bf16 only (fp16 autocast is CUDA-only here).
+// Mixed precision for training (`--amp bf16|fp16`): the autocast scope of
+// vtl/models/precision.h around the forward pass, and dynamic loss scaling for fp16
+// (PyTorch's torch.amp.GradScaler defaults: initial scale 65536, halved on an inf/NaN
+// gradient with that step skipped, doubled after 2000 finite steps). Parameters and
+// optimizer state stay float32.
 
 #include <string>
 #include <vector>
@@ -11,30 +11,15 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "vtl/models/precision.h"
+
 namespace vtl::train {
 
-enum class Precision { f32, bf16, fp16 };
-/// "off" (or "f32"), "bf16", "fp16"; throws vtl::Error otherwise.
-Precision parse_precision(const std::string& text);
-std::string to_string(Precision precision);
-/// Throws vtl::Error with what to change when `precision` cannot run on `device`.
-void check_precision_supported(Precision precision, const torch::Device& device);
-
-/// Autocast to `precision` for `device` for the lifetime of the object (this thread only);
-/// f32 does nothing. Not copyable; nest freely.
-class AutocastScope {
- public:
-  AutocastScope(Precision precision, const torch::Device& device);
-  ~AutocastScope();
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool active_ = false;
-  bool cuda_ = false;
-  bool was_enabled_ = false;
-  at::ScalarType previous_dtype_ = at::kFloat;
-};
+using models::AutocastScope;
+using models::check_precision_supported;
+using models::parse_precision;
+using models::Precision;
+using models::to_string;
 
 /// Dynamic loss scaling; a disabled scaler passes everything through unchanged.
 class LossScaler {
