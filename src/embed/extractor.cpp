@@ -21,7 +21,8 @@ nlohmann::json to_json(const FeatureSpec& spec) {
           {"layer", spec.layer},
           {"normalize", spec.l2_normalize ? "l2" : "none"},
           {"preprocessing", vtl::to_json(spec.preprocessing)},
-          {"dim", spec.dim}};
+          {"dim", spec.dim},
+          {"amp", models::to_string(spec.amp)}};
 }
 
 FeatureSpec feature_spec_from_json(const nlohmann::json& json, const std::string& source) {
@@ -35,6 +36,7 @@ FeatureSpec feature_spec_from_json(const nlohmann::json& json, const std::string
     spec.l2_normalize = normalize == "l2";
     spec.preprocessing = preprocessing_from_json(json.at("preprocessing"));
     spec.dim = json.at("dim").get<int64_t>();
+    spec.amp = models::parse_precision(json.value("amp", std::string("off")));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed feature description: {}", source, e.what());
   }
@@ -151,14 +153,24 @@ torch::Tensor FeatureExtractor::preprocess(const cv::Mat& rgb) const {
 void FeatureExtractor::to(const torch::Device& device) {
   VTL_CHECK(!device.is_cuda() || torch::cuda::is_available(),
             "--device cuda: no CUDA device is available to this build of LibTorch");
+  models::check_precision_supported(spec_.amp, device);
   model_->to(device);
   device_ = device;
 }
 
+void FeatureExtractor::set_amp(models::Precision amp) {
+  models::check_precision_supported(amp, device_);
+  spec_.amp = amp;
+}
+
 torch::Tensor FeatureExtractor::embed(const torch::Tensor& batch) {
   torch::NoGradGuard no_grad;
-  auto taps = model_->forward_taps(batch.to(device_, /*non_blocking=*/true), {spec_.layer});
-  torch::Tensor x = taps.at(spec_.layer);
+  torch::Tensor x;
+  {
+    models::AutocastScope autocast(spec_.amp, device_);
+    x = model_->forward_taps(batch.to(device_, /*non_blocking=*/true), {spec_.layer})
+            .at(spec_.layer);
+  }
   if (x.dim() == 4) x = x.mean({2, 3});
   x = x.reshape({x.size(0), -1}).to(torch::kFloat32);
   if (spec_.l2_normalize) x = x / x.norm(2, 1, true).clamp_min(1e-12);
@@ -217,6 +229,9 @@ FeatureExtractor extractor_for_spec(const FeatureSpec& spec) {
   }
   options.preprocessing = spec.preprocessing;
   FeatureExtractor extractor(load_backbone(options), spec.layer, spec.l2_normalize);
+  // The precision the vectors were made in, where this machine has it (fp16 is CUDA-only;
+  // a query on the CPU then runs in f32: autocast does not change what a vector means).
+  if (spec.amp != models::Precision::fp16) extractor.set_amp(spec.amp);
   const std::string mismatch = spec_mismatch(extractor.spec(), spec);
   VTL_CHECK(mismatch.empty(), "cannot rebuild the feature extractor {} used ({})", spec.model,
             mismatch);

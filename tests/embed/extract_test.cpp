@@ -219,6 +219,27 @@ TEST_F(ExtractTest, UndecodableFileIsNamedOrSkipped) {
   EXPECT_EQ(set.items[2], 3);  // item 2 was skipped
 }
 
+// bf16 autocast on the CPU: float32 vectors that point where the f32 ones do, recorded in
+// the spec; fp16 is refused without CUDA.
+TEST_F(ExtractTest, Bf16AutocastGivesCloseVectorsAndIsRecorded) {
+  auto f32 = small_extractor();
+  auto bf16 = small_extractor();
+  bf16.set_amp(models::Precision::bf16);
+  std::vector<fs::path> paths;
+  for (size_t i = 0; i < 6; ++i) paths.push_back(items_[i].path);
+  const auto expected = f32.embed_files(paths, 3);
+  const auto actual = bf16.embed_files(paths, 3);
+  EXPECT_EQ(actual.scalar_type(), torch::kFloat32);
+  EXPECT_FALSE(torch::equal(actual, expected)) << "autocast did not run";
+  const auto cosine = torch::cosine_similarity(actual, expected, 1);
+  EXPECT_GT(cosine.min().item<double>(), 0.99) << cosine;
+  TempDir dir("vtl_extract_bf16");
+  extract_features(bf16, {items_.begin(), items_.begin() + 4}, dir.path(), options());
+  EXPECT_EQ(load_features(dir.path()).spec.amp, models::Precision::bf16);
+  EXPECT_EQ(extractor_for_spec(bf16.spec()).spec().amp, models::Precision::bf16);
+  if (!torch::cuda::is_available()) EXPECT_THROW(f32.set_amp(models::Precision::fp16), Error);
+}
+
 TEST(FeatureSpec, MismatchNamesTheDifference) {
   FeatureSpec a{"resnet18", "random(seed=0)", "avg_pool", true, {}, 512};
   FeatureSpec b = a;
@@ -228,6 +249,12 @@ TEST(FeatureSpec, MismatchNamesTheDifference) {
   auto round_trip = feature_spec_from_json(to_json(a), "test");
   EXPECT_EQ(spec_mismatch(a, round_trip), "");
   EXPECT_THROW(feature_spec_from_json(nlohmann::json::object(), "x.json"), Error);
+  // Files written before the autocast field read as f32.
+  auto without_amp = to_json(a);
+  without_amp.erase("amp");
+  EXPECT_EQ(feature_spec_from_json(without_amp, "old.json").amp, models::Precision::f32);
+  a.amp = models::Precision::bf16;
+  EXPECT_EQ(to_json(a).at("amp"), "bf16");
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // vtl extract DATA --model NAME|MODEL_DIR [--weights ...] [--layer avg_pool] [--out DIR]
 //             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--device cpu|cuda]
-//             [--shard i/n | --distributed]
+//             [--amp off|bf16|fp16] [--shard i/n | --distributed]
 // vtl extract --merge SHARD_DIR... --out DIR
 
 #include <chrono>
@@ -14,6 +14,7 @@
 #include "vtl/data/image.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/embed/extract.h"
+#include "vtl/models/precision.h"
 
 namespace vtl::cli {
 namespace {
@@ -36,6 +37,7 @@ struct ExtractArgs {
   std::vector<std::string> merge;
   bool distributed = false;
   std::string device = "cpu";
+  std::string amp = "off";
   double dist_timeout = 0;
   std::string dist_store_file;
 };
@@ -88,6 +90,7 @@ void run_extract(const ExtractArgs& args) {
               "process per GPU with --shard i/n and CUDA_VISIBLE_DEVICES, then --merge");
     extractor.to(torch::kCUDA);
   }
+  extractor.set_amp(models::parse_precision(args.amp));
 
   embed::ExtractOptions options;
   options.batch_size = args.batch;
@@ -129,8 +132,11 @@ void run_extract(const ExtractArgs& args) {
               << "\n";
     return;
   }
-  fmt::print("{}: {} rows x {} ({}, {} {} layer {}) in {:.1f} s", args.out, result.rows, spec.dim,
-             args.dtype, spec.model, spec.weights, spec.layer, seconds());
+  fmt::print(
+      "{}: {} rows x {} ({}, {} {} layer {}{}) in {:.1f} s", args.out, result.rows, spec.dim,
+      args.dtype, spec.model, spec.weights, spec.layer,
+      spec.amp == models::Precision::f32 ? "" : ", " + models::to_string(spec.amp) + " autocast",
+      seconds());
   if (result.resumed_items > 0) fmt::print("; {} images were already done", result.resumed_items);
   if (result.skipped > 0)
     fmt::print("; {} undecodable files listed in skipped.jsonl", result.skipped);
@@ -160,6 +166,10 @@ void add_extract_command(CLI::App& app) {
   cmd->add_option("--batch", args->batch, "Images per forward pass (default 32)");
   cmd->add_option("--device", args->device, "cpu (default) or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--amp", args->amp,
+                  "off (default), bf16 or fp16 (CUDA): autocast of the backbone; vectors "
+                  "stay float32. bf16 pays off on CPUs with bf16 instructions")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}));
   cmd->add_option("--shard", args->shard, "Do part i of n (i/n); merge with --merge");
   cmd->add_flag("--skip-bad", args->skip_bad,
                 "List undecodable files in skipped.jsonl instead of stopping");

@@ -17,6 +17,7 @@
 #include "vtl/core/preprocessing.h"
 #include "vtl/data/image.h"
 #include "vtl/models/model.h"
+#include "vtl/models/precision.h"
 
 namespace vtl::embed {
 
@@ -29,6 +30,10 @@ struct FeatureSpec {
   bool l2_normalize = false;       ///< rows scaled to unit L2 norm
   Preprocessing preprocessing;
   int64_t dim = 0;  ///< vector width (filled by FeatureExtractor)
+  /// Autocast of the backbone's forward pass (f32: none); the vectors are float32 either
+  /// way. Written as "amp": "off" | "bf16" | "fp16" (missing in older files: off). Not part
+  /// of spec_mismatch: vectors of the same backbone in another precision are comparable.
+  models::Precision amp = models::Precision::f32;
 };
 
 nlohmann::json to_json(const FeatureSpec& spec);
@@ -80,6 +85,9 @@ class FeatureExtractor {
   /// stay float32 on the CPU. A CUDA device this LibTorch cannot see throws vtl::Error.
   void to(const torch::Device& device);
   const torch::Device& device() const { return device_; }
+  /// Runs the backbone under `amp` autocast from now on (recorded in spec()). Throws
+  /// vtl::Error when the device cannot (fp16 needs CUDA).
+  void set_amp(models::Precision amp);
 
   const FeatureSpec& spec() const { return spec_; }
   int64_t dim() const { return spec_.dim; }
