@@ -7,7 +7,7 @@
 //   ./build/bench/model_throughput_bench --device cpu --models resnet18 --train-batch 4 \
 //       --infer-batch 8 --size 64 --steps 2 --warmup 1 --threads 1   # a quick check
 //
-// Options: --models a,b  --modes train,infer,features,extract,finetune (all)  --finetune-from BLOCK
+// Options: --models a,b  --modes train,infer,features,finetune (all)  --finetune-from BLOCK
 //   (layer4; models without that stage skip finetune)
 //   --train-batch N (256)  --infer-batch N (512)  --size PX (224)
 //   --steps N (20)  --warmup N (5)  --precision bf16|f32  --no-channels-last
@@ -15,17 +15,18 @@
 //   default resnet50)  --reference PYTHON|none (default /usr/bin/python3 or $VTL_PYTHON)
 //   --threads N (CPU)  --libtorch-sgd (LibTorch's per-parameter SGD step instead of vtl's
 //   multi-tensor one)  --cuda-graph (also each mode with the step captured in a CUDA graph:
-//   rows "MODE+graph", compared with PyTorch's MODE)  --no-fold (finetune without folding
-//   the frozen BatchNorms, which vtl's trainer does)
+//   rows "MODE+graph", compared with PyTorch's MODE)  --no-fold (BatchNorm as a layer of its
+//   own everywhere, instead of folded where vtl folds it)
 // Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
 // labels, forward under bf16 autocast, gradients set to none, backward, step; inference = eval
 // mode, inference mode, autocast. Modes: train (whole network), infer (logits), features (the
-// frozen base's globally average-pooled features), extract (the same with BatchNorm folded
-// into the convolutions, as vtl's feature extractor and feature cache run; PyTorch runs its
-// features path), finetune (base frozen before --finetune-from with BatchNorm on
-// running statistics, that block and a new dropout 0.2 + linear head train; the frozen prefix runs
-// no backward). Output: one JSON line per measurement, then a table with the ratios
-// C++ / eager and C++ / compiled (> 1: vtl is faster) and fine-tune / full training.
+// frozen base's globally average-pooled features), finetune (base frozen before
+// --finetune-from with BatchNorm on running statistics, that block and a new dropout 0.2 +
+// linear head train; the frozen prefix runs no backward). vtl runs each mode as its commands
+// do: BatchNorm folded into the convolutions in infer and features, and in the frozen prefix
+// of finetune (--no-fold: never); PyTorch eager has no folding. Output: one JSON line per
+// measurement, then a table with the ratios C++ / eager and C++ / compiled (> 1: vtl is faster) and
+// fine-tune / full training.
 
 #include <algorithm>
 #include <array>
@@ -71,7 +72,7 @@ struct Settings {
   bool channels_last = true, cudnn_benchmark = false;
   std::string compile = "resnet50";
   std::string reference;
-  std::vector<std::string> modes = {"train", "infer", "features", "extract", "finetune"};
+  std::vector<std::string> modes = {"train", "infer", "features", "finetune"};
   std::string finetune_from = "layer4";
   bool libtorch_sgd = false;
   bool cuda_graph = false;
@@ -86,9 +87,7 @@ void synchronize(const torch::Device& device) {
 enum class Mode {
   train,     ///< the whole network trains (SGD step), BatchNorm on batch statistics
   infer,     ///< eval mode, inference mode: logits
-  features,  ///< the frozen base's pooled features [N, C], BatchNorm as a layer of its own
-  extract,   ///< the same with BatchNorm folded into the convolutions, as vtl runs it
-             ///< (FeatureExtractor, the trainer's feature cache); PyTorch runs features
+  features,  ///< the frozen base's pooled features [N, C] (extraction, the feature cache)
   finetune,  ///< TransferModel: base frozen up to `finetune_from`, base BatchNorm on running
              ///< statistics, dropout 0.2 + linear head; SGD on the trainable parameters
 };
@@ -101,8 +100,6 @@ const char* to_string(Mode mode) {
       return "infer";
     case Mode::features:
       return "features";
-    case Mode::extract:
-      return "extract";
     case Mode::finetune:
       return "finetune";
   }
@@ -110,9 +107,9 @@ const char* to_string(Mode mode) {
 }
 
 Mode parse_mode(const std::string& text) {
-  for (Mode mode : {Mode::train, Mode::infer, Mode::features, Mode::extract, Mode::finetune})
+  for (Mode mode : {Mode::train, Mode::infer, Mode::features, Mode::finetune})
     if (text == to_string(mode)) return mode;
-  std::cerr << "unknown mode " << text << " (train, infer, features, extract, finetune)\n";
+  std::cerr << "unknown mode " << text << " (train, infer, features, finetune)\n";
   std::exit(2);
 }
 
@@ -142,7 +139,10 @@ std::optional<double> measure(const Settings& s, const std::string& name, Mode m
     if (mode == Mode::finetune) vtl::train::unfreeze_from(transfer, s.finetune_from);
     module = transfer.ptr();
   }
-  if (mode == Mode::extract) {
+  // BatchNorm folded into the convolutions where vtl folds it: for good in inference (vtl
+  // predict, evaluate, extract and the feature cache), while it runs in the frozen prefix
+  // of fine-tuning (the trainer).
+  if (!s.no_fold && (mode == Mode::infer || mode == Mode::features)) {
     network->eval();
     vtl::models::fold_batch_norms(*network);
   }
@@ -166,7 +166,6 @@ std::optional<double> measure(const Settings& s, const std::string& name, Mode m
     optimizer = std::make_unique<torch::optim::SGD>(trainable, sgd);
   else
     optimizer = std::make_unique<vtl::train::MultiTensorSGD>(trainable, sgd);
-  // As vtl's trainer: the frozen prefix runs with its BatchNorms folded.
   std::optional<vtl::models::FoldedBatchNorms> folded;
   if (mode == Mode::finetune && !s.no_fold) {
     vtl::train::set_training_mode(transfer, /*base_trains=*/false, /*train_bn=*/false);
@@ -250,12 +249,6 @@ std::map<std::string, double> run_reference(const Settings& s) {
   if (s.reference == "none") return out;
   std::string models;
   for (const auto& name : s.models) models += (models.empty() ? "" : ",") + name;
-  // PyTorch has no folded path: its features measurement is the reference for extract.
-  std::vector<std::string> modes;
-  for (const auto& mode : s.modes) {
-    const std::string theirs = mode == "extract" ? "features" : mode;
-    if (std::find(modes.begin(), modes.end(), theirs) == modes.end()) modes.push_back(theirs);
-  }
   const std::string command =
       s.reference + " " + VTL_BENCH_DIR + "/torch_throughput.py --device " + s.device +
       " --models " + models + " --train-batch " + std::to_string(s.train_batch) +
@@ -263,7 +256,7 @@ std::map<std::string, double> run_reference(const Settings& s) {
       " --steps " + std::to_string(s.steps) + " --warmup " + std::to_string(s.warmup) +
       " --precision " + s.precision + (s.channels_last ? "" : " --no-channels-last") +
       (s.cudnn_benchmark ? " --cudnn-benchmark" : "") + " --compile '" + s.compile + "'" +
-      " --modes " + fmt::format("{}", fmt::join(modes, ",")) + " --finetune-from " +
+      " --modes " + fmt::format("{}", fmt::join(s.modes, ",")) + " --finetune-from " +
       s.finetune_from + (s.threads > 0 ? " --threads " + std::to_string(s.threads) : "");
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   if (!pipe) return out;
@@ -378,8 +371,7 @@ int main(int argc, char** argv) {
   }
   const auto reference = run_reference(s);
   const auto reference_rate = [&](const std::string& name, const std::string& mode, bool compiled) {
-    const auto theirs = mode == "extract" ? "features" : mode;
-    const auto it = reference.find(fmt::format("{}/{}/{}", name, theirs, compiled));
+    const auto it = reference.find(fmt::format("{}/{}/{}", name, mode, compiled));
     return it == reference.end() ? 0.0 : it->second;
   };
   std::cout << "\n| model | mode | batch | vtl img/s | PyTorch eager | vtl / eager | "

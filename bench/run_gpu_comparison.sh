@@ -28,9 +28,12 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="
   -DVTL_WITH_OPENCV=OFF -DVTL_WITH_FAISS=OFF -DVTL_WITH_CURL=OFF -DVTL_WITH_SERVER=OFF \
   -DVTL_BUILD_TESTS=OFF -DVTL_BUILD_EXAMPLES=OFF -DVTL_BUILD_BENCH=ON 2>&1 | tee "$out/configure.log"
 cmake --build "$build" --target model_throughput_bench 2>&1 | tail -n 40 | tee "$out/build.log"
-# The table: four models, five modes, each also with the step in a CUDA graph.
+# The table: four models, four modes, each also with the step in a CUDA graph.
 PYTHONUNBUFFERED=1 VTL_PYTHON="$python" "$build/bench/model_throughput_bench" --device cuda \
   --cudnn-benchmark --compile resnet50 --cuda-graph "$@" 2>&1 | tee "$out/model_throughput.txt"
 # One lever on its own: LibTorch's per-parameter SGD step instead of the multi-tensor one.
 "$build/bench/model_throughput_bench" --device cuda --cudnn-benchmark --models resnet50 \
   --modes train,finetune --libtorch-sgd --reference none 2>&1 | tee "$out/libtorch_sgd.txt"
+# Another: BatchNorm as a layer of its own instead of folded into the convolutions.
+"$build/bench/model_throughput_bench" --device cuda --cudnn-benchmark --models resnet50 \
+  --modes infer,features,finetune --no-fold --reference none 2>&1 | tee "$out/no_fold.txt"
