@@ -14,9 +14,10 @@
 //   --cudnn-benchmark  --compile a,b (models the reference also runs with torch.compile;
 //   default resnet50)  --reference PYTHON|none (default /usr/bin/python3 or $VTL_PYTHON)
 //   --threads N (CPU)  --libtorch-sgd (LibTorch's per-parameter SGD step instead of vtl's
-//   multi-tensor one)  --cuda-graph (also each mode with the step captured in a CUDA graph:
-//   rows "MODE+graph", compared with PyTorch's MODE)  --no-fold (BatchNorm as a layer of its
-//   own everywhere, instead of folded where vtl folds it)
+//   multi-tensor one)  --fused-sgd (ATen's fused SGD kernel, LibTorch >= 2.4)  --cuda-graph (also
+//   each mode with the step captured in a CUDA graph: rows "MODE+graph", compared with PyTorch's
+//   MODE)  --no-fold (BatchNorm as a layer of its own everywhere, instead of folded where vtl folds
+//   it)
 // Method (both sides): training step = SGD (lr 0.01, momentum 0.9), cross-entropy on random
 // labels, forward under bf16 autocast, gradients set to none, backward, step; inference = eval
 // mode, inference mode, autocast. Modes: train (whole network), infer (logits), features (the
@@ -61,6 +62,13 @@
 #include "vtl/train/mixed_precision.h"
 #include "vtl/train/multi_tensor_optim.h"
 
+// ATen's fused SGD kernel (PyTorch's SGD(fused=True)) has CPU and CUDA kernels from 2.4 on.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define VTL_BENCH_FUSED_SGD 1
+#else
+#define VTL_BENCH_FUSED_SGD 0
+#endif
+
 namespace {
 
 struct Settings {
@@ -75,6 +83,7 @@ struct Settings {
   std::vector<std::string> modes = {"train", "infer", "features", "finetune"};
   std::string finetune_from = "layer4";
   bool libtorch_sgd = false;
+  bool fused_sgd = false;
   bool cuda_graph = false;
   bool no_fold = false;
 };
@@ -111,6 +120,50 @@ Mode parse_mode(const std::string& text) {
     if (text == to_string(mode)) return mode;
   std::cerr << "unknown mode " << text << " (train, infer, features, finetune)\n";
   std::exit(2);
+}
+
+#if VTL_BENCH_FUSED_SGD
+/// SGD with momentum whose step is ATen's fused kernel: one launch updates every parameter
+/// (PyTorch's SGD(fused=True)). Momentum buffers are its own (no checkpoints here).
+class FusedSGD : public torch::optim::SGD {
+ public:
+  using torch::optim::SGD::SGD;
+  torch::Tensor step(LossClosure closure = nullptr) override {
+    torch::NoGradGuard no_grad;
+    for (auto& group : param_groups()) {
+      const auto& options = static_cast<const torch::optim::SGDOptions&>(group.options());
+      std::vector<torch::Tensor> params, grads, buffers;
+      for (auto& p : group.params()) {
+        if (!p.grad().defined()) continue;
+        auto& buffer = buffers_[p.unsafeGetTensorImpl()];
+        if (!buffer.defined()) buffer = torch::zeros_like(p);
+        params.push_back(p);
+        grads.push_back(p.grad());
+        buffers.push_back(buffer);
+      }
+      if (params.empty()) continue;
+      at::_fused_sgd_(params, grads, buffers, options.weight_decay(), options.momentum(),
+                      options.lr(), options.dampening(), options.nesterov(),
+                      /*maximize=*/false, /*is_first_step=*/first_step_);
+    }
+    first_step_ = false;
+    return {};
+  }
+
+ private:
+  std::map<c10::TensorImpl*, torch::Tensor> buffers_;
+  bool first_step_ = true;
+};
+#endif
+
+std::unique_ptr<torch::optim::Optimizer> make_fused_sgd(const std::vector<torch::Tensor>& params,
+                                                        const torch::optim::SGDOptions& options) {
+#if VTL_BENCH_FUSED_SGD
+  return std::make_unique<FusedSGD>(params, options);
+#else
+  VTL_CHECK(false, "--fused-sgd needs LibTorch 2.4 or newer (this is {})", TORCH_VERSION);
+  return nullptr;
+#endif
 }
 
 bool is_training(Mode mode) { return mode == Mode::train || mode == Mode::finetune; }
@@ -164,6 +217,8 @@ std::optional<double> measure(const Settings& s, const std::string& name, Mode m
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (s.libtorch_sgd)
     optimizer = std::make_unique<torch::optim::SGD>(trainable, sgd);
+  else if (s.fused_sgd)
+    optimizer = make_fused_sgd(trainable, sgd);
   else
     optimizer = std::make_unique<vtl::train::MultiTensorSGD>(trainable, sgd);
   std::optional<vtl::models::FoldedBatchNorms> folded;
@@ -317,6 +372,8 @@ Settings parse(int argc, char** argv) {
       s.finetune_from = value();
     else if (flag == "--libtorch-sgd")
       s.libtorch_sgd = true;
+    else if (flag == "--fused-sgd")
+      s.fused_sgd = true;
     else if (flag == "--no-fold")
       s.no_fold = true;
     else if (flag == "--cuda-graph")

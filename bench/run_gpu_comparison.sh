@@ -34,6 +34,9 @@ PYTHONUNBUFFERED=1 VTL_PYTHON="$python" "$build/bench/model_throughput_bench" --
 # One lever on its own: LibTorch's per-parameter SGD step instead of the multi-tensor one.
 "$build/bench/model_throughput_bench" --device cuda --cudnn-benchmark --models resnet50 \
   --modes train,finetune --libtorch-sgd --reference none 2>&1 | tee "$out/libtorch_sgd.txt"
+# Another: ATen's fused SGD kernel (PyTorch's SGD(fused=True)) instead of the multi-tensor step.
+"$build/bench/model_throughput_bench" --device cuda --cudnn-benchmark --models resnet50 \
+  --modes train,finetune --fused-sgd --reference none 2>&1 | tee "$out/fused_sgd.txt"
 # Another: BatchNorm as a layer of its own instead of folded into the convolutions.
 "$build/bench/model_throughput_bench" --device cuda --cudnn-benchmark --models resnet50 \
   --modes infer,features,finetune --no-fold --reference none 2>&1 | tee "$out/no_fold.txt"
