@@ -6,6 +6,8 @@
 #
 #   bash bench/run_gpu_comparison.sh [extra model_throughput_bench options]
 #   OUT=/some/dir bash bench/run_gpu_comparison.sh    # also keeps the output there
+#   VTL_GPU_PART=table|levers bash bench/run_gpu_comparison.sh   # one part per call (the
+#     build is reused): the table, or the resnet50 runs with one lever changed each
 #
 # Needs: python3 with torch (CUDA) and torchvision; cmake, ninja, a C++ compiler (C++17, or
 # C++20 for LibTorch 2.14 and later). nlohmann-json and fmt: their packages, or the headers
@@ -28,9 +30,13 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="
   -DVTL_WITH_OPENCV=OFF -DVTL_WITH_FAISS=OFF -DVTL_WITH_CURL=OFF -DVTL_WITH_SERVER=OFF \
   -DVTL_BUILD_TESTS=OFF -DVTL_BUILD_EXAMPLES=OFF -DVTL_BUILD_BENCH=ON 2>&1 | tee "$out/configure.log"
 cmake --build "$build" --target model_throughput_bench 2>&1 | tail -n 40 | tee "$out/build.log"
+part=${VTL_GPU_PART:-all}
+if [[ $part == all || $part == table ]]; then
 # The table: four models, four modes, each also with the step in a CUDA graph.
 PYTHONUNBUFFERED=1 VTL_PYTHON="$python" "$build/bench/model_throughput_bench" --device cuda \
   --cudnn-benchmark --compile resnet50 --cuda-graph "$@" 2>&1 | tee "$out/model_throughput.txt"
+fi
+[[ $part == all || $part == levers ]] || exit 0
 # One lever on its own: LibTorch's per-parameter SGD step instead of the multi-tensor one.
 "$build/bench/model_throughput_bench" --device cuda --cudnn-benchmark --models resnet50 \
   --modes train,finetune --libtorch-sgd --reference none 2>&1 | tee "$out/libtorch_sgd.txt"
