@@ -1,5 +1,6 @@
 #include "embed_queue.h"
 
+#include <algorithm>
 #include <exception>
 #include <vector>
 
