@@ -151,6 +151,27 @@ TEST(BatchNorm, FoldedWhileFrozenGivesEveryTensorBack) {
     if (auto* bn = module->as<BatchNorm2d>()) EXPECT_FALSE(bn->folded());
 }
 
+TEST(BatchNorm, FoldedWhileFrozenGivesAConvWithBiasItsOwnTensors) {
+  auto conv = conv2d(3, 4, 3, 1, -1, 1, /*bias=*/true);
+  auto block = torch::nn::Sequential(conv, batch_norm(4));
+  randomize_batch_norms(*block);
+  for (auto& p : block->parameters()) p.set_requires_grad(false);
+  block->eval();
+  const auto weight = conv->weight, bias = conv->bias;
+  const auto x = torch::randn({1, 3, 8, 8});
+  const auto expected = block->forward(x);
+  {
+    FoldedBatchNorms folded(*block);
+    ASSERT_EQ(folded.count(), 1);
+    EXPECT_FALSE(conv->weight.is_same(weight));
+    EXPECT_TRUE(torch::allclose(block->forward(x), expected, 1e-4, 1e-5));
+  }
+  EXPECT_TRUE(conv->weight.is_same(weight));
+  EXPECT_TRUE(conv->bias.is_same(bias));
+  EXPECT_TRUE(conv->named_parameters()["bias"].is_same(bias));
+  EXPECT_TRUE(torch::equal(block->forward(x), expected));
+}
+
 TEST(BatchNorm, NothingFoldsWhileTrainingOrTrainable) {
   auto model = create_model("mobilenet_v2", ModelOptions().include_top(false));
   {
