@@ -1,5 +1,8 @@
 #include "vtl/models/precision.h"
 
+#include <fstream>
+#include <string>
+
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
@@ -77,6 +80,40 @@ std::string to_string(Precision precision) {
 void check_precision_supported(Precision precision, const torch::Device& device) {
   VTL_CHECK(!(precision == Precision::fp16 && !device.is_cuda()),
             "--amp fp16 needs --device cuda; on the CPU use --amp bf16");
+}
+
+namespace {
+
+/// The instruction-set flags of the first processor in /proc/cpuinfo ("flags" on x86,
+/// "Features" on Arm), space-separated; "" where unreadable.
+std::string cpu_flags() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) == 0 || line.rfind("Features", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 1);
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string precision_advice(Precision precision, const torch::Device& device) {
+  static const std::string flags = cpu_flags();
+  return precision_advice(precision, device, flags);
+}
+
+std::string precision_advice(Precision precision, const torch::Device& device,
+                             const std::string& cpu_flags) {
+  if (precision != Precision::bf16 || device.is_cuda()) return "";
+  if (cpu_flags.find_first_not_of(' ') == std::string::npos) return "";
+  const std::string padded = " " + cpu_flags + " ";
+  for (const char* flag : {" avx512_bf16 ", " amx_bf16 ", " bf16 "})
+    if (padded.find(flag) != std::string::npos) return "";
+  return "this CPU lists no bf16 instructions (avx512_bf16, amx_bf16): bf16 autocast "
+         "will likely run slower than f32 here";
 }
 
 AutocastScope::AutocastScope(Precision precision, const torch::Device& device) {

@@ -12,6 +12,7 @@
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
 #include "vtl/models/model_folder.h"
+#include "vtl/models/precision.h"
 #include "vtl/models/pretrained.h"
 #include "vtl/models/registry.h"
 #include "vtl/train/report.h"
@@ -253,6 +254,9 @@ RunResult run_training(const RunOptions& options, bool resume,
   train_data.augment = options.augment ? options.augment_options : data::AugmentOptions::none();
   train_data.workers = options.workers;
   Trainer trainer(model, options.config, train_data, out, options.group);
+  const auto advice = models::precision_advice(parse_precision(options.config.amp),
+                                               torch::Device(options.config.device));
+  if (!advice.empty()) log("note: " + advice);
   trainer.show_progress = options.progress && writer;
   trainer.on_epoch = [&](const EpochMetrics& m) {
     log(

@@ -1,5 +1,5 @@
 // vtl index build DATA --model NAME|MODEL_DIR --out INDEX [--factory Flat|HNSW32|IVF256,PQ32]
-//                 [--metric cosine|l2]
+//                 [--metric cosine|l2] [--amp off|bf16]
 // vtl index build --features FEATURES_DIR --out INDEX
 // vtl index add INDEX MORE_DATA
 // vtl index merge INDEX... --out MERGED
@@ -15,6 +15,7 @@
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/extract.h"
+#include "vtl/models/precision.h"
 #include "vtl/search/image_index.h"
 
 namespace vtl::cli {
@@ -29,6 +30,7 @@ struct IndexArgs {
   int image_size = 0;
   std::string layer = "avg_pool";
   std::string normalize = "none";
+  std::string amp = "off";
   std::string out;
   std::string factory = "Flat";
   std::string metric = "cosine";
@@ -97,6 +99,10 @@ void run_build(const IndexArgs& args) {
     backbone.image_size = args.image_size;
     embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
                                       args.normalize == "l2");
+    extractor.set_amp(models::parse_precision(args.amp));
+    if (const auto advice = models::precision_advice(extractor.spec().amp, extractor.device());
+        !advice.empty() && !args.json)
+      std::cerr << "vtl: note: " << advice << "\n";
     result =
         search::ImageIndex::build(args.out, extractor, embed::dataset_items(args.data), options);
   }
@@ -139,6 +145,10 @@ void add_index_command(CLI::App& app) {
   build->add_option("--layer", args->layer, "Tap (default avg_pool)");
   build->add_option("--normalize", args->normalize, "none (default) or l2")
       ->check(CLI::IsMember({"none", "l2"}));
+  build
+      ->add_option("--amp", args->amp,
+                   "off (default) or bf16: autocast of the backbone (queries use it too)")
+      ->check(CLI::IsMember({"off", "bf16"}));
   build->add_option("--out", args->out, "Index folder to create")->required();
   build->add_option("--factory", args->factory,
                     "FAISS index factory: Flat (exact, default), HNSW32, IVF256,PQ32, ...");

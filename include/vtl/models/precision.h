@@ -17,6 +17,15 @@ std::string to_string(Precision precision);
 /// Throws vtl::Error with what to change when `precision` cannot run on `device`.
 void check_precision_supported(Precision precision, const torch::Device& device);
 
+/// "" when `precision` suits `device`; otherwise a sentence for the user: bf16 on a CPU
+/// whose /proc/cpuinfo lists no bf16 instructions (x86 avx512_bf16 / amx_bf16, Arm bf16)
+/// runs slower than f32. Unknown CPUs get "".
+std::string precision_advice(Precision precision, const torch::Device& device);
+/// The same for a CPU with these instruction-set flags (space-separated, as in
+/// /proc/cpuinfo; "" = unknown).
+std::string precision_advice(Precision precision, const torch::Device& device,
+                             const std::string& cpu_flags);
+
 /// Autocast to `precision` for `device` for the lifetime of the object (this thread only);
 /// f32 does nothing. Not copyable; nest freely.
 class AutocastScope {
