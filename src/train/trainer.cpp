@@ -377,6 +377,14 @@ void Trainer::build_cache() {
   torch::NoGradGuard no_grad;
   model_->eval();
   const models::FoldedBatchNorms folded(*model_->base);  // the frozen base, while it runs
+  // Pooled float32 features, the base run in the training's precision as on the uncached
+  // path (forward_batch).
+  const auto features_of = [&](const torch::Tensor& images) {
+    AutocastScope autocast(precision_, device_);
+    auto input = images.to(device_, /*non_blocking=*/true);
+    if (config_.channels_last) input = input.contiguous(torch::MemoryFormat::ChannelsLast);
+    return model_->features(input).to(torch::kFloat32);
+  };
   auto run = [&](const data::Dataset& dataset, torch::Tensor& x, torch::Tensor& y) {
     data::LoaderOptions options = train_loader_->options();
     options.shuffle = false;
@@ -394,8 +402,7 @@ void Trainer::build_cache() {
       data::Loader loader(share, data_.store, options);
       std::vector<torch::Tensor> xs{torch::zeros({0, model_->num_features()}, device_)};
       loader.start_epoch(0);
-      while (auto batch = loader.next())
-        xs.push_back(model_->features(batch->images.to(device_, /*non_blocking=*/true)));
+      while (auto batch = loader.next()) xs.push_back(features_of(batch->images));
       x = group_->gather_strided_rows(torch::cat(xs), int64_t(labels.size()));
       y = torch::tensor(labels, torch::kInt64).to(device_);
       return;
@@ -404,7 +411,7 @@ void Trainer::build_cache() {
     std::vector<torch::Tensor> xs, ys;
     loader.start_epoch(0);
     while (auto batch = loader.next()) {
-      xs.push_back(model_->features(batch->images.to(device_, /*non_blocking=*/true)));
+      xs.push_back(features_of(batch->images));
       ys.push_back(batch->labels.to(device_, /*non_blocking=*/true));
     }
     x = torch::cat(xs);
