@@ -1,9 +1,11 @@
 #include "vtl/serve/server.h"
 
+#include <atomic>
 #include <chrono>
 #include <list>
 #include <mutex>
 #include <regex>
+#include <thread>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -80,6 +82,12 @@ struct SearchServer::State {
   ThumbnailCache thumbnails;
   httplib::Server http;
   int port = 0;
+  // httplib's stop() does nothing before its listen loop runs; these let stop() that comes
+  // first (or while listen() is starting) still end listen().
+  std::mutex lifecycle_mutex;
+  bool stop_requested = false;  ///< guarded by lifecycle_mutex
+  bool listen_entered = false;  ///< guarded by lifecycle_mutex
+  std::atomic<bool> listen_returned{false};
 
   void health(httplib::Response& res) {
     const auto& spec = index.spec();
@@ -256,10 +264,29 @@ int SearchServer::bind() {
   return s.port;
 }
 
-void SearchServer::listen() { state_->http.listen_after_bind(); }
+void SearchServer::listen() {
+  auto& s = *state_;
+  {
+    std::lock_guard<std::mutex> lock(s.lifecycle_mutex);
+    if (s.stop_requested) return;
+    s.listen_entered = true;
+  }
+  s.http.listen_after_bind();
+  s.listen_returned = true;
+}
 
 void SearchServer::stop() {
-  if (state_ && state_->http.is_running()) state_->http.stop();
+  if (!state_) return;
+  auto& s = *state_;
+  {
+    std::lock_guard<std::mutex> lock(s.lifecycle_mutex);
+    s.stop_requested = true;
+    if (!s.listen_entered) return;  // a later listen() returns at once
+  }
+  // listen() has begun: wait until its loop runs (or it failed), then end the loop.
+  while (!s.http.is_running() && !s.listen_returned)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  s.http.stop();
 }
 
 int SearchServer::port() const { return state_->port; }

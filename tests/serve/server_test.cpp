@@ -92,6 +92,36 @@ TEST_F(ServerTest, HealthAndPage) {
   EXPECT_NE(page->body.find("/api/search"), std::string::npos);
 }
 
+// httplib's own stop() is a no-op until its listen loop runs, so a stop() that came first
+// used to leave listen() serving forever (a hung test, then a hung CI run).
+TEST_F(ServerTest, StopEndsListenWhetherItComesBeforeOrDuringItsStart) {
+  for (int round = 0; round < 20; ++round) {
+    ServerOptions options;
+    options.port = 0;
+    SearchServer server(dir_->path() / "index", options);
+    server.bind();
+    std::atomic<bool> returned{false};
+    std::thread thread;
+    if (round % 2 == 0) {
+      server.stop();  // before listen() is even called
+      thread = std::thread([&] {
+        server.listen();
+        returned = true;
+      });
+    } else {
+      thread = std::thread([&] {
+        server.listen();
+        returned = true;
+      });
+      server.stop();  // races listen()'s start
+    }
+    for (int waited = 0; waited < 10000 && !returned; ++waited)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(returned) << "listen() still runs 10 s after stop(), round " << round;
+    thread.join();
+  }
+}
+
 TEST_F(ServerTest, EmbeddedPageMatchesItsSource) {
   EXPECT_EQ(search_page_html(), read_file(VTL_SOURCE_DIR "/web/search/index.html"))
       << "run: python3 web/search/embed_page.py";

@@ -44,7 +44,8 @@ class SearchServer {
   int bind();
   /// Serves until stop() (call bind() first).
   void listen();
-  /// Stops listen() from another thread.
+  /// Ends listen() from another thread, whether or not listen() has started yet (a
+  /// listen() after stop() returns at once).
   void stop();
   int port() const;
 
