@@ -203,9 +203,10 @@ struct SearchServer::State {
     http.set_payload_max_length(static_cast<size_t>(options.max_upload_bytes));
     http.set_read_timeout(options.timeout_seconds, 0);
     http.set_write_timeout(options.timeout_seconds, 0);
-    http.set_keep_alive_timeout(options.timeout_seconds);
-    // A keep-alive connection holds a worker thread; rotating connections keeps clients
-    // beyond the pool size from starving.
+    // A keep-alive connection holds a worker thread, idle or not, and stop() waits for it:
+    // idle connections close after 2 s, and rotating connections keeps clients beyond the
+    // pool size from starving.
+    http.set_keep_alive_timeout(std::min(options.timeout_seconds, 2));
     http.set_keep_alive_max_count(16);
     const int threads = std::max(1, options.threads);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };

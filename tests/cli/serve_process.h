@@ -14,7 +14,8 @@
 namespace vtl::testing {
 
 /// `vtl serve ARGUMENTS` in a child process; the port is read from its first line of
-/// output (port() is 0 when it did not start). SIGTERMed and reaped by the destructor.
+/// output (port() is 0 when it did not start). The destructor stops it with SIGTERM (SIGKILL
+/// after 20 s) and reaps it.
 class ServeProcess {
  public:
   explicit ServeProcess(const std::vector<std::string>& arguments) {
@@ -40,10 +41,31 @@ class ServeProcess {
     if (colon != std::string::npos) port_ = std::atoi(line.c_str() + colon + 1);
   }
   ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
+    if (stop(SIGTERM) == -2) stop(SIGKILL);
+  }
+  /// Sends `signal`, then wait(timeout_seconds).
+  int stop(int signal, double timeout_seconds = 20) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, signal);
+    return wait(timeout_seconds);
+  }
+  /// Reaps the process, waiting at most `timeout_seconds`: its exit status (128 + signal
+  /// when a signal ended it), -1 when it had already been reaped, -2 when it still runs.
+  int wait(double timeout_seconds) {
+    if (pid_ <= 0) return -1;
+    for (int waited_ms = 0; waited_ms <= timeout_seconds * 1000; waited_ms += 5) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      ::usleep(5000);
     }
+    return -2;
+  }
+  /// Sends `signal` without waiting.
+  void signal(int signal) const {
+    if (pid_ > 0) ::kill(pid_, signal);
   }
   int port() const { return port_; }
   bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
