@@ -72,15 +72,17 @@ EvalResult metrics_from_logits(const torch::Tensor& logits_in, const torch::Tens
   return r;
 }
 
-EvalResult evaluate(models::TransferModel& model, data::Loader& loader, torch::Device device) {
+EvalResult evaluate(models::TransferModel& model, data::Loader& loader, torch::Device device,
+                    models::Precision precision) {
   torch::NoGradGuard no_grad;
+  const models::AutocastScope autocast(precision, device);
   model->eval();
   std::vector<torch::Tensor> logits, labels;
   std::vector<size_t> indices;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    logits.push_back(
-        model->forward(batch->images.to(device, /*non_blocking=*/true)).to(torch::kCPU));
+    logits.push_back(model->forward(batch->images.to(device, /*non_blocking=*/true))
+                         .to(torch::kCPU, torch::kFloat32));
     labels.push_back(batch->labels);
     indices.insert(indices.end(), batch->indices.begin(), batch->indices.end());
   }

@@ -618,9 +618,9 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
         for (auto& b : model_->buffers()) buffers.push_back(b);
         group_->broadcast(buffers);
       }
-      val = combine_validation(evaluate(model_, *val_share_loader_, device_));
+      val = combine_validation(evaluate(model_, *val_share_loader_, device_, precision_));
     } else {
-      val = evaluate(model_, *val_loader_, device_);
+      val = evaluate(model_, *val_loader_, device_, precision_);
     }
   }
   EpochMetrics m;
@@ -855,6 +855,8 @@ void Trainer::fit(bool resume) {
   if (keep_files) write_metrics();
 }
 
-EvalResult Trainer::evaluate_validation() { return evaluate(model_, *val_loader_, device_); }
+EvalResult Trainer::evaluate_validation() {
+  return evaluate(model_, *val_loader_, device_, precision_);
+}
 
 }  // namespace vtl::train

@@ -160,6 +160,25 @@ TEST(Trainer, TinyModelLearnsWellAboveChanceOnRealImages) {
   EXPECT_EQ(lines, 1 + 10);
 }
 
+// Validation and `vtl evaluate --amp bf16` run under autocast: close to float32, not equal.
+TEST(Evaluate, Bf16AutocastIsCloseToFloat32) {
+  TinySet set(6);
+  auto d = tiny_data(set.dir.path, false, 64);
+  auto model = tiny_model();
+  data::LoaderOptions options;
+  options.batch_size = 8;
+  options.preprocessing = d.preprocessing;
+  data::Loader loader(d.train, d.store, options);
+  const auto f32 = evaluate(model, loader, torch::kCPU, models::Precision::f32);
+  const auto bf16 = evaluate(model, loader, torch::kCPU, models::Precision::bf16);
+  ASSERT_EQ(f32.count, int64_t(d.train.samples.size()));
+  ASSERT_EQ(bf16.count, f32.count);
+  EXPECT_NE(bf16.loss, f32.loss) << "bf16 autocast did not change any logit";
+  EXPECT_NEAR(bf16.loss, f32.loss, 0.05 * std::abs(f32.loss) + 0.01);
+  const auto a = torch::ones({2, 2});
+  EXPECT_EQ(torch::mm(a, a).scalar_type(), torch::kFloat32) << "autocast must end with evaluate()";
+}
+
 TEST(ModelFolder, SaveAndLoadGiveTheSameOutputs) {
   TempDir dir("model_folder");
   auto model = tiny_model(4);

@@ -12,6 +12,7 @@
 #include "vtl/data/loader.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/model_folder.h"
+#include "vtl/models/precision.h"
 #include "vtl/train/metrics.h"
 
 namespace vtl::cli {
@@ -23,9 +24,14 @@ struct EvaluateArgs {
   int workers = 2;
   bool json = false;
   int64_t max_image_pixels = 20000LL * 20000LL;
+  std::string amp = "off";
 };
 
 void run_evaluate(const EvaluateArgs& args) {
+  const auto precision = models::parse_precision(args.amp);
+  if (const auto advice = models::precision_advice(precision, torch::kCPU);
+      !advice.empty() && !args.json)
+    std::cerr << "vtl: note: " << advice << "\n";
   auto loaded = models::load_model_folder(args.model_dir);
   models::fold_batch_norms(*loaded.model);  // inference only: one pass less per BatchNorm
   // The data's class names must be the model's; folders/labels the model lacks are errors.
@@ -42,7 +48,7 @@ void run_evaluate(const EvaluateArgs& args) {
   options.workers = args.workers;
   options.preprocessing = loaded.preprocessing;
   data::Loader loader(dataset, store, options);
-  auto result = train::evaluate(loaded.model, loader);
+  auto result = train::evaluate(loaded.model, loader, torch::kCPU, precision);
 
   if (args.json) {
     auto json = result.to_json(loaded.class_names);
@@ -88,6 +94,10 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--workers", args->workers, "image loading threads")->capture_default_str();
   cmd->add_option("--max-image-pixels", args->max_image_pixels,
                   "skip images with more pixels than this")
+      ->capture_default_str();
+  cmd->add_option("--amp", args->amp,
+                  "off or bf16: autocast of the model (faster on CPUs with bf16 instructions)")
+      ->check(CLI::IsMember({"off", "bf16"}))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print the metrics as JSON");
   cmd->callback([args] { run_evaluate(*args); });

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vtl/data/loader.h"
+#include "vtl/models/precision.h"
 #include "vtl/models/transfer_model.h"
 
 namespace vtl::train {
@@ -36,9 +37,11 @@ struct EvalResult {
 EvalResult metrics_from_logits(const torch::Tensor& logits, const torch::Tensor& labels,
                                const std::vector<size_t>& indices = {});
 
-/// Runs `model` without autograd over every batch of `loader` (epoch 0); leaves the
-/// model in eval mode.
+/// Runs `model` without autograd over every batch of `loader` (epoch 0), under autocast to
+/// `precision` (training validates in the precision it trains in); leaves the model in eval
+/// mode. Logits are compared in float32.
 EvalResult evaluate(models::TransferModel& model, data::Loader& loader,
-                    torch::Device device = torch::kCPU);
+                    torch::Device device = torch::kCPU,
+                    models::Precision precision = models::Precision::f32);
 
 }  // namespace vtl::train
