@@ -7,6 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "vtl/core/error.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/data/preprocess.h"
 
 namespace vtl::data {
@@ -52,7 +53,7 @@ void ImageStore::prepare(Dataset& dataset, int workers,
   std::vector<std::string> errors(total);
   std::atomic<size_t> next{0}, done{0};
   auto work = [&] {
-    for (size_t i = next++; i < total; i = next++) {
+    for (size_t i = next++; i < total && !stop_requested(); i = next++) {
       try {
         decoded[i] = decode(dataset.samples[i].path);
       } catch (const std::exception& e) {
@@ -64,13 +65,17 @@ void ImageStore::prepare(Dataset& dataset, int workers,
   std::vector<std::thread> threads;
   for (int w = 0; w < std::max(1, workers); ++w) threads.emplace_back(work);
   if (progress) {
-    while (done < total) {
+    while (done < total && !stop_requested()) {
       progress(done, total);
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    progress(total, total);
+    if (!stop_requested()) progress(total, total);
   }
   for (auto& thread : threads) thread.join();
+  if (stop_requested())
+    throw Interrupted(
+        fmt::format("stopped while reading the images ({} of {} read)", done.load(), total),
+        stop_signal());
 
   const auto counts_before = dataset.class_counts();
   std::vector<Sample> kept;

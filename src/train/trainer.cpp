@@ -14,6 +14,7 @@
 
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/train/freeze.h"
 #include "vtl/train/multi_tensor_optim.h"
@@ -209,9 +210,12 @@ class ProgressBar {
   Clock::time_point start_;
 };
 
+/// Tests: VTL_TEST_KILL_AFTER_STEPS=N raises VTL_TEST_KILL_SIGNAL (default SIGKILL) after
+/// the N-th step of this process.
 void maybe_kill_for_test(int64_t steps) {
   static const char* env = std::getenv("VTL_TEST_KILL_AFTER_STEPS");
-  if (env && steps == std::atoll(env)) std::raise(SIGKILL);
+  static const char* signal = std::getenv("VTL_TEST_KILL_SIGNAL");
+  if (env && steps == std::atoll(env)) std::raise(signal ? std::atoi(signal) : SIGKILL);
 }
 
 }  // namespace
@@ -413,6 +417,7 @@ void Trainer::build_cache() {
     while (auto batch = loader.next()) {
       xs.push_back(features_of(batch->images));
       ys.push_back(batch->labels.to(device_, /*non_blocking=*/true));
+      stop_if_requested();
     }
     x = torch::cat(xs);
     y = torch::cat(ys);
@@ -574,6 +579,7 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
       if (distributed()) rows = rows.slice(0, group_->rank(), rows.size(0), group_->size());
       step(cache_train_x_.index_select(0, rows), cache_train_y_.index_select(0, rows), true, s,
            steps);
+      stop_if_requested();
     }
     torch::NoGradGuard no_grad;
     model_->eval();
@@ -609,6 +615,7 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
       if (!batch) break;
       step(batch->images.to(device_, /*non_blocking=*/true),
            batch->labels.to(device_, /*non_blocking=*/true), false, s++, steps);
+      stop_if_requested();
       bar.update(size_t(s), seen, loss_sum / double(seen), double(correct) / double(seen));
     }
     if (distributed()) {
@@ -853,6 +860,18 @@ void Trainer::fit(bool resume) {
     }
   }
   if (keep_files) write_metrics();
+}
+
+void Trainer::stop_if_requested() const {
+  if (!stop_requested()) return;
+  std::string saved = "nothing was saved";
+  if (epochs_done_ > 0 && !run_dir_.empty())
+    saved = fmt::format("{} holds the {} finished epoch{}",
+                        (run_dir_ / "checkpoint" / "last.pt").string(), epochs_done_,
+                        epochs_done_ == 1 ? "" : "s");
+  throw Interrupted(
+      fmt::format("stopped in epoch {} before it finished; {}", epochs_done_ + 1, saved),
+      stop_signal());
 }
 
 EvalResult Trainer::evaluate_validation() {

@@ -108,15 +108,21 @@ TEST_F(ServeSignals, AnIdleKeepAliveConnectionDoesNotHoldTheExitUp) {
 TEST_F(ServeSignals, ASecondSignalExitsAtOnce) {
   ServeProcess server({"serve", index().string(), "--port", "0"});
   ASSERT_GT(server.port(), 0);
-  // An idle keep-alive connection holds the graceful stop up for a while.
-  httplib::Client client("127.0.0.1", server.port());
-  client.set_keep_alive(true);
-  ASSERT_TRUE(client.Get("/api/health"));
+  // Half an upload holds the graceful stop up (until the 10 s read timeout).
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd,
+                       "POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       "Content-Type: multipart/form-data; boundary=x\r\n"
+                       "Content-Length: 100000\r\n\r\n--x\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   server.signal(SIGINT);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(server.wait(0), -2) << "the first signal should wait for the upload";
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(server.stop(SIGINT), 128 + SIGINT);
   EXPECT_LT(seconds_since(start), 1.5);
+  ::close(fd);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// `vtl train`, `vtl train --resume` after SIGKILL, and `vtl evaluate` on a tiny real set.
+// `vtl train`, `vtl train --resume` after SIGKILL or Ctrl-C, and `vtl evaluate` on a tiny
+// real set.
 
 #include <fstream>
 
@@ -78,6 +79,49 @@ TEST_F(TrainCli, ResumeAfterSigkillMidEpochMatchesAnUninterruptedRun) {
   auto text = run_cli("evaluate " + killed.string() + " " + data_.path.string());
   EXPECT_NE(text.output.find("top-1"), std::string::npos) << text.output;
   EXPECT_NE(text.output.find("geography"), std::string::npos);
+}
+
+// Ctrl-C (here raised by the trainer itself after step 10, in epoch 3) ends the step,
+// leaves the checkpoint of the finished epochs whole, says how to continue, and exits
+// with 130; the resumed run ends as an uninterrupted one. SIGTERM exits with 143.
+TEST_F(TrainCli, CtrlCStopsBetweenStepsAndTheResumedRunMatchesAnUninterruptedOne) {
+  const fs::path whole = runs_.path / "whole", stopped = runs_.path / "stopped";
+  ASSERT_EQ(run_cli(train_args(whole)).exit_code, 0);
+
+  auto interrupted =
+      run_cli(train_args(stopped), "VTL_TEST_KILL_AFTER_STEPS=10 VTL_TEST_KILL_SIGNAL=2");
+  EXPECT_EQ(interrupted.exit_code, 130) << interrupted.output;
+  EXPECT_NE(interrupted.output.find("vtl: interrupted: stopping after this step"),
+            std::string::npos)
+      << interrupted.output;
+  EXPECT_NE(interrupted.output.find("stopped in epoch 3 before it finished; " +
+                                    (stopped / "checkpoint" / "last.pt").string() +
+                                    " holds the 2 finished epochs; continue with: vtl train "
+                                    "--resume " +
+                                    stopped.string()),
+            std::string::npos)
+      << interrupted.output;
+  ASSERT_EQ(read_metrics(stopped).size(), 2u);
+  for (const auto& entry : fs::directory_iterator(stopped / "checkpoint"))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos)
+        << entry.path() << " left behind";
+
+  auto resumed = run_cli("train --resume " + stopped.string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const auto a = read_metrics(whole), b = read_metrics(stopped);
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (size_t e = 0; e < a.size(); ++e)
+    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc", "lr"})
+      EXPECT_EQ(a[e][key].get<double>(), b[e][key].get<double>())
+          << "epoch " << e + 1 << " " << key;
+
+  auto terminated = run_cli(train_args(runs_.path / "terminated"),
+                            "VTL_TEST_KILL_AFTER_STEPS=2 VTL_TEST_KILL_SIGNAL=15");
+  EXPECT_EQ(terminated.exit_code, 143) << terminated.output;
+  EXPECT_NE(terminated.output.find("stopped in epoch 1 before it finished; nothing was saved"),
+            std::string::npos)
+      << terminated.output;
 }
 
 TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {

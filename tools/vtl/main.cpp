@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/runtime.h"
+#include "vtl/core/stop_signals.h"
 
 namespace {
 
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const vtl::Interrupted& e) {
+    std::cerr << "vtl: " << e.what() << "\n";
+    return 128 + e.signal();
   } catch (const vtl::Error& e) {
     std::cerr << "vtl: error: " << e.what() << "\n";
     return 1;

@@ -4,18 +4,13 @@
 
 #if defined(VTL_HAVE_SERVE)
 
-#include <signal.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <cstdlib>
 #include <iostream>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/serve/server.h"
 
 namespace vtl::cli {
@@ -27,82 +22,10 @@ struct ServeArgs {
   double max_upload_mb = 16;
 };
 
-/// The write end of StopSignals' pipe, for the signal handler (-1 when none).
-std::atomic<int> stop_signal_pipe{-1};
-
-extern "C" void forward_stop_signal(int signal) {
-  const int fd = stop_signal_pipe.load();
-  const auto byte = static_cast<unsigned char>(signal);
-  if (fd >= 0) [[maybe_unused]]
-    auto written = ::write(fd, &byte, 1);  // async-signal-safe
-}
-
-/// SIGINT and SIGTERM are handed to one waiting thread instead of killing the process, so
-/// the server can answer the requests it has accepted and exit normally; a second signal
-/// exits at once. The previous handlers are restored by finish().
-class StopSignals {
- public:
-  StopSignals() {
-    VTL_CHECK(::pipe(pipe_) == 0, "cannot create a pipe for signal handling");
-    stop_signal_pipe = pipe_[1];
-    struct sigaction action {};
-    action.sa_handler = forward_stop_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    ::sigaction(SIGINT, &action, &previous_int_);
-    ::sigaction(SIGTERM, &action, &previous_term_);
-  }
-  ~StopSignals() { finish(); }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
-  /// Calls `on_signal` on the waiting thread at the first SIGINT or SIGTERM. Whatever
-  /// `on_signal` uses must live until finish().
-  template <typename Callback>
-  void on_stop(Callback on_signal) {
-    waiter_ = std::thread([this, on_signal] {
-      for (int received = 0;; ++received) {
-        unsigned char signal = 0;
-        if (::read(pipe_[0], &signal, 1) != 1 || signal == 0) return;  // 0: finish()
-        const char* name = signal == SIGINT ? "interrupted" : "terminated";
-        if (received > 0) {
-          std::cerr << fmt::format("{} again: exiting now", name) << std::endl;
-          std::_Exit(128 + signal);
-        }
-        std::cerr << fmt::format("{}: stopping after the requests in progress", name) << std::endl;
-        on_signal();
-      }
-    });
-  }
-
-  /// Ends the waiting thread (no callback runs after this returns) and restores the
-  /// signals' previous handlers.
-  void finish() {
-    if (pipe_[0] < 0) return;
-    ::sigaction(SIGINT, &previous_int_, nullptr);
-    ::sigaction(SIGTERM, &previous_term_, nullptr);
-    stop_signal_pipe = -1;
-    if (waiter_.joinable()) {
-      const unsigned char wake = 0;
-      [[maybe_unused]] auto written = ::write(pipe_[1], &wake, 1);
-      waiter_.join();
-    }
-    ::close(pipe_[0]);
-    ::close(pipe_[1]);
-    pipe_[0] = pipe_[1] = -1;
-  }
-
- private:
-  int pipe_[2] = {-1, -1};
-  struct sigaction previous_int_ {
-  }, previous_term_{};
-  std::thread waiter_;
-};
-
 void run_serve(ServeArgs args) {
   VTL_CHECK(args.max_upload_mb > 0, "--max-upload-mb must be positive");
   args.options.max_upload_bytes = static_cast<int64_t>(args.max_upload_mb * (1 << 20));
-  StopSignals signals;
+  StopSignals signals("stopping after the requests in progress");
   serve::SearchServer server(args.index, args.options);
   const int port = server.bind();
   signals.on_stop([&server] { server.stop(); });
@@ -116,7 +39,7 @@ void run_serve(ServeArgs args) {
     throw;
   }
   signals.finish();  // before `server` goes: the waiting thread may be calling stop()
-  std::cerr << "stopped" << std::endl;
+  std::cerr << "vtl: stopped" << std::endl;
 }
 
 void add_serve_command(CLI::App& app) {

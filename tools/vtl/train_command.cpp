@@ -1,6 +1,7 @@
 // vtl train: transfer learning on a folder of class subfolders (or a CSV list).
 
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include "commands.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/train/run.h"
 
@@ -152,19 +154,33 @@ void add_train_command(CLI::App& app) {
       group =
           dist::ProcessGroup::join(dist::group_options(*dist_timeout, *dist_store_file, device));
     }
-    if (!resume->empty()) {
-      train::resume_training(*resume, {}, group);
-      return;
+    // Ctrl-C ends the step in progress and says how to continue. Not with several ranks:
+    // each would stop at a step of its own and leave the others waiting.
+    std::optional<StopSignals> signals;
+    if (!group || group->size() == 1)
+      signals.emplace("stopping after this step (again to stop at once)");
+    const std::string run_dir = resume->empty() ? options->out.string() : *resume;
+    try {
+      if (!resume->empty()) {
+        train::resume_training(*resume, {}, group);
+        return;
+      }
+      VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
+      VTL_CHECK(!options->out.empty(), "vtl train: give the run folder with --out DIR");
+      auto run = *options;
+      run.config.strategy = train::parse_strategy(*strategy);
+      run.config.balanced_class_weights = *class_weight == "balanced";
+      run.augment = !*no_augment;
+      run.progress = !*quiet;
+      run.group = group;
+      train::run_training(run);
+    } catch (const Interrupted& e) {
+      std::error_code ec;
+      if (std::filesystem::exists(std::filesystem::path(run_dir) / "run.json", ec))
+        throw Interrupted(
+            fmt::format("{}; continue with: vtl train --resume {}", e.what(), run_dir), e.signal());
+      throw;
     }
-    VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
-    VTL_CHECK(!options->out.empty(), "vtl train: give the run folder with --out DIR");
-    auto run = *options;
-    run.config.strategy = train::parse_strategy(*strategy);
-    run.config.balanced_class_weights = *class_weight == "balanced";
-    run.augment = !*no_augment;
-    run.progress = !*quiet;
-    run.group = group;
-    train::run_training(run);
   });
 }
 

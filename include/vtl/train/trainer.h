@@ -120,7 +120,9 @@ class Trainer {
           std::filesystem::path run_dir = {}, std::shared_ptr<dist::ProcessGroup> group = {});
 
   /// Trains to the end; with `resume`, first restores run_dir/checkpoint/last.pt (a
-  /// missing checkpoint starts from the beginning).
+  /// missing checkpoint starts from the beginning). While a StopSignals lives, a signal
+  /// ends it between two steps with vtl::Interrupted; last.pt then holds the finished
+  /// epochs, and `resume` repeats the interrupted one.
   void fit(bool resume = false);
 
   const std::vector<EpochMetrics>& history() const { return history_; }
@@ -143,6 +145,9 @@ class Trainer {
     double lr;
   };
   std::vector<Phase> phases() const;
+  /// Throws vtl::Interrupted (naming what was saved) once a StopSignals was signalled;
+  /// called between steps, where the last checkpoint is whole.
+  void stop_if_requested() const;
   void apply_freezing(const Phase& phase, bool log_event);
   bool base_trains(const Phase& phase) const;
   bool use_cache(const Phase& phase);
