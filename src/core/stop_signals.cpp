@@ -13,12 +13,12 @@ std::atomic<int> received_signal{0};
 std::atomic<int> callback_pipe{-1};
 const std::string* interrupted_line = nullptr;
 const std::string* terminated_line = nullptr;
-struct sigaction previous_int {
-}, previous_term{};
+struct sigaction previous_int_action = {};
+struct sigaction previous_term_action = {};
 
-void write_line(const std::string* line) {
-  if (line) [[maybe_unused]]
-    auto written = ::write(STDERR_FILENO, line->data(), line->size());
+/// Best effort: nothing is left to do when stderr or the pipe is gone.
+void write_bytes(int fd, const void* bytes, size_t size) {
+  [[maybe_unused]] const auto written = ::write(fd, bytes, size);
 }
 
 /// Async-signal-safe: atomics, write(2) and _exit only.
@@ -29,14 +29,14 @@ extern "C" void on_stop_signal(int signal) {
     static const char terminated_again[] = "vtl: terminated again: exiting now\n";
     const char* again = signal == SIGINT ? interrupted_again : terminated_again;
     const size_t length = signal == SIGINT ? sizeof interrupted_again : sizeof terminated_again;
-    [[maybe_unused]] auto written = ::write(STDERR_FILENO, again, length - 1);
+    write_bytes(STDERR_FILENO, again, length - 1);
     ::_exit(128 + signal);
   }
-  write_line(signal == SIGINT ? interrupted_line : terminated_line);
+  if (const std::string* line = signal == SIGINT ? interrupted_line : terminated_line)
+    write_bytes(STDERR_FILENO, line->data(), line->size());
   const int fd = callback_pipe.load();
   const auto byte = static_cast<unsigned char>(signal);
-  if (fd >= 0) [[maybe_unused]]
-    auto written = ::write(fd, &byte, 1);
+  if (fd >= 0) write_bytes(fd, &byte, 1);
 }
 
 }  // namespace
@@ -54,8 +54,8 @@ StopSignals::StopSignals(std::string notice)
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &action, &previous_int);
-  ::sigaction(SIGTERM, &action, &previous_term);
+  ::sigaction(SIGINT, &action, &previous_int_action);
+  ::sigaction(SIGTERM, &action, &previous_term_action);
   installed_ = true;
 }
 
@@ -72,12 +72,12 @@ void StopSignals::on_stop(std::function<void()> callback) {
 void StopSignals::finish() {
   if (!installed_) return;
   installed_ = false;
-  ::sigaction(SIGINT, &previous_int, nullptr);
-  ::sigaction(SIGTERM, &previous_term, nullptr);
+  ::sigaction(SIGINT, &previous_int_action, nullptr);
+  ::sigaction(SIGTERM, &previous_term_action, nullptr);
   callback_pipe = -1;
   if (waiter_.joinable()) {
     const unsigned char wake = 0;
-    [[maybe_unused]] auto written = ::write(pipe_[1], &wake, 1);
+    write_bytes(pipe_[1], &wake, 1);
     waiter_.join();
   }
   ::close(pipe_[0]);
