@@ -138,17 +138,24 @@ bool has_subfolders(const fs::path& root) {
 Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>& classes) {
   std::error_code ec;
   VTL_CHECK(fs::is_directory(root, ec), "{}: no such folder", root.string());
-  std::vector<fs::path> class_dirs;
+  std::vector<fs::path> class_dirs, loose_images;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
-    if (entry.is_directory(ec) && entry.path().filename().string().rfind('.', 0) != 0)
+    if (entry.path().filename().string().rfind('.', 0) == 0) continue;
+    if (entry.is_directory(ec))
       class_dirs.push_back(entry.path());
+    else if (entry.is_regular_file(ec) && has_image_extension(entry.path()))
+      loose_images.push_back(entry.path());
   }
   VTL_CHECK(!ec, "{}: cannot list the folder: {}", root.string(), ec.message());
   std::sort(class_dirs.begin(), class_dirs.end());
+  std::sort(loose_images.begin(), loose_images.end());
   VTL_CHECK(!class_dirs.empty(),
             "{}: no class folders (expected one subfolder of images per class)", root.string());
 
   Dataset dataset;
+  // Next to class folders an image has no class: it is listed, not guessed at.
+  for (const auto& path : loose_images)
+    dataset.skipped.push_back({path, "not in a class folder (one subfolder per class)"});
   if (classes.empty()) {
     for (const auto& dir : class_dirs) dataset.classes.push_back(dir.filename().string());
   } else {

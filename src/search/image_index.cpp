@@ -59,20 +59,43 @@ NewImages select_new(const std::vector<embed::ImageItem>& items, const Catalog* 
   return out;
 }
 
-torch::Tensor embed_items(embed::FeatureExtractor& extractor,
-                          const std::vector<embed::ImageItem>& items, const IndexOptions& options) {
+/// Embeds `images` (in order) and leaves out, from `images` and the result alike, the
+/// files that cannot be decoded; those are appended to `unreadable`. Returns [n, dim].
+torch::Tensor embed_items(embed::FeatureExtractor& extractor, NewImages& images,
+                          const IndexOptions& options, std::vector<data::SkippedFile>& unreadable) {
   VTL_CHECK(options.batch_size > 0, "batch size must be positive");
   std::vector<torch::Tensor> rows;
+  std::vector<bool> readable(images.items.size(), true);
   const auto decode = extractor.decode_options();
-  const int64_t n = static_cast<int64_t>(items.size());
+  const int64_t n = static_cast<int64_t>(images.items.size());
   for (int64_t start = 0; start < n; start += options.batch_size) {
     const int64_t stop = std::min(n, start + options.batch_size);
     std::vector<torch::Tensor> batch;
-    for (int64_t i = start; i < stop; ++i)
-      batch.push_back(extractor.preprocess(data::load_image_rgb(items[i].path, decode)));
-    rows.push_back(extractor.embed(data::stack_batch(batch)));
+    for (int64_t i = start; i < stop; ++i) {
+      try {
+        batch.push_back(
+            extractor.preprocess(data::load_image_rgb(images.items[size_t(i)].path, decode)));
+      } catch (const Error& e) {
+        readable[size_t(i)] = false;
+        const auto& path = images.items[size_t(i)].path;
+        std::string reason = e.what();
+        const std::string named = path.string() + ": ";  // the reason without the file name
+        if (reason.rfind(named, 0) == 0) reason.erase(0, named.size());
+        unreadable.push_back({path, reason});
+      }
+    }
+    if (!batch.empty()) rows.push_back(extractor.embed(data::stack_batch(batch)));
     if (options.progress) options.progress(stop, n);
   }
+  NewImages kept;
+  kept.duplicates = images.duplicates;
+  for (size_t i = 0; i < readable.size(); ++i) {
+    if (!readable[i]) continue;
+    kept.items.push_back(std::move(images.items[i]));
+    kept.hashes.push_back(std::move(images.hashes[i]));
+    kept.rows.push_back(images.rows[i]);
+  }
+  images = std::move(kept);
   return rows.empty() ? torch::zeros({0, extractor.dim()}) : torch::cat(rows);
 }
 
@@ -148,13 +171,20 @@ AddReport ImageIndex::build(const fs::path& dir, embed::FeatureExtractor& extrac
   VTL_CHECK(!items.empty(), "no images to index");
   check_new_folder(dir);
   VectorIndex vectors(extractor.dim(), options.factory, options.metric);
-  const NewImages images = select_new(items, nullptr);
-  const torch::Tensor embedded = embed_items(extractor, images.items, options);
+  NewImages images = select_new(items, nullptr);
+  AddReport report;
+  const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
+  VTL_CHECK(embedded.size(0) > 0, "none of the {} images could be decoded (the first, {}: {})",
+            report.unreadable.size(), report.unreadable.front().path.string(),
+            report.unreadable.front().reason);
   vectors.train(embedded);
   vectors.add(embedded);
   commit_index(dir, vectors, {}, make_entries(images, 0),
                describe(extractor.spec(), options.factory, options.metric, vectors.size()));
-  return {static_cast<int64_t>(images.items.size()), images.duplicates, vectors.size()};
+  report.added = static_cast<int64_t>(images.items.size());
+  report.duplicates = images.duplicates;
+  report.total = vectors.size();
+  return report;
 }
 
 AddReport ImageIndex::build_from_features(const fs::path& dir, const embed::FeatureSet& features,
@@ -176,14 +206,19 @@ AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extracto
                           const std::vector<embed::ImageItem>& items, const IndexOptions& options) {
   ImageIndex index = open(dir);
   index.check_query_spec(extractor.spec());
-  const NewImages images = select_new(items, index.catalog_.get());
-  if (images.items.empty()) return {0, images.duplicates, index.size()};
-  const torch::Tensor embedded = embed_items(extractor, images.items, options);
-  index.vectors_->add(embedded);
-  commit_index(dir, *index.vectors_, dir / kCatalogFile,
-               make_entries(images, index.size() - embedded.size(0)),
-               describe(index.spec_, index.factory_, index.metric(), index.size()));
-  return {static_cast<int64_t>(images.items.size()), images.duplicates, index.size()};
+  NewImages images = select_new(items, index.catalog_.get());
+  AddReport report;
+  report.duplicates = images.duplicates;
+  const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
+  if (embedded.size(0) > 0) {
+    index.vectors_->add(embedded);
+    commit_index(dir, *index.vectors_, dir / kCatalogFile,
+                 make_entries(images, index.size() - embedded.size(0)),
+                 describe(index.spec_, index.factory_, index.metric(), index.size()));
+  }
+  report.added = static_cast<int64_t>(images.items.size());
+  report.total = index.size();
+  return report;
 }
 
 AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& parts) {

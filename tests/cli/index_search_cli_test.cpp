@@ -10,6 +10,39 @@
 namespace vtl::testing {
 namespace {
 
+// Real folders are messy: an undecodable file is left out and named, an image lying next
+// to the class folders is listed (it has no class), and the rest is indexed.
+TEST(IndexSearchCli, UnreadableAndLooseImagesAreLeftOutAndNamed) {
+  if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  TempDir dir("vtl_index_cli_messy");
+  make_class_tree(dir / "data", 2);  // 3 classes x 2
+  write_file_atomically(dir / "data" / "fruit" / "broken.png", "\x89PNG\r\n\x1a\ncut short");
+  std::filesystem::copy_file(sample_items()[0].path, dir / "data" / "loose.png");
+  const std::string index = (dir / "index").string();
+  auto run = run_cli("index build " + (dir / "data").string() +
+                     " --model resnet18 --image-size 64 --json --out " + index);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  // (libpng's own warnings about the broken file come first, on stderr)
+  const auto summary = nlohmann::json::parse(run.output.substr(run.output.find('{')));
+  EXPECT_EQ(summary.at("total"), 6);
+  ASSERT_EQ(summary.at("unreadable").size(), 1u);
+  EXPECT_EQ(summary.at("unreadable")[0].at("path"),
+            (dir / "data" / "fruit" / "broken.png").string());
+  ASSERT_EQ(summary.at("left_out").size(), 1u);
+  EXPECT_EQ(summary.at("left_out")[0].at("path"), (dir / "data" / "loose.png").string());
+
+  auto plain = run_cli("index build " + (dir / "data").string() +
+                       " --model resnet18 --image-size 64 --out " + (dir / "index2").string());
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_NE(plain.output.find("1 unreadable images left out:\n  " +
+                              (dir / "data" / "fruit" / "broken.png").string() +
+                              ": not a readable image"),
+            std::string::npos)
+      << plain.output;
+  EXPECT_NE(plain.output.find("loose.png: not in a class folder"), std::string::npos)
+      << plain.output;
+}
+
 TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {
   if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
   TempDir dir("vtl_index_cli");

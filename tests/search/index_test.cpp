@@ -147,7 +147,9 @@ TEST_F(ImageIndexTest, BuildSearchAddAndDeduplicate) {
   EXPECT_THROW(ImageIndex::build(dir.path(), ex, items, {}), Error);
 }
 
-TEST_F(ImageIndexTest, FailedAddLeavesTheIndexUnchanged) {
+// A file that cannot be decoded is left out and reported, the others are added; an add
+// of nothing readable leaves the index byte for byte as it was.
+TEST_F(ImageIndexTest, UnreadableImagesAreLeftOutAndReported) {
   TempDir dir("vtl_image_index_atomic"), bad("vtl_bad_images");
   auto ex = extractor();
   ImageIndex::build(dir.path(), ex, testing::sample_items(1), {});
@@ -155,20 +157,37 @@ TEST_F(ImageIndexTest, FailedAddLeavesTheIndexUnchanged) {
   const auto before_index = read_file(dir / "index.faiss");
   const auto before_catalog = read_file(dir / "catalog.sqlite");
   write_file_atomically(bad / "broken.png", "\x89PNG\r\n\x1a\nnot really");
-  auto items = testing::sample_items(3);
-  items.push_back({bad / "broken.png", 0, "bugs"});
-  try {
-    ImageIndex::add(dir.path(), ex, items, {});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
-  }
+
+  const auto only_bad = ImageIndex::add(dir.path(), ex, {{bad / "broken.png", 0, "bugs"}}, {});
+  EXPECT_EQ(only_bad.added, 0);
+  ASSERT_EQ(only_bad.unreadable.size(), 1u);
+  EXPECT_EQ(only_bad.unreadable[0].path, bad / "broken.png");
+  EXPECT_NE(only_bad.unreadable[0].reason.find("not a readable image"), std::string::npos)
+      << only_bad.unreadable[0].reason;
   EXPECT_EQ(read_file(dir / "index.json"), before_json);
   EXPECT_EQ(read_file(dir / "index.faiss"), before_index);
   EXPECT_EQ(read_file(dir / "catalog.sqlite"), before_catalog);
   for (const auto& entry : fs::directory_iterator(dir.path()))
     EXPECT_EQ(entry.path().filename().string().find(".new-"), std::string::npos)
         << "left behind: " << entry.path();
+
+  auto items = testing::sample_items(2);
+  items.insert(items.begin() + 1, {bad / "broken.png", 0, "bugs"});
+  const int64_t before = ImageIndex::open(dir.path()).size();
+  const auto mixed = ImageIndex::add(dir.path(), ex, items, {});
+  ASSERT_EQ(mixed.unreadable.size(), 1u);
+  EXPECT_GT(mixed.added, 0);
+  EXPECT_EQ(mixed.total, before + mixed.added);
+  auto index = ImageIndex::open(dir.path());
+  EXPECT_EQ(index.size(), mixed.total);
+  // Every catalogued image is found as its own nearest neighbour: rows and entries agree
+  // after the unreadable file was taken out of the middle of a batch.
+  for (const auto& item : testing::sample_items(2)) {
+    const auto hits = index.search(ex.embed_file(item.path), 1);
+    ASSERT_EQ(hits.size(), 1u);
+    ASSERT_FALSE(hits[0].empty());
+    EXPECT_EQ(fs::path(hits[0][0].entry.path).filename(), item.path.filename());
+  }
 }
 
 TEST_F(ImageIndexTest, QueriesFromAnotherModelAndBrokenFoldersAreRefused) {

@@ -1,6 +1,9 @@
 #include "commands.h"
 
 #include <algorithm>
+#include <iostream>
+
+#include <fmt/format.h>
 
 namespace vtl::cli {
 namespace {
@@ -22,6 +25,15 @@ void install_commands(CLI::App& app) {
   std::stable_sort(list.begin(), list.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [order, install] : list) install(app);
+}
+
+void print_left_out(const std::string& what, const std::vector<data::SkippedFile>& files,
+                    const std::string& kind) {
+  if (files.empty()) return;
+  std::cerr << fmt::format("{}: {} {} left out:\n", what, files.size(), kind);
+  for (size_t i = 0; i < std::min<size_t>(files.size(), 10); ++i)
+    std::cerr << fmt::format("  {}: {}\n", files[i].path.string(), files[i].reason);
+  if (files.size() > 10) std::cerr << fmt::format("  ... and {} more\n", files.size() - 10);
 }
 
 }  // namespace vtl::cli

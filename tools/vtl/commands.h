@@ -10,6 +10,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "vtl/data/dataset.h"
+
 namespace vtl::cli {
 
 /// Adds one subcommand (and its callback) to the application.
@@ -26,6 +28,11 @@ void install_commands(CLI::App& app);
 inline std::string json_text(const nlohmann::json& value, int indent = -1) {
   return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
+
+/// Prints "WHAT: N KIND left out:" and the first ten (path: reason) to stderr; nothing
+/// when `files` is empty.
+void print_left_out(const std::string& what, const std::vector<data::SkippedFile>& files,
+                    const std::string& kind = "files or folders");
 
 }  // namespace vtl::cli
 

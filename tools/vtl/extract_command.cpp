@@ -103,12 +103,7 @@ void run_extract(const ExtractArgs& args) {
   options.overwrite = args.overwrite;
   std::vector<data::SkippedFile> left_out;
   const auto items = embed::dataset_items(args.data, &options.classes, &left_out);
-  if (!args.json && writer && !left_out.empty()) {
-    std::cerr << fmt::format("{}: {} files or folders left out:\n", args.data, left_out.size());
-    for (size_t i = 0; i < std::min<size_t>(left_out.size(), 10); ++i)
-      std::cerr << fmt::format("  {}: {}\n", left_out[i].path.string(), left_out[i].reason);
-    if (left_out.size() > 10) std::cerr << fmt::format("  ... and {} more\n", left_out.size() - 10);
-  }
+  if (!args.json && writer) print_left_out(args.data, left_out);
   if (!args.json && writer) {
     options.progress = [&](int64_t done, int64_t total) {
       std::cerr << fmt::format("\rextract: {}/{} images ({:.1f} images/s)", done, total,

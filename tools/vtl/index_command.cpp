@@ -47,22 +47,31 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-void report(const search::AddReport& r, const std::string& dir, const char* verb, double seconds,
-            bool json) {
+/// `left_out`: what the data listing left out (see embed::dataset_items).
+void report(const search::AddReport& r, const std::vector<data::SkippedFile>& left_out,
+            const std::string& dir, const char* verb, double seconds, bool json) {
   if (json) {
-    std::cout << nlohmann::json{{"index", dir},
-                                {"added", r.added},
-                                {"duplicates", r.duplicates},
-                                {"total", r.total},
-                                {"seconds", seconds}}
-                     .dump()
+    auto files = [](const std::vector<data::SkippedFile>& list) {
+      auto array = nlohmann::json::array();
+      for (const auto& file : list)
+        array.push_back({{"path", file.path.string()}, {"reason", file.reason}});
+      return array;
+    };
+    std::cout << json_text({{"index", dir},
+                            {"added", r.added},
+                            {"duplicates", r.duplicates},
+                            {"unreadable", files(r.unreadable)},
+                            {"left_out", files(left_out)},
+                            {"total", r.total},
+                            {"seconds", seconds}})
               << "\n";
     return;
   }
+  print_left_out(dir, r.unreadable, "unreadable images");
   fmt::print(
-      "{}: {} {} images ({} duplicates of catalogued content left out), {} in total, "
-      "{:.1f} s\n",
-      dir, verb, r.added, r.duplicates, r.total, seconds);
+      "{}: {} {} images ({} duplicates of catalogued content, {} unreadable and {} other "
+      "files left out), {} in total, {:.1f} s\n",
+      dir, verb, r.added, r.duplicates, r.unreadable.size(), left_out.size(), r.total, seconds);
 }
 
 search::IndexOptions index_options(const IndexArgs& args) {
@@ -84,6 +93,7 @@ void run_build(const IndexArgs& args) {
   VTL_CHECK(!args.out.empty(), "missing --out INDEX_DIR");
   const auto options = index_options(args);
   search::AddReport result;
+  std::vector<data::SkippedFile> left_out;
   if (!args.features.empty()) {
     VTL_CHECK(args.data.empty() && args.model.empty(),
               "--features replaces DATA and --model (the features folder says which model)");
@@ -103,10 +113,11 @@ void run_build(const IndexArgs& args) {
     if (const auto advice = models::precision_advice(extractor.spec().amp, extractor.device());
         !advice.empty() && !args.json)
       std::cerr << "vtl: note: " << advice << "\n";
-    result =
-        search::ImageIndex::build(args.out, extractor, embed::dataset_items(args.data), options);
+    const auto items = embed::dataset_items(args.data, nullptr, &left_out);
+    if (!args.json) print_left_out(args.data, left_out);
+    result = search::ImageIndex::build(args.out, extractor, items, options);
   }
-  report(result, args.out, "indexed", seconds_since(start), args.json);
+  report(result, left_out, args.out, "indexed", seconds_since(start), args.json);
 }
 
 void run_add(const IndexArgs& args) {
@@ -114,16 +125,18 @@ void run_add(const IndexArgs& args) {
   auto index = search::ImageIndex::open(args.index);
   auto extractor = embed::extractor_for_spec(index.spec());
   auto options = index_options(args);
-  const auto items = embed::dataset_items(args.more);
+  std::vector<data::SkippedFile> left_out;
+  const auto items = embed::dataset_items(args.more, nullptr, &left_out);
+  if (!args.json) print_left_out(args.more, left_out);
   const auto result = search::ImageIndex::add(args.index, extractor, items, options);
-  report(result, args.index, "added", seconds_since(start), args.json);
+  report(result, left_out, args.index, "added", seconds_since(start), args.json);
 }
 
 void run_merge(const IndexArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::filesystem::path> parts(args.parts.begin(), args.parts.end());
   const auto result = search::ImageIndex::merge(args.out, parts);
-  report(result, args.out, "merged", seconds_since(start), args.json);
+  report(result, {}, args.out, "merged", seconds_since(start), args.json);
 }
 
 void add_index_command(CLI::App& app) {

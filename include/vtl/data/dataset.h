@@ -41,8 +41,9 @@ struct Dataset {
 /// A class-folder tree: `root/<class>/**/<image>`; class names are the sorted subfolder
 /// names; images are files with an image extension (see has_image_extension), symbolic
 /// links are followed and duplicates (two names for the same file) are kept once; files
-/// are sorted by path within a class. A class folder without images, or a root without
-/// class folders, throws vtl::Error naming it. `classes`, when given, fixes the class list
+/// are sorted by path within a class. Images directly in `root`, next to the class
+/// folders, have no class and go to `skipped`. A class folder without images, or a root
+/// without class folders, throws vtl::Error naming it. `classes`, when given, fixes the class list
 /// and order (a validation tree must match the training classes; extra folders are
 /// errors, missing ones are allowed).
 Dataset scan_class_folders(const std::filesystem::path& root,

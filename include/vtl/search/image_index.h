@@ -17,6 +17,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "vtl/data/dataset.h"
 #include "vtl/embed/extract.h"
 #include "vtl/embed/extractor.h"
 #include "vtl/search/catalog.h"
@@ -36,6 +37,9 @@ struct AddReport {
   int64_t added = 0;       ///< new vectors
   int64_t duplicates = 0;  ///< files whose content was already catalogued (or repeated)
   int64_t total = 0;       ///< vectors in the index afterwards
+  /// Files left out because they could not be decoded (corrupt, truncated, over the pixel
+  /// limit), with the reason; the other images are indexed.
+  std::vector<data::SkippedFile> unreadable;
 };
 
 /// One result of a query.
@@ -47,7 +51,8 @@ struct SearchResult {
 class ImageIndex {
  public:
   /// Creates `dir` (which must not hold an index) from images, embedding them with
-  /// `extractor`. Files with identical content are indexed once.
+  /// `extractor`. Files with identical content are indexed once; files that cannot be
+  /// decoded are left out and listed in the report (an error when no image is left).
   static AddReport build(const std::filesystem::path& dir, embed::FeatureExtractor& extractor,
                          const std::vector<embed::ImageItem>& items, const IndexOptions& options);
   /// Same from a finished features folder (vtl extract); files are hashed, not re-embedded.
@@ -55,7 +60,8 @@ class ImageIndex {
                                        const embed::FeatureSet& features,
                                        const IndexOptions& options);
   /// Adds images to an existing index; `extractor` must match index.json's spec.
-  /// Atomic: on any error (undecodable image, disk full) the folder is unchanged.
+  /// Undecodable images are left out and listed in the report. Atomic: on any error (disk
+  /// full) the folder is unchanged.
   static AddReport add(const std::filesystem::path& dir, embed::FeatureExtractor& extractor,
                        const std::vector<embed::ImageItem>& items, const IndexOptions& options);
 
