@@ -36,4 +36,9 @@ void print_left_out(const std::string& what, const std::vector<data::SkippedFile
   if (files.size() > 10) std::cerr << fmt::format("  ... and {} more\n", files.size() - 10);
 }
 
+void print_precision_note(models::Precision precision, const torch::Device& device) {
+  if (const auto advice = models::precision_advice(precision, device); !advice.empty())
+    std::cerr << "vtl: note: " << advice << "\n";
+}
+
 }  // namespace vtl::cli

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vtl/data/dataset.h"
+#include "vtl/models/precision.h"
 
 namespace vtl::cli {
 
@@ -33,6 +34,10 @@ inline std::string json_text(const nlohmann::json& value, int indent = -1) {
 /// when `files` is empty.
 void print_left_out(const std::string& what, const std::vector<data::SkippedFile>& files,
                     const std::string& kind = "files or folders");
+
+/// Prints "vtl: note: ..." to stderr when `precision` will be slow on `device`
+/// (models::precision_advice).
+void print_precision_note(models::Precision precision, const torch::Device& device);
 
 }  // namespace vtl::cli
 

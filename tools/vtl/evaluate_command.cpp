@@ -29,9 +29,7 @@ struct EvaluateArgs {
 
 void run_evaluate(const EvaluateArgs& args) {
   const auto precision = models::parse_precision(args.amp);
-  if (const auto advice = models::precision_advice(precision, torch::kCPU);
-      !advice.empty() && !args.json)
-    std::cerr << "vtl: note: " << advice << "\n";
+  if (!args.json) print_precision_note(precision, torch::kCPU);
   auto loaded = models::load_model_folder(args.model_dir);
   models::fold_batch_norms(*loaded.model);  // inference only: one pass less per BatchNorm
   // The data's class names must be the model's; folders/labels the model lacks are errors.

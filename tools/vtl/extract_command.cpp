@@ -91,9 +91,7 @@ void run_extract(const ExtractArgs& args) {
     extractor.to(torch::kCUDA);
   }
   extractor.set_amp(models::parse_precision(args.amp));
-  if (const auto advice = models::precision_advice(extractor.spec().amp, extractor.device());
-      !advice.empty() && writer && !args.json)
-    std::cerr << "vtl: note: " << advice << "\n";
+  if (writer && !args.json) print_precision_note(extractor.spec().amp, extractor.device());
 
   embed::ExtractOptions options;
   options.batch_size = args.batch;

@@ -110,9 +110,7 @@ void run_build(const IndexArgs& args) {
     embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
                                       args.normalize == "l2");
     extractor.set_amp(models::parse_precision(args.amp));
-    if (const auto advice = models::precision_advice(extractor.spec().amp, extractor.device());
-        !advice.empty() && !args.json)
-      std::cerr << "vtl: note: " << advice << "\n";
+    if (!args.json) print_precision_note(extractor.spec().amp, extractor.device());
     const auto items = embed::dataset_items(args.data, nullptr, &left_out);
     if (!args.json) print_left_out(args.data, left_out);
     result = search::ImageIndex::build(args.out, extractor, items, options);

@@ -25,20 +25,15 @@ struct ServeArgs {
 void run_serve(ServeArgs args) {
   VTL_CHECK(args.max_upload_mb > 0, "--max-upload-mb must be positive");
   args.options.max_upload_bytes = static_cast<int64_t>(args.max_upload_mb * (1 << 20));
-  StopSignals signals("stopping after the requests in progress");
   serve::SearchServer server(args.index, args.options);
   const int port = server.bind();
+  // Declared after `server`, so it ends (and no callback runs) before `server` goes.
+  StopSignals signals("stopping after the requests in progress");
   signals.on_stop([&server] { server.stop(); });
   std::cout << fmt::format("serving {} at http://{}:{}/ (Ctrl-C to stop)", args.index,
                            args.options.host, port)
             << std::endl;
-  try {
-    server.listen();
-  } catch (...) {
-    signals.finish();
-    throw;
-  }
-  signals.finish();  // before `server` goes: the waiting thread may be calling stop()
+  server.listen();
   std::cerr << "vtl: stopped" << std::endl;
 }
 

@@ -5,7 +5,6 @@
 // signal ends the process at once. Without a live StopSignals the signals keep their usual
 // effect and stop_requested() stays false, so library users see no change.
 
-#include <atomic>
 #include <functional>
 #include <string>
 #include <thread>
