@@ -2,12 +2,11 @@
 // Small real images for embedding, search and serving tests: 12 clip-art PNGs (RGBA,
 // 129-600 px) from Debian's openclipart-png, four in each of three classes.
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
 #include "vtl/embed/extract.h"
 
 namespace vtl::testing {
@@ -60,43 +59,6 @@ inline void make_class_tree(const fs::path& root, size_t per_class = 4) {
     fs::copy_file(item.path, root / item.class_name / item.path.filename(),
                   fs::copy_options::overwrite_existing);
   }
-}
-
-/// A fresh folder under the temp dir, removed by the destructor.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name)
-      : path_(fs::temp_directory_path() /
-              (name + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++))) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  static int& counter() {
-    static int value = 0;
-    return value;
-  }
-  fs::path path_;
-};
-
-/// Runs a shell command, returns its exit status and fills `output` with stdout+stderr.
-inline int run_command(const std::string& command, std::string* output = nullptr) {
-  std::string text;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) text.append(buffer, n);
-  const int status = ::pclose(pipe);
-  if (output) *output = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace vtl::testing

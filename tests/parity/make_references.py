@@ -10,13 +10,24 @@ with the eval-mode logits and globally average-pooled features as raw little-end
 float32 (`<name>.input.f32`, `<name>.logits.f32`, `<name>.pooled.f32`). `index.json`
 lists every model with its files and shapes. Existing outputs are reused, so a second
 run costs nothing.
+
+Exit status: 0 done; 1 failed (e.g. too little free disk, said with the numbers);
+77 torch or torchvision cannot be imported (the caller skips).
 """
 import json
 import os
+import shutil
 import sys
 
-import torch
-import torchvision
+try:
+    import torch
+    import torchvision
+except ImportError as error:
+    print(f"make_references.py: needs torch and torchvision in {sys.executable}: {error}")
+    sys.exit(77)
+
+# Room left on the disk beyond the files themselves, in bytes.
+DISK_MARGIN = 64 << 20
 
 # name -> input side. Default resolution where it matters most; smaller for the largest
 # models to keep the run short (every model's head uses adaptive pooling).
@@ -83,6 +94,11 @@ def main():
             logits = model(x)
             pooled = feature_map(model, name, x).mean((2, 3))
         state = model.state_dict()  # an OrderedDict, as published files hold
+        need = len(files) * sum(t.numel() * t.element_size() for t in state.values())
+        free = shutil.disk_usage(out).free
+        if free < need + DISK_MARGIN:
+            sys.exit(f"make_references.py: {name} needs {need >> 20} MiB in {out} "
+                     f"(+{DISK_MARGIN >> 20} MiB margin), only {free >> 20} MiB are free")
         for kind, file in files.items():
             tmp = os.path.join(out, file + ".tmp")
             torch.save(state, tmp, _use_new_zipfile_serialization=(kind == "zip"))

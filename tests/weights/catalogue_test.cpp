@@ -79,7 +79,7 @@ StateDict state_of(torch::nn::Module& module) {
 }
 
 TEST(Pretrained, LoadsAFileAndReplacesTheClassifier) {
-  TempDir dir("pretrained");
+  TempDir dir("vtl_weights_pretrained");
   auto source = models::create_model("resnet18");
   const StateDict sd = state_of(*source);
   save_safetensors(dir / "r18.safetensors", sd);
@@ -104,7 +104,7 @@ TEST(Pretrained, LoadsAFileAndReplacesTheClassifier) {
 }
 
 TEST(Pretrained, WrongArchitectureNamesFileAndKeys) {
-  TempDir dir("pretrained-wrong");
+  TempDir dir("vtl_weights_pretrained-wrong");
   auto source = models::create_model("resnet34");
   save_safetensors(dir / "r34.safetensors", state_of(*source));
   try {
@@ -120,7 +120,7 @@ TEST(Pretrained, WrongArchitectureNamesFileAndKeys) {
 }
 
 TEST(Pretrained, MissingStoreFileSaysHowToGetIt) {
-  TempDir home("pretrained-home");
+  TempDir home("vtl_weights_pretrained-home");
   ::setenv("VTL_HOME", home.path().c_str(), 1);
   try {
     models::load_pretrained("resnet18", "resnet18.tv_in1k");

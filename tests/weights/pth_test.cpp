@@ -118,7 +118,7 @@ void expect_error_or_success_never_crash(const std::filesystem::path& path, bool
 }
 
 TEST(Pth, TruncatedFilesFailCleanly) {
-  TempDir dir("truncated");
+  TempDir dir("vtl_weights_truncated");
   for (const char* name : {"sd_zip.pth", "sd_legacy.pth"}) {
     const std::string bytes = slurp(pth_fixtures() / name);
     ASSERT_GT(bytes.size(), 100u);
@@ -137,7 +137,7 @@ TEST(Pth, TruncatedFilesFailCleanly) {
 // Random byte corruption must give a vtl::Error or a (wrong but valid) state dict, never a
 // crash or an out-of-bounds read.
 TEST(Pth, CorruptedBytesNeverCrash) {
-  TempDir dir("corrupt");
+  TempDir dir("vtl_weights_corrupt");
   std::mt19937 rng(1234);
   for (const char* name : {"sd_zip.pth", "sd_legacy.pth"}) {
     const std::string original = slurp(pth_fixtures() / name);
@@ -155,7 +155,7 @@ TEST(Pth, CorruptedBytesNeverCrash) {
 }
 
 TEST(WeightsFile, RejectsOtherFiles) {
-  TempDir dir("other");
+  TempDir dir("vtl_weights_other");
   write_bytes(dir / "text.pth", "hello, this is not a weights file at all");
   write_bytes(dir / "empty.pth", "");
   EXPECT_THROW(load_weights_file(dir / "text.pth"), Error);

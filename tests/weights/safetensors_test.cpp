@@ -11,6 +11,7 @@
 namespace vtl::weights {
 namespace {
 
+using testing::run_command;
 using testing::slurp;
 using testing::TempDir;
 using testing::write_bytes;
@@ -39,7 +40,7 @@ void expect_equal(const StateDict& a, const StateDict& b) {
 }
 
 TEST(Safetensors, RoundTrip) {
-  TempDir dir("st");
+  TempDir dir("vtl_weights_st");
   const auto path = dir / "model.safetensors";
   save_safetensors(path, sample(), {{"format", "pt"}, {"note", "x"}});
   WeightsFileInfo info;
@@ -57,7 +58,7 @@ TEST(Safetensors, RoundTrip) {
 
 // Python (hand-parsing, as the safetensors module is not installed) reads our file.
 TEST(Safetensors, PythonReadsOurFile) {
-  TempDir dir("st-py");
+  TempDir dir("vtl_weights_st-py");
   const auto path = dir / "model.safetensors";
   save_safetensors(path, sample());
   const auto script = dir / "check.py";
@@ -83,12 +84,10 @@ assert t['empty'].shape == (0, 3)
 assert torch.equal(t['strided'], torch.arange(20, dtype=torch.int32).reshape(4, 5).t())
 print('python-ok')
 )");
-  const auto output = dir / "out.txt";
-  ASSERT_EQ(testing::run("/usr/bin/python3 " + script.string() + " " + path.string() + " > " +
-                         output.string() + " 2>&1"),
-            0)
-      << slurp(output);
-  EXPECT_NE(slurp(output).find("python-ok"), std::string::npos);
+  std::string output;
+  ASSERT_EQ(run_command("/usr/bin/python3 " + script.string() + " " + path.string(), &output), 0)
+      << output;
+  EXPECT_NE(output.find("python-ok"), std::string::npos);
 }
 
 std::string make_file(const std::string& header, const std::string& body) {
@@ -98,7 +97,7 @@ std::string make_file(const std::string& header, const std::string& body) {
 }
 
 void expect_rejected(const std::string& bytes, const std::string& fragment) {
-  TempDir dir("st-bad");
+  TempDir dir("vtl_weights_st-bad");
   const auto path = dir / "bad.safetensors";
   write_bytes(path, bytes);
   try {

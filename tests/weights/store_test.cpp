@@ -124,7 +124,7 @@ std::string error_of(const std::function<void()>& f) {
 }
 
 TEST(Store, Sha256MatchesKnownValue) {
-  TempDir dir("sha");
+  TempDir dir("vtl_weights_sha");
   write_bytes(dir / "abc", "abc");
   EXPECT_EQ(sha256_file(dir / "abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -145,7 +145,7 @@ TEST(Store, DownloadUrlOverride) {
 TEST(Store, FetchVerifiesAndStores) {
   ScopedHome home;
   const std::string body = slurp(pth_fixtures() / "sd_zip.pth");
-  TempDir tmp("body");
+  TempDir tmp("vtl_weights_body");
   write_bytes(tmp / "body", body);
   const std::string hash = sha256_file(tmp / "body");
   Server server(body);
@@ -165,7 +165,7 @@ TEST(Store, FetchVerifiesAndStores) {
 TEST(Store, FetchFollowsRedirects) {
   ScopedHome home;
   const std::string body = slurp(pth_fixtures() / "sd_legacy.pth");
-  TempDir tmp("body");
+  TempDir tmp("vtl_weights_body");
   write_bytes(tmp / "body", body);
   Server server(body);
   const auto entry = entry_for("/old/good.pth", sha256_file(tmp / "body").substr(0, 10));
@@ -175,7 +175,7 @@ TEST(Store, FetchFollowsRedirects) {
 TEST(Store, CorruptDownloadLeavesNothing) {
   ScopedHome home;
   const std::string body = slurp(pth_fixtures() / "sd_zip.pth");
-  TempDir tmp("body");
+  TempDir tmp("vtl_weights_body");
   write_bytes(tmp / "body", body);
   Server server(body);
   const auto entry = entry_for("/models/corrupt.pth", sha256_file(tmp / "body").substr(0, 8));
