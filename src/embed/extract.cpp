@@ -9,6 +9,7 @@
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
 #include "vtl/core/sha256.h"
+#include "vtl/data/batch_reader.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
 
@@ -24,16 +25,21 @@ std::string chunk_name(int64_t chunk, const char* extension) {
   return fmt::format("chunk-{:06d}{}", chunk, extension);
 }
 
-/// The path as a JSON string; a name that is not UTF-8 is refused (JSON and the
-/// catalogue hold text), naming the file with its odd bytes escaped.
-json manifest_line(int64_t item, const ImageItem& image) {
-  const std::string path = image.path.string();
+/// Throws vtl::Error for a name that is not UTF-8 (JSON and the catalogue hold text),
+/// naming the file with its odd bytes escaped.
+void check_name_is_utf8(const fs::path& file) {
+  const std::string path = file.string();
   try {
     (void)json(path).dump();
   } catch (const json::exception&) {
     fail("{}: the file name is not valid UTF-8; rename the file",
          json(path).dump(-1, ' ', true, json::error_handler_t::replace));
   }
+}
+
+/// The manifest row of an image; its name must be UTF-8 (check_name_is_utf8).
+json manifest_line(int64_t item, const ImageItem& image) {
+  check_name_is_utf8(image.path);
   json line = {{"item", item}, {"path", image.path.string()}};
   line["label"] = image.label >= 0 ? json(image.label) : json(nullptr);
   line["class"] = image.class_name;
@@ -237,20 +243,25 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
     }
     std::vector<json> lines;
     std::vector<torch::Tensor> rows;
-    for (int64_t start = first; start < last; start += options.batch_size) {
-      const int64_t stop = std::min(last, start + options.batch_size);
-      std::vector<torch::Tensor> batch;
-      for (int64_t i = start; i < stop; ++i) {
-        try {
-          batch.push_back(
-              extractor.preprocess(data::load_image_rgb(items[i].path, decode_options)));
+    std::vector<fs::path> paths;
+    for (int64_t i = first; i < last; ++i) paths.push_back(items[i].path);
+    data::BatchReader reader(
+        std::move(paths), size_t(options.batch_size), [&](const fs::path& path) {
+          check_name_is_utf8(path);
+          return extractor.preprocess(data::load_image_rgb(path, decode_options));
+        });
+    while (auto batch = reader.next()) {
+      for (size_t b = 0; b < batch->size(); ++b) {
+        const int64_t i = first + int64_t(batch->first + b);
+        if (batch->errors[b].empty()) {
           lines.push_back(manifest_line(i, items[i]));
-        } catch (const Error& e) {
-          if (!options.skip_bad) throw;
-          lines.push_back({{"item", i}, {"path", items[i].path.string()}, {"skipped", e.what()}});
+          continue;
         }
+        VTL_CHECK(options.skip_bad, "{}", batch->errors[b]);
+        lines.push_back(
+            {{"item", i}, {"path", items[i].path.string()}, {"skipped", batch->errors[b]}});
       }
-      if (!batch.empty()) rows.push_back(extractor.embed(data::stack_batch(batch)));
+      if (batch->readable() > 0) rows.push_back(extractor.embed(batch->stacked()));
     }
     torch::Tensor features = rows.empty() ? torch::zeros({0, spec.dim}) : torch::cat(rows);
     if (options.dtype == FeatureDtype::f16) features = features.to(torch::kHalf);

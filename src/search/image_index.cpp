@@ -9,6 +9,7 @@
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
 #include "vtl/core/sha256.h"
+#include "vtl/data/batch_reader.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
 
@@ -67,25 +68,25 @@ torch::Tensor embed_items(embed::FeatureExtractor& extractor, NewImages& images,
   std::vector<torch::Tensor> rows;
   std::vector<bool> readable(images.items.size(), true);
   const auto decode = extractor.decode_options();
-  const int64_t n = static_cast<int64_t>(images.items.size());
-  for (int64_t start = 0; start < n; start += options.batch_size) {
-    const int64_t stop = std::min(n, start + options.batch_size);
-    std::vector<torch::Tensor> batch;
-    for (int64_t i = start; i < stop; ++i) {
-      try {
-        batch.push_back(
-            extractor.preprocess(data::load_image_rgb(images.items[size_t(i)].path, decode)));
-      } catch (const Error& e) {
-        readable[size_t(i)] = false;
-        const auto& path = images.items[size_t(i)].path;
-        std::string reason = e.what();
-        const std::string named = path.string() + ": ";  // the reason without the file name
-        if (reason.rfind(named, 0) == 0) reason.erase(0, named.size());
-        unreadable.push_back({path, reason});
-      }
+  std::vector<fs::path> paths;
+  for (const auto& item : images.items) paths.push_back(item.path);
+  data::BatchReader reader(std::move(paths), size_t(options.batch_size), [&](const fs::path& path) {
+    return extractor.preprocess(data::load_image_rgb(path, decode));
+  });
+  while (auto batch = reader.next()) {
+    for (size_t i = 0; i < batch->size(); ++i) {
+      if (batch->errors[i].empty()) continue;
+      const size_t item = batch->first + i;
+      readable[item] = false;
+      const auto& path = images.items[item].path;
+      std::string reason = batch->errors[i];
+      const std::string named = path.string() + ": ";  // the reason without the file name
+      if (reason.rfind(named, 0) == 0) reason.erase(0, named.size());
+      unreadable.push_back({path, reason});
     }
-    if (!batch.empty()) rows.push_back(extractor.embed(data::stack_batch(batch)));
-    if (options.progress) options.progress(stop, n);
+    if (batch->readable() > 0) rows.push_back(extractor.embed(batch->stacked()));
+    if (options.progress)
+      options.progress(int64_t(batch->first + batch->size()), int64_t(images.items.size()));
   }
   NewImages kept;
   kept.duplicates = images.duplicates;
@@ -199,7 +200,7 @@ AddReport ImageIndex::build_from_features(const fs::path& dir, const embed::Feat
   vectors.add(selected);
   commit_index(dir, vectors, {}, make_entries(images, 0),
                describe(features.spec, options.factory, options.metric, vectors.size()));
-  return {static_cast<int64_t>(images.items.size()), images.duplicates, vectors.size()};
+  return {static_cast<int64_t>(images.items.size()), images.duplicates, vectors.size(), {}};
 }
 
 AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extractor,
@@ -258,7 +259,7 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
   merged.add(vectors);
   commit_index(dir, merged, {}, entries,
                describe(first.spec_, first.factory_, first.metric(), merged.size()));
-  return {merged.size(), duplicates, merged.size()};
+  return {merged.size(), duplicates, merged.size(), {}};
 }
 
 ImageIndex ImageIndex::open(const fs::path& dir) {

@@ -16,6 +16,7 @@
 #include "vtl/core/error.h"
 #include "vtl/core/stop_signals.h"
 #include "vtl/models/batch_norm.h"
+#include "vtl/models/device.h"
 #include "vtl/train/freeze.h"
 #include "vtl/train/multi_tensor_optim.h"
 
@@ -166,15 +167,6 @@ void validate(const TrainConfig& c) {
   parse_precision(c.amp);
 }
 
-torch::Device pick_device(const std::string& name) {
-  if (name == "cuda") {
-    VTL_CHECK(torch::cuda::is_available(),
-              "--device cuda: no CUDA device is available to this build of LibTorch");
-    return torch::Device(torch::kCUDA);
-  }
-  return torch::Device(torch::kCPU);
-}
-
 std::string format_duration(double seconds) {
   const int s = static_cast<int>(std::lround(std::max(0.0, seconds)));
   return fmt::format("{}:{:02d}", s / 60, s % 60);
@@ -227,7 +219,8 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
       data_(std::move(data)),
       run_dir_(std::move(run_dir)),
       group_(std::move(group)),
-      device_(group_ && config_.device == "cuda" ? group_->device() : pick_device(config_.device)) {
+      device_(group_ && config_.device == "cuda" ? group_->device()
+                                                 : models::parse_device(config_.device)) {
   validate(config_);
   VTL_CHECK(!data_.train.samples.empty(), "no training images");
   VTL_CHECK(!data_.val.samples.empty(), "no validation images");

@@ -8,7 +8,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <torch/torch.h>
+
 #include "cli/run_cli.h"
+#include "embed/sample_images.h"
 
 namespace vtl {
 namespace {
@@ -111,6 +114,66 @@ TEST_F(PredictCommand, TruncatedWeightsFileIsAnErrorNotACrash) {
       run_cli("predict " + kSample + " --model resnet18 --weights " + truncated.string(), env_);
   EXPECT_EQ(result.exit_code, 1) << result.output;
   EXPECT_NE(result.output.find("truncated.pth"), std::string::npos) << result.output;
+}
+
+/// The JSON array `vtl predict --json` printed, from output that may also hold error lines.
+nlohmann::json predictions_json(const std::string& output) {
+  const auto begin = output.find("[\n");
+  const auto end = output.rfind("]");
+  EXPECT_NE(begin, std::string::npos) << output;
+  return nlohmann::json::parse(output.substr(begin, end - begin + 1));
+}
+
+TEST_F(PredictCommand, FoldersAreExpandedAndBatchingDoesNotChangeTheAnswers) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  if (!testing::have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  const auto images = home_ / "images";
+  testing::make_class_tree(images, 2);  // 6 images in bugs/, fruit/, homes/
+  std::ofstream(images / "fruit" / "a_broken.png") << "not an image";  // mid-batch
+  fs::create_directories(home_ / "empty");
+  const std::string common = images.string() + " " + (home_ / "empty").string() + " " + kSample +
+                             " --model resnet18 --weights " + weights + " --top 3 --json";
+  auto one = run_cli("predict " + common + " --batch 1", env_);
+  auto four = run_cli("predict " + common + " --batch 4", env_);
+  for (const auto* run : {&one, &four}) {
+    EXPECT_EQ(run->exit_code, 1) << run->output;
+    EXPECT_NE(run->output.find("a_broken.png: not a readable image"), std::string::npos)
+        << run->output;
+    EXPECT_NE(run->output.find("1 of 8 images could not be read"), std::string::npos)
+        << run->output;
+    EXPECT_NE(run->output.find("empty: a folder without images"), std::string::npos) << run->output;
+  }
+  const auto a = predictions_json(one.output), b = predictions_json(four.output);
+  ASSERT_EQ(a.size(), 8u);
+  ASSERT_EQ(b.size(), 8u);
+  EXPECT_NE(a[0]["path"].get<std::string>().find("/bugs/"), std::string::npos) << a[0];
+  EXPECT_NE(a[2]["path"].get<std::string>().find("a_broken.png"), std::string::npos) << a[2];
+  EXPECT_TRUE(a[2].contains("error"));
+  EXPECT_NE(a[7]["path"].get<std::string>().find("ladybug.png"), std::string::npos) << a[7];
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i]["path"], b[i]["path"]);
+    if (a[i].contains("error")) continue;
+    for (size_t k = 0; k < 3; ++k) {
+      EXPECT_EQ(a[i]["predictions"][k]["label"], b[i]["predictions"][k]["label"]) << i;
+      EXPECT_NEAR(a[i]["predictions"][k]["probability"].get<double>(),
+                  b[i]["predictions"][k]["probability"].get<double>(), 1e-4)
+          << i;
+    }
+  }
+}
+
+TEST_F(PredictCommand, DeviceNamesAreCheckedBeforeAnythingIsLoaded) {
+  auto unknown = run_cli("predict " + kSample + " --model resnet18 --device gpu", env_);
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("unknown device 'gpu': expected cpu, cuda or cuda:N"),
+            std::string::npos)
+      << unknown.output;
+  if (torch::cuda::is_available()) return;
+  auto cuda = run_cli("predict " + kSample + " --model resnet18 --device cuda", env_);
+  EXPECT_EQ(cuda.exit_code, 1);
+  EXPECT_NE(cuda.output.find("--device cuda: no CUDA device is available"), std::string::npos)
+      << cuda.output;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
 #include "vtl/models/batch_norm.h"
+#include "vtl/models/device.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/precision.h"
 #include "vtl/train/metrics.h"
@@ -25,13 +26,17 @@ struct EvaluateArgs {
   bool json = false;
   int64_t max_image_pixels = 20000LL * 20000LL;
   std::string amp = "off";
+  std::string device = "cpu";
 };
 
 void run_evaluate(const EvaluateArgs& args) {
+  const torch::Device device = models::parse_device(args.device);
   const auto precision = models::parse_precision(args.amp);
-  if (!args.json) print_precision_note(precision, torch::kCPU);
+  models::check_precision_supported(precision, device);
+  if (!args.json) print_precision_note(precision, device);
   auto loaded = models::load_model_folder(args.model_dir);
   models::fold_batch_norms(*loaded.model);  // inference only: one pass less per BatchNorm
+  loaded.model->to(device);
   // The data's class names must be the model's; folders/labels the model lacks are errors.
   auto dataset = data::open_dataset(args.data, loaded.class_names);
   data::DecodeOptions decode;
@@ -46,7 +51,7 @@ void run_evaluate(const EvaluateArgs& args) {
   options.workers = args.workers;
   options.preprocessing = loaded.preprocessing;
   data::Loader loader(dataset, store, options);
-  auto result = train::evaluate(loaded.model, loader, torch::kCPU, precision);
+  auto result = train::evaluate(loaded.model, loader, device, precision);
 
   if (args.json) {
     auto json = result.to_json(loaded.class_names);
@@ -56,7 +61,7 @@ void run_evaluate(const EvaluateArgs& args) {
     for (const auto& file : dataset.skipped)
       skipped.push_back({{"path", file.path.string()}, {"reason", file.reason}});
     json["skipped"] = skipped;
-    std::cout << json.dump(2) << "\n";
+    std::cout << json_text(json, 2) << "\n";
     return;
   }
   std::cout << fmt::format("{} on {}: {} images ({} skipped)\n", args.model_dir, args.data,
@@ -93,9 +98,11 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--max-image-pixels", args->max_image_pixels,
                   "skip images with more pixels than this")
       ->capture_default_str();
+  cmd->add_option("--device", args->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--amp", args->amp,
-                  "off or bf16: autocast of the model (faster on CPUs with bf16 instructions)")
-      ->check(CLI::IsMember({"off", "bf16"}))
+                  "autocast of the model: off, bf16 (faster on CPUs with bf16 instructions, "
+                  "and on GPUs) or fp16 (CUDA only)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print the metrics as JSON");
   cmd->callback([args] { run_evaluate(*args); });

@@ -1,5 +1,5 @@
 // vtl extract DATA --model NAME|MODEL_DIR [--weights ...] [--layer avg_pool] [--out DIR]
-//             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--device cpu|cuda]
+//             [--dtype f32|f16] [--normalize none|l2] [--batch B] [--device cpu|cuda[:N]]
 //             [--amp off|bf16|fp16] [--shard i/n | --distributed]
 // vtl extract --merge SHARD_DIR... --out DIR
 
@@ -14,6 +14,7 @@
 #include "vtl/data/image.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/embed/extract.h"
+#include "vtl/models/device.h"
 #include "vtl/models/precision.h"
 
 namespace vtl::cli {
@@ -69,6 +70,7 @@ void run_extract(const ExtractArgs& args) {
   VTL_CHECK(args.normalize == "none" || args.normalize == "l2",
             "--normalize must be none or l2, got '{}'", args.normalize);
 
+  const torch::Device device = models::parse_device(args.device);
   std::shared_ptr<dist::ProcessGroup> group;
   if (args.distributed) {
     VTL_CHECK(args.shard == "0/1", "--distributed splits the images itself; drop --shard");
@@ -84,11 +86,11 @@ void run_extract(const ExtractArgs& args) {
   backbone.image_size = args.image_size;
   embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
                                     args.normalize == "l2");
-  if (args.device == "cuda") {
+  if (device.is_cuda()) {
     VTL_CHECK(!group,
               "--device cuda with --distributed is not supported yet: run one "
               "process per GPU with --shard i/n and CUDA_VISIBLE_DEVICES, then --merge");
-    extractor.to(torch::kCUDA);
+    extractor.to(device);
   }
   extractor.set_amp(models::parse_precision(args.amp));
   if (writer && !args.json) print_precision_note(extractor.spec().amp, extractor.device());
@@ -160,8 +162,7 @@ void add_extract_command(CLI::App& app) {
   cmd->add_option("--normalize", args->normalize, "none (default) or l2")
       ->check(CLI::IsMember({"none", "l2"}));
   cmd->add_option("--batch", args->batch, "Images per forward pass (default 32)");
-  cmd->add_option("--device", args->device, "cpu (default) or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--amp", args->amp,
                   "off (default), bf16 or fp16 (CUDA): autocast of the backbone; vectors "
                   "stay float32. bf16 pays off on CPUs with bf16 instructions")

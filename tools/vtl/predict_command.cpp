@@ -1,4 +1,5 @@
-// vtl predict IMAGE... --model NAME|MODEL_DIR [--weights NAME|FILE] [--top K] [--json]
+// vtl predict IMAGE|FOLDER... --model NAME|MODEL_DIR [--weights NAME|FILE] [--top K]
+//             [--batch B] [--device cpu|cuda] [--amp off|bf16|fp16] [--json]
 
 #include <filesystem>
 #include <iostream>
@@ -9,26 +10,37 @@
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/data/batch_reader.h"
+#include "vtl/data/dataset.h"
 #include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
 #include "vtl/models/batch_norm.h"
+#include "vtl/models/device.h"
 #include "vtl/models/model_folder.h"
+#include "vtl/models/precision.h"
 #include "vtl/models/pretrained.h"
 
 namespace vtl::cli {
 namespace {
+
+namespace fs = std::filesystem;
 
 struct PredictOptions {
   std::vector<std::string> images;
   std::string model;
   std::string weights;
   int top = 5;
+  int batch = 16;
+  std::string device = "cpu";
+  std::string amp = "off";
   bool json = false;
 };
 
-/// A ready classifier: images [N,3,H,W] -> logits [N,K], with what it needs around it.
+/// A ready classifier: images [N,3,H,W] on `device` -> logits [N,K], in eval mode with
+/// BatchNorm folded (inference only), with what it needs around it.
 struct Classifier {
-  std::function<torch::Tensor(torch::Tensor)> logits;
+  std::shared_ptr<torch::nn::Module> module;  ///< the network behind `logits`
+  std::function<torch::Tensor(const torch::Tensor&)> logits;
   Preprocessing preprocessing;
   std::vector<std::string> class_names;
   std::string description;
@@ -41,13 +53,12 @@ Classifier open_classifier(const PredictOptions& options) {
               options.model);
     auto loaded = models::load_model_folder(options.model);
     auto model = loaded.model;
-    models::fold_batch_norms(*model);  // eval mode from here on: inference only
-    return {[model](torch::Tensor x) mutable { return model->forward(x); }, loaded.preprocessing,
-            loaded.class_names,
+    return {model.ptr(), [model](const torch::Tensor& x) mutable { return model->forward(x); },
+            loaded.preprocessing, loaded.class_names,
             fmt::format("{} ({} classes, trained model folder {})", loaded.architecture,
                         loaded.class_names.size(), options.model)};
   }
-  if (std::filesystem::is_directory(options.model)) {
+  if (fs::is_directory(options.model)) {
     fail("{} is a folder but not a trained model folder (no model.json)", options.model);
   }
   auto pretrained = models::load_pretrained(options.model, options.weights);
@@ -56,57 +67,95 @@ Classifier open_classifier(const PredictOptions& options) {
             "be named; use `vtl extract` for features instead",
             pretrained.weights);
   auto model = pretrained.model;
-  model->eval();
-  models::fold_batch_norms(*model);
-  return {[model](torch::Tensor x) mutable { return model->forward(x); }, pretrained.preprocessing,
-          pretrained.class_names,
+  return {model.ptr(), [model](const torch::Tensor& x) mutable { return model->forward(x); },
+          pretrained.preprocessing, pretrained.class_names,
           fmt::format("{} with weights {}", options.model, pretrained.weights)};
 }
 
+/// The arguments in order, each folder replaced by the images under it (sorted by path).
+std::vector<fs::path> expand_inputs(const std::vector<std::string>& arguments) {
+  std::vector<fs::path> images;
+  std::vector<data::SkippedFile> left_out;
+  for (const auto& argument : arguments) {
+    if (!fs::is_directory(argument)) {
+      images.emplace_back(argument);
+      continue;
+    }
+    auto found = data::list_images(argument, &left_out);
+    if (found.empty()) left_out.push_back({argument, "a folder without images"});
+    images.insert(images.end(), found.begin(), found.end());
+  }
+  print_left_out("vtl predict", left_out);
+  return images;
+}
+
 void run_predict(const PredictOptions& options) {
+  const torch::Device device = models::parse_device(options.device);
+  const models::Precision precision = models::parse_precision(options.amp);
+  models::check_precision_supported(precision, device);
+  const auto images = expand_inputs(options.images);
+  VTL_CHECK(!images.empty(), "no images to classify");
+
   Classifier classifier = open_classifier(options);
+  classifier.module->eval();
+  models::fold_batch_norms(*classifier.module);
+  classifier.module->to(device);
+  if (!options.json) {
+    std::cout << "model: " << classifier.description << " on " << device.str() << "\n";
+    print_precision_note(precision, device);
+  }
+
   torch::NoGradGuard no_grad;
   data::DecodeOptions decode;
   decode.min_short_side = classifier.preprocessing.resize;
   nlohmann::json results = nlohmann::json::array();
-  int failures = 0;
-  if (!options.json) std::cout << "model: " << classifier.description << "\n";
-  for (const auto& image_path : options.images) {
-    torch::Tensor input;
-    try {
-      input =
-          data::eval_transform(data::load_image_rgb(image_path, decode), classifier.preprocessing)
-              .unsqueeze(0);
-    } catch (const vtl::Error& e) {
-      std::cerr << "vtl: error: " << e.what() << "\n";
-      ++failures;
-      results.push_back({{"path", image_path}, {"error", e.what()}});
-      continue;
+  size_t failures = 0;
+  data::BatchReader reader(images, size_t(options.batch), [&](const fs::path& path) {
+    return data::eval_transform(data::load_image_rgb(path, decode), classifier.preprocessing);
+  });
+  while (auto batch = reader.next()) {
+    torch::Tensor probabilities;
+    if (batch->readable() > 0) {
+      const models::AutocastScope autocast(precision, device);
+      const auto logits = classifier.logits(batch->stacked().to(device));
+      probabilities = torch::softmax(logits.to(torch::kFloat32), 1).cpu();
     }
-    auto probabilities = torch::softmax(classifier.logits(input), 1)[0];
-    const int64_t k = std::min<int64_t>(options.top, probabilities.size(0));
-    auto [values, indices] = probabilities.topk(k);
-    nlohmann::json predictions = nlohmann::json::array();
-    if (!options.json) std::cout << image_path << "\n";
-    for (int64_t i = 0; i < k; ++i) {
-      const int64_t id = indices[i].item<int64_t>();
-      const double p = values[i].item<double>();
-      const std::string& label = classifier.class_names.at(static_cast<size_t>(id));
-      predictions.push_back({{"class_id", id}, {"label", label}, {"probability", p}});
-      if (!options.json)
-        std::cout << fmt::format("  {:>2}. {:<32} {:6.2f}%\n", i + 1, label, 100 * p);
+    const int64_t k = std::min<int64_t>(options.top, int64_t(classifier.class_names.size()));
+    int64_t row = 0;
+    for (size_t i = 0; i < batch->size(); ++i) {
+      const std::string path = images[batch->first + i].string();
+      if (const auto& error = batch->errors[i]; !error.empty()) {
+        std::cerr << "vtl: error: " << error << "\n";
+        ++failures;
+        results.push_back({{"path", path}, {"error", error}});
+        continue;
+      }
+      auto [values, indices] = probabilities[row++].topk(k);
+      nlohmann::json predictions = nlohmann::json::array();
+      if (!options.json) std::cout << path << "\n";
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t id = indices[j].item<int64_t>();
+        const double p = values[j].item<double>();
+        const std::string& label = classifier.class_names.at(static_cast<size_t>(id));
+        predictions.push_back({{"class_id", id}, {"label", label}, {"probability", p}});
+        if (!options.json)
+          std::cout << fmt::format("  {:>2}. {:<32} {:6.2f}%\n", j + 1, label, 100 * p);
+      }
+      results.push_back({{"path", path}, {"predictions", predictions}});
     }
-    results.push_back({{"path", image_path}, {"predictions", predictions}});
+    if (!options.json) std::cout.flush();
   }
   if (options.json) std::cout << json_text(results, 2) << "\n";
-  VTL_CHECK(failures == 0, "{} of {} images could not be read", failures, options.images.size());
+  VTL_CHECK(failures == 0, "{} of {} images could not be read", failures, images.size());
 }
 
 void add_predict_command(CLI::App& app) {
   auto options = std::make_shared<PredictOptions>();
   auto* command = app.add_subcommand(
       "predict", "Classify images with a pretrained model or a trained model folder");
-  command->add_option("images", options->images, "Image files (jpg, png, bmp, webp, tif)")
+  command
+      ->add_option("images", options->images,
+                   "Image files (jpg, png, bmp, webp, tif) or folders (every image under them)")
       ->required();
   command
       ->add_option("--model", options->model,
@@ -118,6 +167,14 @@ void add_predict_command(CLI::App& app) {
   command->add_option("--top", options->top, "How many classes to show per image")
       ->default_val(5)
       ->check(CLI::PositiveNumber);
+  command->add_option("--batch", options->batch, "Images per forward pass")
+      ->default_val(16)
+      ->check(CLI::PositiveNumber);
+  command->add_option("--device", options->device, "cpu, cuda or cuda:N")->default_val("cpu");
+  command
+      ->add_option("--amp", options->amp,
+                   "Autocast precision: off, bf16 (CPU or CUDA) or fp16 (CUDA only)")
+      ->default_val("off");
   command->add_flag("--json", options->json, "Print the predictions as JSON");
   command->add_option_function<int64_t>(
       "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
