@@ -24,22 +24,22 @@ class TrainCli : public ::testing::Test {
   void SetUp() override {
     if (!fs::exists(vtl::testing::kClipart / "animals"))
       GTEST_SKIP() << "openclipart-png is not installed";
-    vtl::testing::make_clipart_set(data_.path, {"animals", "geography", "shapes"}, 12);
+    vtl::testing::make_clipart_set(data_.path(), {"animals", "geography", "shapes"}, 12);
   }
   std::string train_args(const fs::path& out) const {
     // 27 training images (75%), batch 8: 4 steps per epoch.
-    return "train " + data_.path.string() +
+    return "train " + data_.path().string() +
            " --model resnet18 --strategy finetune --epochs 2 --finetune-epochs 2 "
            "--finetune-lr 1e-3 --unfreeze 4 --img-size 32 --batch-size 8 --seed 5 --val-split "
            "0.25 --quiet --out " +
            out.string();
   }
-  TempDir data_{"cli_data"};
-  TempDir runs_{"cli_runs"};
+  TempDir data_{"vtl_cli_data"};
+  TempDir runs_{"vtl_cli_runs"};
 };
 
 TEST_F(TrainCli, ResumeAfterSigkillMidEpochMatchesAnUninterruptedRun) {
-  const fs::path whole = runs_.path / "whole", killed = runs_.path / "killed";
+  const fs::path whole = runs_.path() / "whole", killed = runs_.path() / "killed";
   auto full = run_cli(train_args(whole));
   ASSERT_EQ(full.exit_code, 0) << full.output;
   EXPECT_NE(full.output.find("classes (3): animals 9, geography 9, shapes 9"), std::string::npos)
@@ -70,13 +70,13 @@ TEST_F(TrainCli, ResumeAfterSigkillMidEpochMatchesAnUninterruptedRun) {
   }
 
   // evaluate reads the model folder the run wrote, with its class names.
-  auto evaluated = run_cli("evaluate " + killed.string() + " " + data_.path.string() + " --json");
+  auto evaluated = run_cli("evaluate " + killed.string() + " " + data_.path().string() + " --json");
   ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
   auto json = nlohmann::json::parse(evaluated.output);
   EXPECT_EQ(json["count"], 36);
   EXPECT_EQ(json["per_class"].size(), 3u);
   EXPECT_EQ(json["confusion"].size(), 3u);
-  auto text = run_cli("evaluate " + killed.string() + " " + data_.path.string());
+  auto text = run_cli("evaluate " + killed.string() + " " + data_.path().string());
   EXPECT_NE(text.output.find("top-1"), std::string::npos) << text.output;
   EXPECT_NE(text.output.find("geography"), std::string::npos);
 }
@@ -85,7 +85,7 @@ TEST_F(TrainCli, ResumeAfterSigkillMidEpochMatchesAnUninterruptedRun) {
 // leaves the checkpoint of the finished epochs whole, says how to continue, and exits
 // with 130; the resumed run ends as an uninterrupted one. SIGTERM exits with 143.
 TEST_F(TrainCli, CtrlCStopsBetweenStepsAndTheResumedRunMatchesAnUninterruptedOne) {
-  const fs::path whole = runs_.path / "whole", stopped = runs_.path / "stopped";
+  const fs::path whole = runs_.path() / "whole", stopped = runs_.path() / "stopped";
   ASSERT_EQ(run_cli(train_args(whole)).exit_code, 0);
 
   auto interrupted =
@@ -116,7 +116,7 @@ TEST_F(TrainCli, CtrlCStopsBetweenStepsAndTheResumedRunMatchesAnUninterruptedOne
       EXPECT_EQ(a[e][key].get<double>(), b[e][key].get<double>())
           << "epoch " << e + 1 << " " << key;
 
-  auto terminated = run_cli(train_args(runs_.path / "terminated"),
+  auto terminated = run_cli(train_args(runs_.path() / "terminated"),
                             "VTL_TEST_KILL_AFTER_STEPS=2 VTL_TEST_KILL_SIGNAL=15");
   EXPECT_EQ(terminated.exit_code, 143) << terminated.output;
   EXPECT_NE(terminated.output.find("stopped in epoch 1 before it finished; nothing was saved"),
@@ -125,9 +125,9 @@ TEST_F(TrainCli, CtrlCStopsBetweenStepsAndTheResumedRunMatchesAnUninterruptedOne
 }
 
 TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {
-  std::ofstream(data_.path / "shapes" / "zz_broken.png") << "not a png";
-  const fs::path out = runs_.path / "corrupt";
-  auto result = run_cli("train " + data_.path.string() +
+  std::ofstream(data_.path() / "shapes" / "zz_broken.png") << "not a png";
+  const fs::path out = runs_.path() / "corrupt";
+  auto result = run_cli("train " + data_.path().string() +
                         " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
                         "--no-augment --out " +
                         out.string());
@@ -136,12 +136,14 @@ TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {
   EXPECT_NE(read_file(out / "skipped.txt").find("zz_broken.png"), std::string::npos);
   EXPECT_NE(result.output.find("cached features"), std::string::npos) << result.output;
 
-  fs::create_directories(data_.path / "empty_class");
-  auto empty = run_cli("train " + data_.path.string() + " --out " + (runs_.path / "x").string());
+  fs::create_directories(data_.path() / "empty_class");
+  auto empty =
+      run_cli("train " + data_.path().string() + " --out " + (runs_.path() / "x").string());
   EXPECT_EQ(empty.exit_code, 1);
   EXPECT_NE(empty.output.find("empty_class"), std::string::npos) << empty.output;
 
-  auto missing = run_cli("evaluate " + (runs_.path / "nope").string() + " " + data_.path.string());
+  auto missing =
+      run_cli("evaluate " + (runs_.path() / "nope").string() + " " + data_.path().string());
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.output.find("nope"), std::string::npos) << missing.output;
 }

@@ -22,24 +22,24 @@ void write_png(const fs::path& path, int value) {
 }
 
 TEST(Dataset, ClassFoldersAreSortedAndSymlinkDuplicatesCountOnce) {
-  TempDir dir("dataset");
-  write_png(dir.path / "dog" / "b.png", 10);
-  write_png(dir.path / "dog" / "sub" / "a.png", 20);
-  write_png(dir.path / "cat" / "x.png", 30);
-  fs::create_symlink(dir.path / "cat" / "x.png", dir.path / "cat" / "x_again.png");
-  std::ofstream(dir.path / "cat" / "notes.txt") << "not an image";
-  auto ds = scan_class_folders(dir.path);
+  TempDir dir("vtl_dataset");
+  write_png(dir.path() / "dog" / "b.png", 10);
+  write_png(dir.path() / "dog" / "sub" / "a.png", 20);
+  write_png(dir.path() / "cat" / "x.png", 30);
+  fs::create_symlink(dir.path() / "cat" / "x.png", dir.path() / "cat" / "x_again.png");
+  std::ofstream(dir.path() / "cat" / "notes.txt") << "not an image";
+  auto ds = scan_class_folders(dir.path());
   ASSERT_EQ(ds.classes, (std::vector<std::string>{"cat", "dog"}));
   EXPECT_EQ(ds.class_counts(), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(ds.describe_counts(), "cat 1, dog 2");
 }
 
 TEST(Dataset, EmptyClassIsAnErrorNamingIt) {
-  TempDir dir("dataset_empty");
-  write_png(dir.path / "dog" / "b.png", 10);
-  fs::create_directories(dir.path / "unicorn");
+  TempDir dir("vtl_dataset_empty");
+  write_png(dir.path() / "dog" / "b.png", 10);
+  fs::create_directories(dir.path() / "unicorn");
   try {
-    scan_class_folders(dir.path);
+    scan_class_folders(dir.path());
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("unicorn"), std::string::npos) << e.what();
@@ -47,18 +47,18 @@ TEST(Dataset, EmptyClassIsAnErrorNamingIt) {
 }
 
 TEST(Dataset, CsvListWithHeaderRelativePathsAndMissingFiles) {
-  TempDir dir("dataset_csv");
-  write_png(dir.path / "img" / "1.png", 1);
-  write_png(dir.path / "img" / "2.png", 2);
-  std::ofstream(dir.path / "list.csv") << "path,label\nimg/1.png,b\nimg/2.png,a\nimg/3.png,a\n";
-  auto ds = read_csv_list(dir.path / "list.csv");
+  TempDir dir("vtl_dataset_csv");
+  write_png(dir.path() / "img" / "1.png", 1);
+  write_png(dir.path() / "img" / "2.png", 2);
+  std::ofstream(dir.path() / "list.csv") << "path,label\nimg/1.png,b\nimg/2.png,a\nimg/3.png,a\n";
+  auto ds = read_csv_list(dir.path() / "list.csv");
   EXPECT_EQ(ds.classes, (std::vector<std::string>{"a", "b"}));
   ASSERT_EQ(ds.samples.size(), 2u);
   EXPECT_EQ(ds.samples[0].label, 1);
   ASSERT_EQ(ds.skipped.size(), 1u);
   EXPECT_NE(ds.skipped[0].path.string().find("3.png"), std::string::npos);
-  std::ofstream(dir.path / "bad.csv") << "img/1.png;b\n";
-  EXPECT_THROW(read_csv_list(dir.path / "bad.csv"), Error);
+  std::ofstream(dir.path() / "bad.csv") << "img/1.png;b\n";
+  EXPECT_THROW(read_csv_list(dir.path() / "bad.csv"), Error);
 }
 
 TEST(Dataset, StratifiedSplitKeepsEveryClassInBothParts) {
@@ -81,11 +81,11 @@ TEST(Dataset, StratifiedSplitKeepsEveryClassInBothParts) {
 }
 
 TEST(Loader, CorruptImagesAreSkippedAndListed) {
-  TempDir dir("loader_corrupt");
-  for (int i = 0; i < 3; ++i) write_png(dir.path / "a" / (std::to_string(i) + ".png"), i * 40);
-  for (int i = 0; i < 3; ++i) write_png(dir.path / "b" / (std::to_string(i) + ".png"), 200);
-  std::ofstream(dir.path / "a" / "broken.png") << "\x89PNG truncated";
-  auto ds = scan_class_folders(dir.path);
+  TempDir dir("vtl_loader_corrupt");
+  for (int i = 0; i < 3; ++i) write_png(dir.path() / "a" / (std::to_string(i) + ".png"), i * 40);
+  for (int i = 0; i < 3; ++i) write_png(dir.path() / "b" / (std::to_string(i) + ".png"), 200);
+  std::ofstream(dir.path() / "a" / "broken.png") << "\x89PNG truncated";
+  auto ds = scan_class_folders(dir.path());
   ASSERT_EQ(ds.samples.size(), 7u);
   ImageStore store({}, 32);
   store.prepare(ds, 2);
@@ -98,14 +98,14 @@ TEST(Loader, CorruptImagesAreSkippedAndListed) {
 TEST(Loader, AWorkerThatThrowsStopsTheEpochWithItsErrorAndNothingHangs) {
   // Nothing is kept in memory, so workers decode again during the epoch; a file that was
   // fine when the dataset was prepared is corrupted before it is used.
-  TempDir dir("loader_throw");
-  for (int i = 0; i < 8; ++i) write_png(dir.path / "a" / (std::to_string(i) + ".png"), i * 20);
-  for (int i = 0; i < 8; ++i) write_png(dir.path / "b" / (std::to_string(i) + ".png"), 200);
-  auto ds = scan_class_folders(dir.path);
+  TempDir dir("vtl_loader_throw");
+  for (int i = 0; i < 8; ++i) write_png(dir.path() / "a" / (std::to_string(i) + ".png"), i * 20);
+  for (int i = 0; i < 8; ++i) write_png(dir.path() / "b" / (std::to_string(i) + ".png"), 200);
+  auto ds = scan_class_folders(dir.path());
   auto store = std::make_shared<ImageStore>(DecodeOptions{}, 32, /*memory_budget=*/0);
   store->prepare(ds, 2);
   ASSERT_EQ(store->images_kept(), 0u);
-  std::ofstream(dir.path / "b" / "5.png", std::ios::trunc) << "overwritten";
+  std::ofstream(dir.path() / "b" / "5.png", std::ios::trunc) << "overwritten";
   for (int workers : {1, 3}) {
     LoaderOptions o;
     o.batch_size = 2;
@@ -132,9 +132,9 @@ TEST(Loader, AWorkerThatThrowsStopsTheEpochWithItsErrorAndNothingHangs) {
 
 TEST(Loader, BatchesAreDeterministicForAnyWorkerCount) {
   VTL_REQUIRE_CLIPART();
-  TempDir dir("loader_det");
-  vtl::testing::make_clipart_set(dir.path, {"animals", "shapes"}, 6);
-  auto ds = scan_class_folders(dir.path);
+  TempDir dir("vtl_loader_det");
+  vtl::testing::make_clipart_set(dir.path(), {"animals", "shapes"}, 6);
+  auto ds = scan_class_folders(dir.path());
   auto store = std::make_shared<ImageStore>(DecodeOptions{}, 48);
   store->prepare(ds, 2);
   auto run = [&](int workers) {
@@ -166,9 +166,9 @@ TEST(Loader, BatchesAreDeterministicForAnyWorkerCount) {
 TEST(Loader, PinnedBatchesEqualPageableOnes) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "page-locked memory needs CUDA";
   VTL_REQUIRE_CLIPART();
-  TempDir dir("loader_pinned");
-  vtl::testing::make_clipart_set(dir.path, {"animals", "shapes"}, 4);
-  auto ds = scan_class_folders(dir.path);
+  TempDir dir("vtl_loader_pinned");
+  vtl::testing::make_clipart_set(dir.path(), {"animals", "shapes"}, 4);
+  auto ds = scan_class_folders(dir.path());
   auto store = std::make_shared<ImageStore>(DecodeOptions{}, 48);
   store->prepare(ds, 2);
   auto first_batch = [&](bool pinned) {

@@ -101,21 +101,21 @@ class DistTrain : public ::testing::Test {
   void SetUp() override {
     VTL_REQUIRE_CLIPART();
     // 3 classes x 8 images, 2 per class validate: 18 training and 6 validation images.
-    vtl::testing::make_clipart_set(data_.path, {"animals", "geography", "shapes"}, 8);
+    vtl::testing::make_clipart_set(data_.path(), {"animals", "geography", "shapes"}, 8);
   }
   std::string train_args(const std::string& strategy_args, const fs::path& out) const {
-    return "train " + data_.path.string() +
+    return "train " + data_.path().string() +
            " --model resnet18 --img-size 32 --no-augment --dropout 0 --seed 3 --val-split 0.25 "
            "--workers 1 --quiet " +
            strategy_args + " --out " + out.string();
   }
   /// The same training alone and as 2 ranks: the same weights and metrics.
   void expect_same_training(const std::string& strategy_args) {
-    const fs::path one = runs_.path / "one", two = runs_.path / "two";
+    const fs::path one = runs_.path() / "one", two = runs_.path() / "two";
     auto single = run_cli(train_args(strategy_args, one), "OMP_NUM_THREADS=2");
     ASSERT_EQ(single.exit_code, 0) << single.output;
     auto ranks = run_ranks(train_args(strategy_args, two) + " --distributed --dist-timeout 20", 2,
-                           runs_.path);
+                           runs_.path());
     for (const auto& rank : ranks) ASSERT_EQ(rank.exit_code, 0) << rank.output();
     EXPECT_EQ(ranks[1].output(), "");  // rank 0 alone prints
     EXPECT_NE(ranks[0].output().find("validation: top-1"), std::string::npos) << ranks[0].output();
@@ -139,8 +139,8 @@ class DistTrain : public ::testing::Test {
     EXPECT_TRUE(fs::exists(two / "report.html"));
     EXPECT_TRUE(fs::exists(two / "checkpoint" / "last.pt"));
   }
-  TempDir data_{"dist_data"};
-  TempDir runs_{"dist_runs"};
+  TempDir data_{"vtl_dist_data"};
+  TempDir runs_{"vtl_dist_runs"};
 };
 
 TEST(DistSampler, RankSharesAreDisjointAndCoverTheBatch) {
@@ -170,16 +170,16 @@ TEST_F(DistTrain, AResumedRunEndsLikeAnUninterruptedOne) {
   const std::string args =
       "--strategy finetune --epochs 1 --finetune-epochs 2 --unfreeze 4 --finetune-lr 1e-3 "
       "--batch-size 8";
-  const fs::path whole = runs_.path / "whole", killed = runs_.path / "killed";
-  for (const auto& rank : run_ranks(train_args(args, whole) + " --distributed", 2, runs_.path))
+  const fs::path whole = runs_.path() / "whole", killed = runs_.path() / "killed";
+  for (const auto& rank : run_ranks(train_args(args, whole) + " --distributed", 2, runs_.path()))
     ASSERT_EQ(rank.exit_code, 0) << rank.output();
   // 3 steps per epoch: step 5 is in epoch 2, after epoch 1's checkpoint.
-  auto interrupted = run_ranks(train_args(args, killed) + " --distributed", 2, runs_.path,
+  auto interrupted = run_ranks(train_args(args, killed) + " --distributed", 2, runs_.path(),
                                {"", "VTL_TEST_KILL_AFTER_STEPS=5"});
   EXPECT_EQ(interrupted[0].exit_code, 1) << interrupted[0].output();
   ASSERT_EQ(read_metrics(killed).size(), 1u);
   for (const auto& rank :
-       run_ranks("train --quiet --distributed --resume " + killed.string(), 2, runs_.path))
+       run_ranks("train --quiet --distributed --resume " + killed.string(), 2, runs_.path()))
     ASSERT_EQ(rank.exit_code, 0) << rank.output();
 
   const auto a = read_metrics(whole), b = read_metrics(killed);
@@ -195,11 +195,11 @@ TEST_F(DistTrain, AResumedRunEndsLikeAnUninterruptedOne) {
 }
 
 TEST_F(DistTrain, AKilledRankStopsTheOtherWithinTheTimeout) {
-  const fs::path out = runs_.path / "killed";
+  const fs::path out = runs_.path() / "killed";
   const auto start = Clock::now();
   auto ranks = run_ranks(train_args("--strategy features --epochs 20 --batch-size 2", out) +
                              " --distributed --dist-timeout 10",
-                         2, runs_.path, {"", "VTL_TEST_KILL_AFTER_STEPS=3"});
+                         2, runs_.path(), {"", "VTL_TEST_KILL_AFTER_STEPS=3"});
   EXPECT_EQ(ranks[1].exit_code, -1);  // SIGKILL
   EXPECT_EQ(ranks[0].exit_code, 1) << ranks[0].output();
   const double after_kill = std::chrono::duration<double>(ranks[0].ended - ranks[1].ended).count();
@@ -214,14 +214,14 @@ TEST_F(DistTrain, ARankWithoutPartnersGivesUpAfterTheTimeout) {
   const int port = free_port();
   const auto start = Clock::now();
   auto alone =
-      run_cli(train_args("--epochs 1", runs_.path / "alone") + " --distributed --dist-timeout 2",
+      run_cli(train_args("--epochs 1", runs_.path() / "alone") + " --distributed --dist-timeout 2",
               "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port));
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   EXPECT_EQ(alone.exit_code, 1);
   EXPECT_NE(alone.output.find("could not join the other ranks"), std::string::npos) << alone.output;
   EXPECT_LT(seconds, 30.0);
 
-  auto unset = run_cli(train_args("--epochs 1", runs_.path / "unset") + " --distributed",
+  auto unset = run_cli(train_args("--epochs 1", runs_.path() / "unset") + " --distributed",
                        "env -u RANK -u WORLD_SIZE");
   EXPECT_EQ(unset.exit_code, 1);
   EXPECT_NE(unset.output.find("torchrun"), std::string::npos) << unset.output;
@@ -229,29 +229,30 @@ TEST_F(DistTrain, ARankWithoutPartnersGivesUpAfterTheTimeout) {
 
 TEST(DistExtract, TwoRanksWriteWhatOneProcessWrites) {
   VTL_REQUIRE_CLIPART();
-  TempDir dir("dist_extract");
-  vtl::testing::make_clipart_set(dir.path / "data", {"animals", "shapes"}, 5);
+  TempDir dir("vtl_dist_extract");
+  vtl::testing::make_clipart_set(dir.path() / "data", {"animals", "shapes"}, 5);
   const std::string common =
-      "extract " + (dir.path / "data").string() + " --model resnet18 --image-size 32 --batch 3";
-  auto single = run_cli(common + " --out " + (dir.path / "one").string(), "OMP_NUM_THREADS=2");
+      "extract " + (dir.path() / "data").string() + " --model resnet18 --image-size 32 --batch 3";
+  auto single = run_cli(common + " --out " + (dir.path() / "one").string(), "OMP_NUM_THREADS=2");
   ASSERT_EQ(single.exit_code, 0) << single.output;
   // The ranks meet through a FileStore here (the TCPStore is covered by the training tests).
-  const fs::path store = dir.path / "store";
+  const fs::path store = dir.path() / "store";
   auto ranks = run_ranks(common + " --json --distributed --dist-store-file " + store.string() +
-                             " --out " + (dir.path / "two").string(),
-                         2, dir.path);
+                             " --out " + (dir.path() / "two").string(),
+                         2, dir.path());
   for (const auto& rank : ranks) ASSERT_EQ(rank.exit_code, 0) << rank.output();
   EXPECT_EQ(nlohmann::json::parse(ranks[0].output()).at("rows"), 10);
   EXPECT_EQ(ranks[1].output(), "");
-  EXPECT_FALSE(fs::exists(dir.path / "two" / ".ranks"));
+  EXPECT_FALSE(fs::exists(dir.path() / "two" / ".ranks"));
 
-  const auto a = embed::load_features(dir.path / "one"), b = embed::load_features(dir.path / "two");
+  const auto a = embed::load_features(dir.path() / "one"),
+             b = embed::load_features(dir.path() / "two");
   ASSERT_EQ(a.features.sizes(), b.features.sizes());
   EXPECT_TRUE(torch::allclose(a.features, b.features, 1e-5, 1e-6))
       << (a.features - b.features).abs().max().item<double>();
   EXPECT_EQ(a.items, b.items);
-  EXPECT_EQ(read_file(dir.path / "one" / "manifest.jsonl"),
-            read_file(dir.path / "two" / "manifest.jsonl"));
+  EXPECT_EQ(read_file(dir.path() / "one" / "manifest.jsonl"),
+            read_file(dir.path() / "two" / "manifest.jsonl"));
 }
 
 }  // namespace

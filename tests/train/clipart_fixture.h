@@ -3,7 +3,6 @@
 // few of Debian's openclipart-png images (RGBA, symlinked duplicates and all), built in a
 // temporary folder. Tests skip when the package is not installed.
 
-#include <unistd.h>
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -11,27 +10,12 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
 #include "vtl/data/image.h"
 
 namespace vtl::testing {
 
 inline const std::filesystem::path kClipart = "/usr/share/openclipart/png";
-
-/// A fresh temporary folder removed by the destructor.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& name) {
-    static int counter = 0;
-    path = std::filesystem::temp_directory_path() /
-           ("vtl_" + name + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
 
 /// Links the first `per_class` images (sorted, recursive; top-level files first) of each
 /// openclipart category into `dir/<category>/`.

@@ -77,8 +77,8 @@ TrainData tiny_data(const fs::path& root) {
 /// Full training with mixed precision and NHWC on `device`: finite losses that fall,
 /// float32 parameters throughout.
 void train_mixed(const std::string& device, const std::string& amp) {
-  TempDir images("amp_set"), run("amp_run");
-  vtl::testing::make_clipart_set(images.path, {"animals", "geography", "shapes"}, 12);
+  TempDir images("vtl_amp_set"), run("amp_run");
+  vtl::testing::make_clipart_set(images.path(), {"animals", "geography", "shapes"}, 12);
   torch::manual_seed(0);
   auto base = models::create_model("resnet18", models::ModelOptions().include_top(false));
   models::TransferModel model(base, 3, 0.0);
@@ -89,7 +89,7 @@ void train_mixed(const std::string& device, const std::string& amp) {
   config.device = device;
   config.amp = amp;
   config.channels_last = true;
-  Trainer trainer(model, config, tiny_data(images.path), run.path);
+  Trainer trainer(model, config, tiny_data(images.path()), run.path());
   trainer.show_progress = false;
   trainer.fit();
   for (const auto& m : trainer.history()) {
@@ -99,7 +99,7 @@ void train_mixed(const std::string& device, const std::string& amp) {
   EXPECT_LT(trainer.history().back().train_loss, trainer.history().front().train_loss);
   for (const auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
   // The checkpoint resumes with the same settings.
-  EXPECT_TRUE(fs::exists(run.path / "checkpoint" / "last.pt"));
+  EXPECT_TRUE(fs::exists(run.path() / "checkpoint" / "last.pt"));
 }
 
 TEST(MixedPrecision, Bf16ChannelsLastTrainingOnTheCpu) {

@@ -18,9 +18,9 @@ using vtl::testing::TempDir;
 
 /// Three visually distinct categories, 16 images each, as one tiny real-image set.
 struct TinySet {
-  TempDir dir{"tiny_set"};
+  TempDir dir{"vtl_tiny_set"};
   explicit TinySet(size_t per_class = 16) {
-    vtl::testing::make_clipart_set(dir.path, {"animals", "geography", "shapes"}, per_class);
+    vtl::testing::make_clipart_set(dir.path(), {"animals", "geography", "shapes"}, per_class);
   }
 };
 
@@ -52,14 +52,14 @@ bool same(const weights::StateDict& a, const weights::StateDict& b, const std::s
 TEST(Trainer, FeaturesStrategyLeavesTheBaseBitIdentical) {
   VTL_REQUIRE_CLIPART();
   TinySet set;
-  TempDir run("run_features");
+  TempDir run("vtl_run_features");
   auto model = tiny_model();
   const auto before = model->export_state_dict();
   TrainConfig config;
   config.strategy = Strategy::features;
   config.epochs = 1;
   config.batch_size = 8;
-  Trainer trainer(model, config, tiny_data(set.dir.path, /*augment=*/true), run.path);
+  Trainer trainer(model, config, tiny_data(set.dir.path(), /*augment=*/true), run.path());
   trainer.show_progress = false;
   trainer.fit();
   EXPECT_FALSE(trainer.history().at(0).cached);  // augmentation on: no feature cache
@@ -79,7 +79,7 @@ TEST(Trainer, FeaturesStrategyLeavesTheBaseBitIdentical) {
 TEST(Trainer, FinetuneChangesOnlyTheUnfrozenLayers) {
   VTL_REQUIRE_CLIPART();
   TinySet set;
-  TempDir run("run_finetune");
+  TempDir run("vtl_run_finetune");
   auto model = tiny_model();
   const auto before = model->export_state_dict();
   TrainConfig config;
@@ -89,7 +89,7 @@ TEST(Trainer, FinetuneChangesOnlyTheUnfrozenLayers) {
   config.finetune_lr = 1e-3;
   config.unfreeze = 4;  // layer4.1.conv1, layer4.1.bn1, layer4.1.conv2, layer4.1.bn2
   config.batch_size = 8;
-  Trainer trainer(model, config, tiny_data(set.dir.path, true), run.path);
+  Trainer trainer(model, config, tiny_data(set.dir.path(), true), run.path());
   trainer.show_progress = false;
   trainer.fit();
   ASSERT_EQ(trainer.history().size(), 2u);
@@ -111,17 +111,17 @@ TEST(Trainer, FinetuneChangesOnlyTheUnfrozenLayers) {
 TEST(Trainer, CachedFeaturesTrainTheSameHeadAsTheUncachedPath) {
   VTL_REQUIRE_CLIPART();
   TinySet set;
-  auto data = tiny_data(set.dir.path, /*augment=*/false);
+  auto data = tiny_data(set.dir.path(), /*augment=*/false);
   std::vector<EpochMetrics> runs[2];
   for (int cached = 0; cached < 2; ++cached) {
-    TempDir run("run_cache");
+    TempDir run("vtl_run_cache");
     auto model = tiny_model();
     TrainConfig config;
     config.epochs = 3;
     config.batch_size = 8;
     config.lr = 3e-3;
     config.cache_features = cached ? "on" : "off";
-    Trainer trainer(model, config, data, run.path);
+    Trainer trainer(model, config, data, run.path());
     trainer.show_progress = false;
     trainer.fit();
     runs[cached] = trainer.history();
@@ -137,14 +137,14 @@ TEST(Trainer, CachedFeaturesTrainTheSameHeadAsTheUncachedPath) {
 TEST(Trainer, TinyModelLearnsWellAboveChanceOnRealImages) {
   VTL_REQUIRE_CLIPART();
   TinySet set(32);  // 24 training + 8 validation images per class
-  TempDir run("run_learn");
+  TempDir run("vtl_run_learn");
   auto model = tiny_model();
   TrainConfig config;
   config.strategy = Strategy::full;
   config.epochs = 10;
   config.batch_size = 8;
   config.lr = 1e-3;
-  Trainer trainer(model, config, tiny_data(set.dir.path, /*augment=*/false), run.path);
+  Trainer trainer(model, config, tiny_data(set.dir.path(), /*augment=*/false), run.path());
   trainer.show_progress = false;
   trainer.fit();
   const auto result = trainer.evaluate_validation();
@@ -152,8 +152,8 @@ TEST(Trainer, TinyModelLearnsWellAboveChanceOnRealImages) {
   // Chance is 1/3; the same settings through `vtl train` measured 0.625 (15 of 24).
   EXPECT_GE(result.top1, 0.55) << "validation accuracy " << result.top1;
   EXPECT_LT(trainer.history().back().train_loss, trainer.history().front().train_loss);
-  EXPECT_TRUE(fs::exists(run.path / "checkpoint" / "last.pt"));
-  std::ifstream csv(run.path / "metrics.csv");
+  EXPECT_TRUE(fs::exists(run.path() / "checkpoint" / "last.pt"));
+  std::ifstream csv(run.path() / "metrics.csv");
   std::string line;
   int lines = 0;
   while (std::getline(csv, line)) ++lines;
@@ -163,7 +163,7 @@ TEST(Trainer, TinyModelLearnsWellAboveChanceOnRealImages) {
 // Validation and `vtl evaluate --amp bf16` run under autocast: close to float32, not equal.
 TEST(Evaluate, Bf16AutocastIsCloseToFloat32) {
   TinySet set(6);
-  auto d = tiny_data(set.dir.path, false, 64);
+  auto d = tiny_data(set.dir.path(), false, 64);
   auto model = tiny_model();
   data::LoaderOptions options;
   options.batch_size = 8;
@@ -180,7 +180,7 @@ TEST(Evaluate, Bf16AutocastIsCloseToFloat32) {
 }
 
 TEST(ModelFolder, SaveAndLoadGiveTheSameOutputs) {
-  TempDir dir("model_folder");
+  TempDir dir("vtl_model_folder");
   auto model = tiny_model(4);
   {
     torch::NoGradGuard no_grad;
@@ -190,9 +190,9 @@ TEST(ModelFolder, SaveAndLoadGiveTheSameOutputs) {
   info.class_names = {"a", "b", "c", "d"};
   info.preprocessing = preset_for_size(Preprocessing{}, 48);
   info.training = {{"epochs", 3}};
-  models::save_model_folder(dir.path, model, info);
-  EXPECT_TRUE(fs::exists(dir.path / "model.safetensors"));
-  auto loaded = models::load_model_folder(dir.path);
+  models::save_model_folder(dir.path(), model, info);
+  EXPECT_TRUE(fs::exists(dir.path() / "model.safetensors"));
+  auto loaded = models::load_model_folder(dir.path());
   EXPECT_EQ(loaded.architecture, "resnet18");
   EXPECT_EQ(loaded.class_names, info.class_names);
   EXPECT_EQ(loaded.preprocessing.crop, 48);
@@ -209,13 +209,13 @@ TEST(ModelFolder, SaveAndLoadGiveTheSameOutputs) {
   EXPECT_TRUE(state.count("bn1.num_batches_tracked"));
   // A folder with weights of another class count is refused, naming the file.
   info.class_names = {"a", "b", "c"};
-  std::ofstream(dir.path / "model.json.tmp") << "";
+  std::ofstream(dir.path() / "model.json.tmp") << "";
   auto json = loaded.json;
   json["class_names"] = {"a", "b", "c"};
   json["head"]["num_classes"] = 3;
-  std::ofstream(dir.path / "model.json") << json.dump();
+  std::ofstream(dir.path() / "model.json") << json.dump();
   try {
-    models::load_model_folder(dir.path);
+    models::load_model_folder(dir.path());
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
