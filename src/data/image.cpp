@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "image_header.h"
+#include "pixel_budget.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 
@@ -66,6 +67,8 @@ cv::Mat to_rgb8(cv::Mat image) {
 
 int64_t default_max_pixels() { return g_default_max_pixels.load(); }
 
+void set_decode_pixel_budget(int64_t pixels) { decode_pixel_budget().set_capacity(pixels); }
+
 void set_default_max_pixels(int64_t pixels) {
   VTL_CHECK(pixels > 0, "the image pixel limit must be positive (got {})", pixels);
   g_default_max_pixels.store(pixels);
@@ -105,21 +108,31 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   const bool is_jpeg = format == ImageFormat::jpeg;
   VTL_CHECK(!is_jpeg || jpeg_is_complete(bytes),
             "{}: truncated JPEG (the file ends before its end-of-image marker)", label);
+  // JPEGs of a known size may decode at 1/2, 1/4 or 1/8 scale.
+  int reduction = 1;
+  if (is_jpeg && options.min_short_side > 0 && size.width > 0) {
+    const int64_t short_side = std::min(size.width, size.height);
+    for (int factor : {8, 4, 2}) {
+      if (short_side >= int64_t(factor) * options.min_short_side) {
+        reduction = factor;
+        break;
+      }
+    }
+  }
+  const int64_t decoded_pixels =
+      size.width > 0 && size.height > 0 ? size.width * size.height / (reduction * reduction) : 0;
+  constexpr int64_t kSmallImagePixels = 4000000;  // decodes without a lease
+  const PixelBudget::Lease lease(decode_pixel_budget(),
+                                 decoded_pixels > kSmallImagePixels ? decoded_pixels : 0);
   const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
   cv::Mat image;
   try {
     if (is_jpeg) {
       // IMREAD_COLOR applies the EXIF orientation; JPEGs have no alpha.
-      int flags = cv::IMREAD_COLOR;
-      if (options.min_short_side > 0 && size.width > 0) {
-        const int64_t short_side = std::min(size.width, size.height);
-        if (short_side >= 8LL * options.min_short_side)
-          flags = cv::IMREAD_REDUCED_COLOR_8;
-        else if (short_side >= 4LL * options.min_short_side)
-          flags = cv::IMREAD_REDUCED_COLOR_4;
-        else if (short_side >= 2LL * options.min_short_side)
-          flags = cv::IMREAD_REDUCED_COLOR_2;
-      }
+      const int flags = reduction == 8   ? cv::IMREAD_REDUCED_COLOR_8
+                        : reduction == 4 ? cv::IMREAD_REDUCED_COLOR_4
+                        : reduction == 2 ? cv::IMREAD_REDUCED_COLOR_2
+                                         : cv::IMREAD_COLOR;
       image = cv::imdecode(buffer, flags);
     } else {
       image = cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);

@@ -17,6 +17,12 @@ int64_t default_max_pixels();
 /// Sets default_max_pixels() for DecodeOptions made afterwards; must be positive.
 void set_default_max_pixels(int64_t pixels);
 
+/// Decodes of images above 4 million pixels share one allowance of `pixels` per process
+/// (default 256 million, about 2 GB at decoding's peak): a decode waits while the others
+/// hold it, and an image larger than the allowance waits to decode alone, so reader
+/// threads do not multiply the memory of huge images. Must be positive.
+void set_decode_pixel_budget(int64_t pixels);
+
 struct DecodeOptions {
   /// Images with more pixels than this are refused (decompression-bomb guard). PNG and
   /// JPEG sizes are read from the header, so a bomb is refused before any pixel is decoded.
