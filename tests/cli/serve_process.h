@@ -68,7 +68,13 @@ class ServeProcess {
     if (pid_ > 0) ::kill(pid_, signal);
   }
   int port() const { return port_; }
-  bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+  /// Whether the process has not exited. Leaves an exited one unreaped (WNOWAIT), so its
+  /// pid stays ours until wait() or stop() collects its status.
+  bool running() const {
+    if (pid_ <= 0) return false;
+    siginfo_t info{};
+    return ::waitid(P_PID, id_t(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+  }
   /// Resident memory of the server process in MiB (VmRSS; VmHWM with peak = true).
   double rss_mib(bool peak = false) const {
     std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
