@@ -41,9 +41,11 @@ void run_evaluate(const EvaluateArgs& args) {
   auto dataset = data::open_dataset(args.data, loaded.class_names);
   data::DecodeOptions decode;
   decode.max_pixels = args.max_image_pixels;
+  // prepare() decodes every image once (unreadable ones are left out and listed) and keeps
+  // them, shrunk to the transform's resize side (about 0.2 MB each at 256 px), for the
+  // loader; beyond 1 GiB the loader decodes the rest a second time.
   auto store = std::make_shared<data::ImageStore>(decode, loaded.preprocessing.resize,
-                                                  /*memory_budget=*/0);
-  // Decoding twice (check, then use) is avoided with a zero budget: prepare() only checks.
+                                                  /*memory_budget=*/1LL << 30);
   store->prepare(dataset, args.workers);
   VTL_CHECK(!dataset.samples.empty(), "{}: no readable images", args.data);
   data::LoaderOptions options;
