@@ -34,7 +34,7 @@ TEST(IndexSearchCli, UnreadableAndLooseImagesAreLeftOutAndNamed) {
   auto plain = run_cli("index build " + (dir / "data").string() +
                        " --model resnet18 --image-size 64 --out " + (dir / "index2").string());
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
-  EXPECT_NE(plain.output.find("1 unreadable images left out:\n  " +
+  EXPECT_NE(plain.output.find("1 unreadable image left out:\n  " +
                               (dir / "data" / "fruit" / "broken.png").string() +
                               ": not a readable image"),
             std::string::npos)

@@ -115,7 +115,7 @@ TEST(ReliabilityCli, UnreadableFolderInADatasetIsLeftOut) {
       environment);
   fs::permissions(dir / "data" / "cat" / "private", fs::perms::owner_all);
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
-  EXPECT_NE(plain.output.find("1 files or folders left out"), std::string::npos) << plain.output;
+  EXPECT_NE(plain.output.find("1 file or folder left out"), std::string::npos) << plain.output;
   EXPECT_NE(plain.output.find("private"), std::string::npos) << plain.output;
 }
 

@@ -28,9 +28,10 @@ void install_commands(CLI::App& app) {
 }
 
 void print_left_out(const std::string& what, const std::vector<data::SkippedFile>& files,
-                    const std::string& kind) {
+                    const std::string& kind, const std::string& kinds) {
   if (files.empty()) return;
-  std::cerr << fmt::format("{}: {} {} left out:\n", what, files.size(), kind);
+  std::cerr << fmt::format("{}: {} {} left out:\n", what, files.size(),
+                           files.size() == 1 ? kind : kinds);
   for (size_t i = 0; i < std::min<size_t>(files.size(), 10); ++i)
     std::cerr << fmt::format("  {}: {}\n", files[i].path.string(), files[i].reason);
   if (files.size() > 10) std::cerr << fmt::format("  ... and {} more\n", files.size() - 10);

@@ -30,10 +30,11 @@ inline std::string json_text(const nlohmann::json& value, int indent = -1) {
   return value.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-/// Prints "WHAT: N KIND left out:" and the first ten (path: reason) to stderr; nothing
-/// when `files` is empty.
+/// Prints "WHAT: N KIND left out:" (`kind` for one, `kinds` for more) and the first ten
+/// (path: reason) to stderr; nothing when `files` is empty.
 void print_left_out(const std::string& what, const std::vector<data::SkippedFile>& files,
-                    const std::string& kind = "files or folders");
+                    const std::string& kind = "file or folder",
+                    const std::string& kinds = "files or folders");
 
 /// Prints "vtl: note: ..." to stderr when `precision` will be slow on `device`
 /// (models::precision_advice).

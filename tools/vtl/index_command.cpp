@@ -67,7 +67,7 @@ void report(const search::AddReport& r, const std::vector<data::SkippedFile>& le
               << "\n";
     return;
   }
-  print_left_out(dir, r.unreadable, "unreadable images");
+  print_left_out(dir, r.unreadable, "unreadable image", "unreadable images");
   fmt::print(
       "{}: {} {} images ({} duplicates of catalogued content, {} unreadable and {} other "
       "files left out), {} in total, {:.1f} s\n",
