@@ -41,6 +41,34 @@ TEST(IndexSearchCli, UnreadableAndLooseImagesAreLeftOutAndNamed) {
       << plain.output;
   EXPECT_NE(plain.output.find("loose.png: not in a class folder"), std::string::npos)
       << plain.output;
+
+  // The same folder as queries: every readable image finds itself (loose.png, a copy,
+  // finds its original); the broken one is an error of its own and the exit status 1.
+  auto queries = run_cli("search " + index + " " + (dir / "data").string() + " -k 1 --json");
+  EXPECT_EQ(queries.exit_code, 1) << queries.output;
+  EXPECT_NE(queries.output.find("1 of 8 query images could not be read"), std::string::npos)
+      << queries.output;
+  const auto begin = queries.output.find("[\n");
+  ASSERT_NE(begin, std::string::npos) << queries.output;
+  const auto answers =
+      nlohmann::json::parse(queries.output.substr(begin, queries.output.rfind(']') - begin + 1));
+  ASSERT_EQ(answers.size(), 8u) << answers;
+  for (const auto& answer : answers) {
+    const std::string query = answer.at("query");
+    if (query.find("broken.png") != std::string::npos) {
+      EXPECT_NE(answer.at("error").get<std::string>().find("not a readable image"),
+                std::string::npos);
+      continue;
+    }
+    const std::string expected = query.find("loose.png") != std::string::npos
+                                     ? sample_items()[0].path.filename().string()
+                                     : std::filesystem::path(query).filename().string();
+    EXPECT_EQ(std::filesystem::path(answer.at("results")[0].at("path").get<std::string>())
+                  .filename()
+                  .string(),
+              expected)
+        << answer;
+  }
 }
 
 TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {

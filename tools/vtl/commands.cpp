@@ -37,6 +37,23 @@ void print_left_out(const std::string& what, const std::vector<data::SkippedFile
   if (files.size() > 10) std::cerr << fmt::format("  ... and {} more\n", files.size() - 10);
 }
 
+std::vector<std::filesystem::path> expand_image_arguments(
+    const std::string& what, const std::vector<std::string>& arguments) {
+  std::vector<std::filesystem::path> images;
+  std::vector<data::SkippedFile> left_out;
+  for (const auto& argument : arguments) {
+    if (!std::filesystem::is_directory(argument)) {
+      images.emplace_back(argument);
+      continue;
+    }
+    auto found = data::list_images(argument, &left_out);
+    if (found.empty()) left_out.push_back({argument, "a folder without images"});
+    images.insert(images.end(), found.begin(), found.end());
+  }
+  print_left_out(what, left_out);
+  return images;
+}
+
 void print_precision_note(models::Precision precision, const torch::Device& device) {
   if (const auto advice = models::precision_advice(precision, device); !advice.empty())
     std::cerr << "vtl: note: " << advice << "\n";

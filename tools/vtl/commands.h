@@ -3,6 +3,7 @@
 // command touches no other file. A command's callback throws vtl::Error for user
 // mistakes; main prints the message on one line and exits with status 1.
 
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -35,6 +36,12 @@ inline std::string json_text(const nlohmann::json& value, int indent = -1) {
 void print_left_out(const std::string& what, const std::vector<data::SkippedFile>& files,
                     const std::string& kind = "file or folder",
                     const std::string& kinds = "files or folders");
+
+/// Image arguments of a command in order, each folder replaced by the images under it
+/// (data::list_images: recursive, sorted). Folders without images and unresolvable
+/// entries are printed as left out, under `what`.
+std::vector<std::filesystem::path> expand_image_arguments(
+    const std::string& what, const std::vector<std::string>& arguments);
 
 /// Prints "vtl: note: ..." to stderr when `precision` will be slow on `device`
 /// (models::precision_advice).

@@ -72,28 +72,11 @@ Classifier open_classifier(const PredictOptions& options) {
           fmt::format("{} with weights {}", options.model, pretrained.weights)};
 }
 
-/// The arguments in order, each folder replaced by the images under it (sorted by path).
-std::vector<fs::path> expand_inputs(const std::vector<std::string>& arguments) {
-  std::vector<fs::path> images;
-  std::vector<data::SkippedFile> left_out;
-  for (const auto& argument : arguments) {
-    if (!fs::is_directory(argument)) {
-      images.emplace_back(argument);
-      continue;
-    }
-    auto found = data::list_images(argument, &left_out);
-    if (found.empty()) left_out.push_back({argument, "a folder without images"});
-    images.insert(images.end(), found.begin(), found.end());
-  }
-  print_left_out("vtl predict", left_out);
-  return images;
-}
-
 void run_predict(const PredictOptions& options) {
   const torch::Device device = models::parse_device(options.device);
   const models::Precision precision = models::parse_precision(options.amp);
   models::check_precision_supported(precision, device);
-  const auto images = expand_inputs(options.images);
+  const auto images = expand_image_arguments("vtl predict", options.images);
   VTL_CHECK(!images.empty(), "no images to classify");
 
   Classifier classifier = open_classifier(options);

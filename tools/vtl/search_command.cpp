@@ -1,4 +1,4 @@
-// vtl search INDEX IMAGE... [-k 10] [--json]
+// vtl search INDEX IMAGE|FOLDER... [-k 10] [--json]
 // vtl search INDEX --vector FILE.npy [-k 10] [--json]
 // vtl search INDEX --duplicates [--threshold T] [--json]
 
@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/data/batch_reader.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/npy.h"
 #include "vtl/search/image_index.h"
@@ -125,20 +126,41 @@ void run_search(const SearchArgs& args) {
     for (size_t i = 0; i < results.size(); ++i)
       emit(fmt::format("{}[{}]", args.vector, i), results[i]);
   }
+  size_t queries = 0, unreadable = 0;
   if (!args.images.empty()) {
     auto extractor = embed::extractor_for_spec(index.spec());
     index.check_query_spec(extractor.spec());
-    for (const auto& image : args.images)
-      emit(image, index.search(extractor.embed_file(image), args.k)[0]);
+    const auto images = expand_image_arguments("vtl search", args.images);
+    queries = images.size();
+    const auto decode = extractor.decode_options();
+    data::BatchReader reader(images, 32, [&](const std::filesystem::path& path) {
+      return extractor.preprocess(data::load_image_rgb(path, decode));
+    });
+    while (auto batch = reader.next()) {
+      std::vector<std::vector<search::SearchResult>> results;
+      if (batch->readable() > 0) results = index.search(extractor.embed(batch->stacked()), args.k);
+      size_t row = 0;
+      for (size_t i = 0; i < batch->size(); ++i) {
+        const std::string query = images[batch->first + i].string();
+        if (const auto& error = batch->errors[i]; !error.empty()) {
+          std::cerr << "vtl: error: " << error << "\n";
+          ++unreadable;
+          if (args.json) out.push_back({{"query", query}, {"error", error}});
+          continue;
+        }
+        emit(query, results[row++]);
+      }
+    }
   }
   if (args.json) std::cout << json_text(out, 2) << "\n";
+  VTL_CHECK(unreadable == 0, "{} of {} query images could not be read", unreadable, queries);
 }
 
 void add_search_command(CLI::App& app) {
   auto args = std::make_shared<SearchArgs>();
   auto* cmd = app.add_subcommand("search", "Find the most similar catalogued images");
   cmd->add_option("index", args->index, "Index folder (vtl index build)")->required();
-  cmd->add_option("images", args->images, "Query images");
+  cmd->add_option("images", args->images, "Query images, or folders (every image under them)");
   cmd->add_option("--vector", args->vector, "Query vectors in a .npy file ([dim] or [n, dim])");
   cmd->add_option("-k", args->k, "Results per query (default 10)");
   cmd->add_option("--effort", args->effort, "HNSW efSearch / IVF nprobe (default: faiss')");
