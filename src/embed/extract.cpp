@@ -10,8 +10,6 @@
 #include "vtl/core/file_set_commit.h"
 #include "vtl/core/sha256.h"
 #include "vtl/data/batch_reader.h"
-#include "vtl/data/image.h"
-#include "vtl/data/preprocess.h"
 
 namespace vtl::embed {
 namespace fs = std::filesystem;
@@ -231,7 +229,6 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
     write_file_atomically(partial / "state.json", state.dump(2) + "\n");
 
   const int64_t chunks = (count + options.chunk_rows - 1) / options.chunk_rows;
-  const auto decode_options = extractor.decode_options();
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     const int64_t first = begin + chunk * options.chunk_rows;
     const int64_t last = std::min(end, first + options.chunk_rows);
@@ -245,11 +242,11 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
     std::vector<torch::Tensor> rows;
     std::vector<fs::path> paths;
     for (int64_t i = first; i < last; ++i) paths.push_back(items[i].path);
-    data::BatchReader reader(
-        std::move(paths), size_t(options.batch_size), [&](const fs::path& path) {
-          check_name_is_utf8(path);
-          return extractor.preprocess(data::load_image_rgb(path, decode_options));
-        });
+    data::BatchReader reader(std::move(paths), size_t(options.batch_size),
+                             [&](const fs::path& path) {
+                               check_name_is_utf8(path);
+                               return extractor.load(path);
+                             });
     while (auto batch = reader.next()) {
       for (size_t b = 0; b < batch->size(); ++b) {
         const int64_t i = first + int64_t(batch->first + b);

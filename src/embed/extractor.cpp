@@ -7,6 +7,7 @@
 
 #include "vtl/core/error.h"
 #include "vtl/core/sha256.h"
+#include "vtl/data/batch_reader.h"
 #include "vtl/data/preprocess.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/model_folder.h"
@@ -150,6 +151,10 @@ torch::Tensor FeatureExtractor::preprocess(const cv::Mat& rgb) const {
   return data::eval_transform(rgb, spec_.preprocessing);
 }
 
+torch::Tensor FeatureExtractor::load(const std::filesystem::path& path) const {
+  return preprocess(data::load_image_rgb(path, decode_options()));
+}
+
 void FeatureExtractor::to(const torch::Device& device) {
   VTL_CHECK(!device.is_cuda() || torch::cuda::is_available(),
             "--device cuda: no CUDA device is available to this build of LibTorch");
@@ -185,19 +190,18 @@ torch::Tensor FeatureExtractor::embed_images(const std::vector<cv::Mat>& images)
 }
 
 torch::Tensor FeatureExtractor::embed_file(const std::filesystem::path& path) {
-  return embed_images({data::load_image_rgb(path, decode_options())})[0];
+  return embed(load(path).unsqueeze(0))[0];
 }
 
 torch::Tensor FeatureExtractor::embed_files(const std::vector<std::filesystem::path>& paths,
                                             int64_t batch_size) {
   VTL_CHECK(batch_size > 0, "batch size must be positive (got {})", batch_size);
   std::vector<torch::Tensor> rows;
-  const auto decode = decode_options();
-  for (size_t begin = 0; begin < paths.size(); begin += size_t(batch_size)) {
-    const size_t end = std::min(paths.size(), begin + size_t(batch_size));
-    std::vector<cv::Mat> images;
-    for (size_t i = begin; i < end; ++i) images.push_back(data::load_image_rgb(paths[i], decode));
-    rows.push_back(embed_images(images));
+  data::BatchReader reader(paths, size_t(batch_size),
+                           [this](const std::filesystem::path& path) { return load(path); });
+  while (auto batch = reader.next()) {
+    for (const auto& error : batch->errors) VTL_CHECK(error.empty(), "{}", error);
+    rows.push_back(embed(batch->stacked()));
   }
   if (rows.empty()) return torch::zeros({0, spec_.dim}, torch::kFloat32);
   return torch::cat(rows);

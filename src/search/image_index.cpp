@@ -10,8 +10,6 @@
 #include "vtl/core/file_set_commit.h"
 #include "vtl/core/sha256.h"
 #include "vtl/data/batch_reader.h"
-#include "vtl/data/image.h"
-#include "vtl/data/preprocess.h"
 
 namespace vtl::search {
 namespace fs = std::filesystem;
@@ -67,12 +65,10 @@ torch::Tensor embed_items(embed::FeatureExtractor& extractor, NewImages& images,
   VTL_CHECK(options.batch_size > 0, "batch size must be positive");
   std::vector<torch::Tensor> rows;
   std::vector<bool> readable(images.items.size(), true);
-  const auto decode = extractor.decode_options();
   std::vector<fs::path> paths;
   for (const auto& item : images.items) paths.push_back(item.path);
-  data::BatchReader reader(std::move(paths), size_t(options.batch_size), [&](const fs::path& path) {
-    return extractor.preprocess(data::load_image_rgb(path, decode));
-  });
+  data::BatchReader reader(std::move(paths), size_t(options.batch_size),
+                           [&](const fs::path& path) { return extractor.load(path); });
   while (auto batch = reader.next()) {
     for (size_t i = 0; i < batch->size(); ++i) {
       if (batch->errors[i].empty()) continue;

@@ -132,10 +132,8 @@ void run_search(const SearchArgs& args) {
     index.check_query_spec(extractor.spec());
     const auto images = expand_image_arguments("vtl search", args.images);
     queries = images.size();
-    const auto decode = extractor.decode_options();
-    data::BatchReader reader(images, 32, [&](const std::filesystem::path& path) {
-      return extractor.preprocess(data::load_image_rgb(path, decode));
-    });
+    data::BatchReader reader(
+        images, 32, [&](const std::filesystem::path& path) { return extractor.load(path); });
     while (auto batch = reader.next()) {
       std::vector<std::vector<search::SearchResult>> results;
       if (batch->readable() > 0) results = index.search(extractor.embed(batch->stacked()), args.k);

@@ -99,6 +99,9 @@ class FeatureExtractor {
   /// CV_8UC3 RGB image (any size) -> float32 [3, crop, crop], the weights' eval transform:
   /// shorter side resized to preprocessing.resize, centre crop, mean/std normalization.
   torch::Tensor preprocess(const cv::Mat& rgb) const;
+  /// One image file -> float32 [3, crop, crop]: decoded with decode_options(), then
+  /// preprocess(). Throws vtl::Error naming the file. Safe to call from several threads.
+  torch::Tensor load(const std::filesystem::path& path) const;
   /// Preprocessed float32 batch [N, 3, H, W] -> [N, dim] float32 on the CPU (no grad,
   /// eval mode).
   torch::Tensor embed(const torch::Tensor& batch);
