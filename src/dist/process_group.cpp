@@ -115,6 +115,10 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const GroupOptions& options) {
 
 std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
                                                  const GroupOptions& options) {
+  VTL_CHECK(options.device == "cpu" || options.device == "cuda",
+            "--distributed takes --device cpu or cuda (each rank then uses the GPU of its "
+            "LOCAL_RANK), not '{}'",
+            options.device);
   std::shared_ptr<ProcessGroup> self(new ProcessGroup(env, options));
   auto& impl = *self->impl_;
   std::string backend = options.backend;

@@ -16,6 +16,7 @@
 
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
+#include "vtl/models/device.h"
 #include "vtl/search/image_index.h"
 
 namespace vtl::serve {
@@ -73,6 +74,7 @@ struct SearchServer::State {
         index(search::ImageIndex::open(dir)),
         extractor(embed::extractor_for_spec(index.spec())),
         thumbnails(options.thumbnail_cache) {
+    extractor.to(models::parse_device(options.device));
     index.check_query_spec(extractor.spec());
   }
   ServerOptions options;

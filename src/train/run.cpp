@@ -265,10 +265,11 @@ RunResult run_training(const RunOptions& options, bool resume,
                     m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc,
                     m.seconds, m.images_per_second, m.cached ? "  (cached features)" : ""));
   };
-  trainer.fit(resume);
-  for (const auto& event : trainer.events())
+  trainer.on_event = [&](const nlohmann::json& event) {
     log(fmt::format("  epoch {}: {}", event.at("epoch").get<int64_t>(),
                     event.at("event").get<std::string>()));
+  };
+  trainer.fit(resume);
 
   RunResult result;
   result.history = trainer.history();

@@ -162,8 +162,6 @@ void validate(const TrainConfig& c) {
   VTL_CHECK(c.cache_features == "auto" || c.cache_features == "on" || c.cache_features == "off",
             "--cache-features must be auto, on or off (got '{}')", c.cache_features);
   VTL_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "label smoothing must be in [0, 1)");
-  VTL_CHECK(c.device == "cpu" || c.device == "cuda", "unknown device '{}': expected cpu or cuda",
-            c.device);
   parse_precision(c.amp);
 }
 
@@ -303,6 +301,11 @@ void Trainer::apply_freezing(const Phase& phase, bool log_event) {
                                              names.size(), names.empty() ? "" : names.front(),
                                              names.empty() ? "" : names.back(), phase.lr)}});
   }
+}
+
+void Trainer::announce_events() {
+  for (; events_announced_ < events_.size(); ++events_announced_)
+    if (on_event) on_event(events_[events_announced_]);
 }
 
 bool Trainer::use_cache(const Phase& phase) {
@@ -718,6 +721,7 @@ bool Trainer::load_checkpoint(const fs::path& path) {
     best_epoch_ = state.at("best_epoch");
     wait_ = state.at("wait");
     events_ = state.at("events");
+    events_announced_ = events_.size();
     scaler_.load_state(state.value("loss_scaler", nlohmann::json()));
     history_.clear();
     for (const auto& m : state.at("history")) history_.push_back(EpochMetrics::from_json(m));
@@ -771,6 +775,7 @@ void Trainer::fit(bool resume) {
     if (epochs_done_ >= end) continue;
     const bool mid_phase = resumed && epochs_done_ > phase.first_epoch;
     apply_freezing(phase, /*log_event=*/!mid_phase);
+    announce_events();
     make_optimizer(phase);
     if (mid_phase && pending_optimizer) {
       torch::serialize::InputArchive optimizer_archive;
@@ -849,6 +854,7 @@ void Trainer::fit(bool resume) {
         write_metrics();
       }
       if (on_epoch) on_epoch(m);
+      announce_events();
       if (stop) break;
     }
   }

@@ -1,7 +1,7 @@
 // vtl index build DATA --model NAME|MODEL_DIR --out INDEX [--factory Flat|HNSW32|IVF256,PQ32]
-//                 [--metric cosine|l2] [--amp off|bf16]
+//                 [--metric cosine|l2] [--amp off|bf16] [--device cpu|cuda[:N]]
 // vtl index build --features FEATURES_DIR --out INDEX
-// vtl index add INDEX MORE_DATA
+// vtl index add INDEX MORE_DATA [--device cpu|cuda[:N]]
 // vtl index merge INDEX... --out MERGED
 
 #include <chrono>
@@ -15,6 +15,7 @@
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/extract.h"
+#include "vtl/models/device.h"
 #include "vtl/models/precision.h"
 #include "vtl/search/image_index.h"
 
@@ -31,6 +32,7 @@ struct IndexArgs {
   std::string layer = "avg_pool";
   std::string normalize = "none";
   std::string amp = "off";
+  std::string device = "cpu";
   std::string out;
   std::string factory = "Flat";
   std::string metric = "cosine";
@@ -107,8 +109,10 @@ void run_build(const IndexArgs& args) {
     backbone.weights = args.weights;
     backbone.seed = args.seed;
     backbone.image_size = args.image_size;
+    const torch::Device device = models::parse_device(args.device);
     embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
                                       args.normalize == "l2");
+    extractor.to(device);
     extractor.set_amp(models::parse_precision(args.amp));
     if (!args.json) print_precision_note(extractor.spec().amp, extractor.device());
     const auto items = embed::dataset_items(args.data, nullptr, &left_out);
@@ -121,7 +125,9 @@ void run_build(const IndexArgs& args) {
 void run_add(const IndexArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   auto index = search::ImageIndex::open(args.index);
+  const torch::Device device = models::parse_device(args.device);
   auto extractor = embed::extractor_for_spec(index.spec());
+  extractor.to(device);
   auto options = index_options(args);
   std::vector<data::SkippedFile> left_out;
   const auto items = embed::dataset_items(args.more, nullptr, &left_out);
@@ -160,6 +166,7 @@ void add_index_command(CLI::App& app) {
       ->add_option("--amp", args->amp,
                    "off (default) or bf16: autocast of the backbone (queries use it too)")
       ->check(CLI::IsMember({"off", "bf16"}));
+  build->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
   build->add_option("--out", args->out, "Index folder to create")->required();
   build->add_option("--factory", args->factory,
                     "FAISS index factory: Flat (exact, default), HNSW32, IVF256,PQ32, ...");
@@ -177,6 +184,7 @@ void add_index_command(CLI::App& app) {
   add->add_option("index", args->index, "Index folder")->required();
   add->add_option("data", args->more, "Class-folder tree or CSV list")->required();
   add->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  add->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
   add->add_flag("--json", args->json, "Print the summary as JSON");
   add->add_option_function<int64_t>(
       "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },

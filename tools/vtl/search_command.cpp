@@ -1,4 +1,4 @@
-// vtl search INDEX IMAGE|FOLDER... [-k 10] [--json]
+// vtl search INDEX IMAGE|FOLDER... [-k 10] [--device cpu|cuda[:N]] [--json]
 // vtl search INDEX --vector FILE.npy [-k 10] [--json]
 // vtl search INDEX --duplicates [--threshold T] [--json]
 
@@ -14,6 +14,7 @@
 #include "vtl/data/batch_reader.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/npy.h"
+#include "vtl/models/device.h"
 #include "vtl/search/image_index.h"
 
 namespace vtl::cli {
@@ -27,6 +28,7 @@ struct SearchArgs {
   int64_t effort = 0;
   bool duplicates = false;
   double threshold = -1;
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -101,6 +103,7 @@ void run_duplicates(const SearchArgs& args, const search::ImageIndex& index) {
 
 void run_search(const SearchArgs& args) {
   auto index = search::ImageIndex::open(args.index);
+  const torch::Device device = models::parse_device(args.device);
   index.vectors().set_search_effort(args.effort);
   if (args.duplicates) {
     VTL_CHECK(args.images.empty() && args.vector.empty(),
@@ -129,6 +132,7 @@ void run_search(const SearchArgs& args) {
   size_t queries = 0, unreadable = 0;
   if (!args.images.empty()) {
     auto extractor = embed::extractor_for_spec(index.spec());
+    extractor.to(device);
     index.check_query_spec(extractor.spec());
     const auto images = expand_image_arguments("vtl search", args.images);
     queries = images.size();
@@ -165,6 +169,8 @@ void add_search_command(CLI::App& app) {
   cmd->add_flag("--duplicates", args->duplicates, "List near-duplicate pairs in the index");
   cmd->add_option("--threshold", args->threshold,
                   "Duplicates: cosine similarity >= T (default 0.98) or squared L2 <= T");
+  cmd->add_option("--device", args->device,
+                  "Where query images are embedded: cpu (default), cuda or cuda:N");
   cmd->add_flag("--json", args->json, "Print results as JSON");
   cmd->add_option_function<int64_t>(
       "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },

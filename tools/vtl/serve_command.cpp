@@ -1,4 +1,4 @@
-// vtl serve INDEX [--host 127.0.0.1] [--port 8080]
+// vtl serve INDEX [--host 127.0.0.1] [--port 8080] [--device cpu|cuda[:N]]
 //
 // Built when the serve layer is (VTL_WITH_SERVER and VTL_WITH_FAISS).
 
@@ -49,6 +49,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-image-pixels", args->options.max_image_pixels,
                   "Refuse uploads with more pixels than this (default 50000000)");
   cmd->add_option("--workers", args->options.threads, "Worker threads (default 8)");
+  cmd->add_option("--device", args->options.device,
+                  "Where uploaded images are embedded: cpu (default), cuda or cuda:N");
   cmd->callback([args] { run_serve(*args); });
 }
 

@@ -11,6 +11,7 @@
 #include "vtl/core/error.h"
 #include "vtl/core/stop_signals.h"
 #include "vtl/dist/process_group.h"
+#include "vtl/models/device.h"
 #include "vtl/train/run.h"
 
 namespace vtl::cli {
@@ -108,8 +109,9 @@ void add_train_command(CLI::App& app) {
                   "augmentation), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
-  cmd->add_option("--device", c.device, "cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
+  cmd->add_option("--device", c.device,
+                  "cpu, cuda or cuda:N (with --distributed, cuda: each rank takes the GPU of "
+                  "its LOCAL_RANK)")
       ->capture_default_str();
   cmd->add_option("--amp", c.amp,
                   "mixed precision: off, bf16 (CPU or CUDA), fp16 (CUDA, with loss scaling)")
@@ -135,10 +137,12 @@ void add_train_command(CLI::App& app) {
                   "(default $VTL_DIST_STORE_FILE)");
 
   cmd->callback([=] {
+    // Checked before anything is read or written (a resumed run's device is its own).
+    if (resume->empty() && !*distributed) models::parse_device(options->config.device);
     std::shared_ptr<dist::ProcessGroup> group;
     if (*distributed) {
       // A resumed run's device is in its run.json (where this rank can read it).
-      std::string device = c.device;
+      std::string device = options->config.device;
       if (!resume->empty()) {
         std::error_code ec;
         const auto run_json = std::filesystem::path(*resume) / "run.json";

@@ -26,6 +26,7 @@ struct ServerOptions {
   int64_t max_image_pixels = 50'000'000;  ///< decoded size limit of an upload
   int timeout_seconds = 10;               ///< read and write timeouts per request
   int threads = 8;                        ///< worker threads
+  std::string device = "cpu";             ///< where uploads are embedded: cpu, cuda or cuda:N
   int64_t max_k = 100;
   int64_t default_k = 12;
   int thumbnail_side = 256;       ///< longer side of thumbnails, pixels

@@ -55,7 +55,8 @@ struct FitOptions {
   TORCH_ARG(bool, train_bn) = false;
   /// Seeds the order of the training images in each epoch.
   TORCH_ARG(uint64_t, seed) = 0;
-  /// "cpu" or "cuda"; the model is moved there and stays there.
+  /// "cpu", "cuda" or "cuda:N" (models::parse_device); the model is moved there and stays
+  /// there. With a process group: "cpu" or "cuda" (the GPU of LOCAL_RANK).
   TORCH_ARG(std::string, device) = "cpu";
   /// Called after each epoch, on the calling thread, with that epoch's metrics.
   TORCH_ARG(std::function<void(const EpochMetrics&)>, on_epoch);

@@ -136,6 +136,10 @@ class Trainer {
 
   /// Called after each epoch (logging); `progress` lines go to stderr when it is a tty.
   std::function<void(const EpochMetrics&)> on_epoch;
+  /// Called with each event of events() when it happens (a phase's start before that
+  /// phase's first epoch; stops and learning-rate changes after their epoch's on_epoch).
+  /// Events restored by a resume are not repeated.
+  std::function<void(const nlohmann::json& event)> on_event;
   bool show_progress = true;
 
  private:
@@ -148,6 +152,8 @@ class Trainer {
   /// Throws vtl::Interrupted (naming what was saved) once a StopSignals was signalled;
   /// called between steps, where the last checkpoint is whole.
   void stop_if_requested() const;
+  /// Passes the events not yet announced to on_event.
+  void announce_events();
   void apply_freezing(const Phase& phase, bool log_event);
   bool base_trains(const Phase& phase) const;
   bool use_cache(const Phase& phase);
@@ -209,6 +215,7 @@ class Trainer {
   bool phase_stopped_ = false;
   std::vector<EpochMetrics> history_;
   nlohmann::json events_ = nlohmann::json::array();
+  size_t events_announced_ = 0;  ///< events_ already passed to on_event
 };
 
 }  // namespace vtl::train
