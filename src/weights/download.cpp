@@ -103,6 +103,11 @@ uint64_t download(const std::string& url, std::FILE* out, vtl::Sha256& hasher,
     if (code == CURLE_PARTIAL_FILE) {
       reason = fmt::format("the transfer stopped after {} bytes ({})", transfer.bytes, reason);
     }
+    const bool unreachable = code == CURLE_COULDNT_RESOLVE_HOST ||
+                             code == CURLE_COULDNT_RESOLVE_PROXY || code == CURLE_COULDNT_CONNECT ||
+                             (code == CURLE_OPERATION_TIMEDOUT && transfer.bytes == 0);
+    if (unreachable && !settings.unreachable_hint.empty())
+      reason += "; " + settings.unreachable_hint;
     fail("download of {} failed: {}", url, reason);
   }
   return transfer.bytes;

@@ -14,6 +14,9 @@ struct DownloadSettings {
   long connect_timeout_s = 30;
   long stall_timeout_s = 60;  ///< abort when no byte arrives for this long
   std::string label;          ///< shown in the progress line
+  /// Appended to the error when the server cannot be reached at all (no route, no name,
+  /// refused, timed out): what to do on a machine without network access.
+  std::string unreachable_hint;
 };
 
 /// Follows redirects; fails (vtl::Error with the URL and the reason: HTTP status, timeout,

@@ -120,6 +120,10 @@ fs::path fetch_weights(const PretrainedWeights& entry, const FetchOptions& optio
     settings.connect_timeout_s = options.connect_timeout_s;
     settings.stall_timeout_s = options.stall_timeout_s;
     settings.label = entry.file_name;
+    settings.unreachable_hint = fmt::format(
+        "without network access, download it on a machine that has it and run `vtl weights "
+        "import {} --as {}` here, or point VTL_WEIGHTS_URL at a mirror",
+        entry.file_name, entry.name);
     detail::download(url, out.get(), hasher, settings);
     VTL_CHECK(std::fflush(out.get()) == 0, "cannot write {}: {} (disk full?)",
               temporary.path().string(), std::strerror(errno));

@@ -198,6 +198,23 @@ TEST(Store, HttpErrorAndTruncatedTransferLeaveNothing) {
   EXPECT_TRUE(home.files().empty());
 }
 
+TEST(Store, UnreachableServerSaysHowToImportInstead) {
+  ScopedHome home;
+  FetchOptions options;
+  {
+    Server closed("");
+    options = quiet(closed);
+  }  // nothing listens on that port any more
+  const auto message =
+      error_of([&] { fetch_weights(entry_for("/models/good.pth", "abcd"), options); });
+  EXPECT_NE(message.find("download of " + options.base_url + "/models/good.pth failed"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("vtl weights import tiny-abcd.pth --as tiny.test"), std::string::npos)
+      << message;
+  EXPECT_TRUE(home.files().empty());
+}
+
 TEST(Store, FetchWithoutPublishedHashParsesTheFile) {
   ScopedHome home;
   Server server("definitely not weights");
