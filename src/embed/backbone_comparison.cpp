@@ -8,6 +8,7 @@
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/embed/extractor.h"
+#include "vtl/models/device.h"
 #include "vtl/models/registry.h"
 #include "vtl/models/stats.h"
 #include "vtl/weights/catalogue.h"
@@ -116,6 +117,7 @@ nlohmann::json Comparison::to_json() const {
     rows.push_back(row);
   }
   return {{"probe", probe},
+          {"device", device},
           {"folds", folds},
           {"images", images},
           {"classes", classes},
@@ -149,6 +151,7 @@ std::string Comparison::table() const {
         r.most_accurate, r.fastest_near_best, r.smallest_near_best);
   }
   if (!r.note.empty()) text += "note: " + r.note + "\n";
+  if (!device.empty()) text += "latencies measured on " + device + "\n";
   return text;
 }
 
@@ -163,6 +166,7 @@ Comparison compare_backbones(const std::vector<ImageItem>& items,
   VTL_CHECK(options.folds >= 2, "--cv must be 2 or more (got {})", options.folds);
   VTL_CHECK(!options.out.empty(), "no output folder given (--out DIR)");
   for (const auto& model : options.models) models::model_info(model);  // unknown names: error
+  const torch::Device device = models::parse_device(options.device);
   std::vector<int64_t> counts(classes.size(), 0);
   for (const auto& item : items) {
     VTL_CHECK(item.label >= 0, "{} is unlabelled: compare needs class folders or a CSV list",
@@ -181,6 +185,7 @@ Comparison compare_backbones(const std::vector<ImageItem>& items,
   Comparison comparison;
   comparison.probe = options.probe;
   comparison.folds = options.folds;
+  comparison.device = device.str();
   comparison.images = int64_t(items.size());
   comparison.classes = classes;
   const size_t n = options.models.size();
@@ -217,6 +222,7 @@ Comparison compare_backbones(const std::vector<ImageItem>& items,
     // latency below is measured on the model extraction runs.
     const auto stats = models::model_stats(backbone.model, row.input_size);
     FeatureExtractor extractor(backbone, "avg_pool");
+    extractor.to(device);
     row.feature_dim = extractor.dim();
     ExtractOptions extract_options;
     extract_options.batch_size = options.batch_size;

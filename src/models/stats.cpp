@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <ATen/record_function.h>
+#include <torch/cuda.h>
 
 #include "vtl/core/error.h"
 #include "vtl/models/registry.h"
@@ -171,12 +172,21 @@ double measure_latency_ms(Model& model, int64_t batch, int64_t input_size, int r
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
-  const auto x = torch::randn({batch, 3, input_size, input_size});
+  const auto parameters = model->parameters();
+  const torch::Device device =
+      parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
+  // CUDA kernels run asynchronously: a pass ends when the device is done with it.
+  auto wait = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+  };
+  const auto x = torch::randn({batch, 3, input_size, input_size}, torch::device(device));
   for (int i = 0; i < warmup; ++i) model->forward(x);
+  wait();
   std::vector<double> times;
   for (int i = 0; i < repeats; ++i) {
     const auto start = std::chrono::steady_clock::now();
     model->forward(x);
+    wait();
     const auto stop = std::chrono::steady_clock::now();
     times.push_back(std::chrono::duration<double, std::milli>(stop - start).count());
   }

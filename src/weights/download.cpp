@@ -5,11 +5,13 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include <curl/curl.h>
 #include <fmt/format.h>
 
 #include "vtl/core/error.h"
+#include "vtl/core/progress_line.h"
 
 namespace vtl::weights::detail {
 namespace {
@@ -21,7 +23,7 @@ struct Transfer {
   bool write_failed = false;
   const DownloadSettings* settings = nullptr;
   std::chrono::steady_clock::time_point last_print{};
-  bool printed = false;
+  std::optional<ProgressLine> progress;  ///< from the first byte, when settings->progress
 };
 
 size_t on_data(char* data, size_t size, size_t count, void* user) {
@@ -45,16 +47,15 @@ int on_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_o
     return 0;
   }
   t->last_print = time;
-  t->printed = true;
+  if (!t->progress) t->progress.emplace();
   if (total > 0) {
-    std::fprintf(stderr, "\rdownloading %s: %s / %s (%d%%)   ", t->settings->label.c_str(),
-                 megabytes(now).c_str(), megabytes(total).c_str(),
-                 static_cast<int>(100.0 * now / total));
+    t->progress->show(
+        fmt::format("downloading {}: {} / {} ({}%)", t->settings->label, megabytes(now),
+                    megabytes(total), static_cast<int>(100.0 * now / total)),
+        now == total);
   } else {
-    std::fprintf(stderr, "\rdownloading %s: %s   ", t->settings->label.c_str(),
-                 megabytes(now).c_str());
+    t->progress->show(fmt::format("downloading {}: {}", t->settings->label, megabytes(now)));
   }
-  std::fflush(stderr);
   return 0;
 }
 
@@ -92,7 +93,7 @@ uint64_t download(const std::string& url, std::FILE* out, vtl::Sha256& hasher,
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &transfer);
   const CURLcode code = curl_easy_perform(c);
-  if (transfer.printed) std::fprintf(stderr, "\n");
+  transfer.progress.reset();  // ends its line
   if (code != CURLE_OK) {
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

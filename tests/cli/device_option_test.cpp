@@ -50,6 +50,10 @@ class DeviceOption : public ::testing::Test {
         "index add " + index() + " " + data(),
         "search " + index() + " " + query,
         "serve " + index() + " --port 0",
+        "compare " + data() +
+            " --models resnet18 --weights-from random --img-size 64 --cv 2 "
+            "--out " +
+            out("compare"),
     };
   }
 
@@ -67,6 +71,7 @@ TEST_F(DeviceOption, UnknownNamesAreRefusedByEveryCommand) {
   EXPECT_FALSE(std::filesystem::exists(out("run")));
   EXPECT_FALSE(std::filesystem::exists(out("features")));
   EXPECT_FALSE(std::filesystem::exists(out("index2")));
+  EXPECT_FALSE(std::filesystem::exists(out("compare")));
 }
 
 TEST_F(DeviceOption, CudaWithoutAGpuIsRefusedByEveryCommand) {

@@ -1,6 +1,6 @@
 // vtl compare DATA --models resnet50,efficientnet_b0,mobilenet_v3_large,vgg16
 //             [--weights-from catalogue|random|DIR] [--probe logreg|svm|knn] [--cv 5]
-//             [--img-size PX] [--budget-ms X] [--out DIR] [--json]
+//             [--img-size PX] [--budget-ms X] [--device cpu|cuda[:N]] [--out DIR] [--json]
 
 #include <iostream>
 
@@ -72,6 +72,9 @@ void add_compare_command(CLI::App& app) {
                   "Timed passes per batch size (median)")
       ->capture_default_str();
   cmd->add_option("--seed", args->options.seed, "Seed of the folds and of random weights");
+  cmd->add_option("--device", args->options.device,
+                  "Where features are extracted and latencies measured: cpu, cuda or cuda:N")
+      ->capture_default_str();
   cmd->add_option("--out", args->out, "Output folder (feature cache, compare.json, compare.html)")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Print the comparison as JSON");

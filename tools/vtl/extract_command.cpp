@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/core/progress_line.h"
 #include "vtl/data/image.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/embed/extract.h"
@@ -104,18 +106,18 @@ void run_extract(const ExtractArgs& args) {
   std::vector<data::SkippedFile> left_out;
   const auto items = embed::dataset_items(args.data, &options.classes, &left_out);
   if (!args.json && writer) print_left_out(args.data, left_out);
+  std::optional<ProgressLine> progress;
   if (!args.json && writer) {
+    progress.emplace();
     options.progress = [&](int64_t done, int64_t total) {
-      std::cerr << fmt::format("\rextract: {}/{} images ({:.1f} images/s)", done, total,
-                               done / std::max(seconds(), 1e-9))
-                << std::flush;
+      progress->show("extract: " + progress->counted(done, total, "images"), done == total);
     };
   }
   const auto result =
       group ? embed::extract_features_distributed(extractor, items, args.out, options, *group)
             : embed::extract_features(extractor, items, args.out, options);
   if (!writer) return;  // rank 0 reports
-  if (!args.json && result.computed_items > 0) std::cerr << "\n";
+  progress.reset();
   const auto& spec = extractor.spec();
   if (args.json) {
     std::cout << nlohmann::json{{"out", args.out},

@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/core/progress_line.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/extract.h"
 #include "vtl/models/device.h"
@@ -82,9 +83,9 @@ search::IndexOptions index_options(const IndexArgs& args) {
   options.metric = search::parse_metric(args.metric);
   options.batch_size = args.batch;
   if (!args.json) {
-    options.progress = [](int64_t done, int64_t total) {
-      std::cerr << fmt::format("\rembedding: {}/{} images", done, total) << std::flush;
-      if (done == total) std::cerr << "\n";
+    auto progress = std::make_shared<ProgressLine>();
+    options.progress = [progress](int64_t done, int64_t total) {
+      progress->show("embedding: " + progress->counted(done, total, "images"), done == total);
     };
   }
   return options;

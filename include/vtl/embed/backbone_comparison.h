@@ -3,8 +3,9 @@
 // weights at hand: extract pooled features of the user's labelled images once (the
 // embeddings path; cached in out/features/<model>/ and reused by later runs), fit a linear
 // probe with stratified k-fold cross-validation (the same cross_validate as `vtl classify
-// fit --cv`), and measure on this machine the backbone's milliseconds per image at batch 1
-// and 32. Parameters, size and GFLOPs come from models::model_stats.
+// fit --cv`), and measure on this machine (on the chosen device) the backbone's
+// milliseconds per image at batch 1 and 32. Parameters, size and GFLOPs come from
+// models::model_stats.
 
 #include <cstdint>
 #include <filesystem>
@@ -27,12 +28,13 @@ struct ComparisonOptions {
   std::string weights_from = "catalogue";
   std::string probe = "logreg";  ///< logreg, svm, knn (see parse_classical_algo)
   int folds = 5;
-  int image_size = 0;         ///< crop side in pixels; 0: each weights' preset
-  double budget_ms = 0;       ///< > 0: recommend only models at most this many ms/image (batch 1)
-  int64_t batch_size = 32;    ///< extraction batch
-  int latency_repeats = 5;    ///< timed passes per batch size (median taken)
-  uint64_t seed = 0;          ///< folds and random weights
-  std::filesystem::path out;  ///< features/<model>/ cache, compare.json, compare.html
+  int image_size = 0;          ///< crop side in pixels; 0: each weights' preset
+  double budget_ms = 0;        ///< > 0: recommend only models at most this many ms/image (batch 1)
+  int64_t batch_size = 32;     ///< extraction batch
+  int latency_repeats = 5;     ///< timed passes per batch size (median taken)
+  uint64_t seed = 0;           ///< folds and random weights
+  std::string device = "cpu";  ///< extraction and latency: cpu, cuda or cuda:N
+  std::filesystem::path out;   ///< features/<model>/ cache, compare.json, compare.html
   /// Progress lines ("[2/4] efficientnet_b0: extracting 120/300 images").
   std::function<void(const std::string&)> log;
 };
@@ -65,6 +67,7 @@ struct Comparison {
   std::vector<CandidateResult> candidates;  ///< in the order of ComparisonOptions::models
   Recommendation recommendation;
   std::string probe;
+  std::string device;  ///< where the features and latencies were measured ("cpu", "cuda:0")
   int folds = 0;
   int64_t images = 0;
   std::vector<std::string> classes;

@@ -1,6 +1,6 @@
 #pragma once
 // Cost figures of an architecture, measured on the real module: parameter count, weight
-// size, multiply-accumulates of one forward pass, and CPU latency.
+// size, multiply-accumulates of one forward pass, and latency.
 
 #include <cstdint>
 #include <string>
@@ -48,7 +48,8 @@ class MacCounter {
   uint64_t handle_;
 };
 
-/// CPU latency of `model` in eval mode under NoGrad: `warmup` untimed passes, then
+/// Latency of `model` on the device its parameters are on (CUDA passes are timed to
+/// the end of their kernels), in eval mode under NoGrad: `warmup` untimed passes, then
 /// `repeats` timed passes of a [batch,3,S,S] batch; returns the median milliseconds per
 /// image (median pass time / batch). input_size 0: the model's default.
 double measure_latency_ms(Model& model, int64_t batch = 1, int64_t input_size = 0, int repeats = 10,

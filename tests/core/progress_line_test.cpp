@@ -1,0 +1,51 @@
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "vtl/core/progress_line.h"
+
+namespace vtl {
+namespace {
+
+TEST(ProgressLine, ATerminalGetsOneLineRewrittenInPlace) {
+  std::ostringstream out;
+  {
+    ProgressLine progress(out, /*terminal=*/true);
+    progress.show("work: 1/3");
+    progress.show("work: 2/3");
+  }  // ended by the destructor
+  EXPECT_EQ(out.str(), "\r\033[Kwork: 1/3\r\033[Kwork: 2/3\n");
+  out.str("");
+  {
+    ProgressLine progress(out, true);
+    progress.show("work: 3/3", /*last=*/true);
+  }
+  EXPECT_EQ(out.str(), "\r\033[Kwork: 3/3\n");
+}
+
+TEST(ProgressLine, ALogGetsAWholeLinePerIntervalAndTheLast) {
+  std::ostringstream out;
+  ProgressLine progress(out, /*terminal=*/false, std::chrono::milliseconds(200));
+  progress.show("work: 1/4");  // the first is shown
+  progress.show("work: 2/4");  // within the interval: not
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  progress.show("work: 3/4");
+  progress.show("work: 4/4", /*last=*/true);
+  EXPECT_EQ(out.str(), "work: 1/4\nwork: 3/4\nwork: 4/4\n");
+}
+
+TEST(ProgressLine, CountsSayTheRateAndTheTimeLeft) {
+  std::ostringstream out;
+  ProgressLine progress(out, false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string half = progress.counted(5, 10, "images");
+  EXPECT_EQ(half.rfind("5/10 images (", 0), 0u) << half;
+  EXPECT_NE(half.find(" images/s, 0:00 left)"), std::string::npos) << half;  // ~0.1 s left
+  const std::string done = progress.counted(10, 10, "images");
+  EXPECT_EQ(done.find("left"), std::string::npos) << done;
+  EXPECT_EQ(progress.counted(0, 10, "images").find("left"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace vtl
