@@ -116,9 +116,11 @@ struct SearchServer::State {
       send_error(res, 400, "the upload has no 'image' file field");
       return;
     }
+    // k: a form field, or a query parameter (/api/search?k=5); the form field wins.
     int64_t k = options.default_k;
-    if (req.has_file("k")) {
-      const auto text = req.get_file_value("k").content;
+    if (req.has_file("k") || req.has_param("k")) {
+      const auto text =
+          req.has_file("k") ? req.get_file_value("k").content : req.get_param_value("k");
       try {
         size_t used = 0;
         k = std::stoll(text, &used);

@@ -149,6 +149,26 @@ TEST_F(ServerTest, SearchReturnsTheUploadedImageFirst) {
   EXPECT_LE(std::max(decoded.rows, decoded.cols), 256);
 }
 
+TEST_F(ServerTest, KIsAFormFieldOrAQueryParameter) {
+  auto c = client();
+  httplib::MultipartFormDataItems image = {{"image", sample_bytes(9), "query.png", "image/png"}};
+  auto by_query = c.Post("/api/search?k=3", image);
+  ASSERT_TRUE(by_query);
+  ASSERT_EQ(by_query->status, 200) << by_query->body;
+  EXPECT_EQ(json::parse(by_query->body).at("results").size(), 3u);
+  image.push_back({"k", "2", "", ""});  // the form field wins
+  auto both = c.Post("/api/search?k=3", image);
+  ASSERT_TRUE(both);
+  EXPECT_EQ(json::parse(both->body).at("results").size(), 2u);
+  auto bad = c.Post("/api/search?k=many", image);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 200);  // the form field is valid
+  image.pop_back();
+  bad = c.Post("/api/search?k=many", image);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+}
+
 TEST_F(ServerTest, BadRequestsGetJsonErrors) {
   auto c = client();
   auto expect_error = [](const httplib::Result& res, int status, const std::string& text) {
