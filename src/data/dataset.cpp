@@ -79,6 +79,7 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
                                        std::vector<SkippedFile>& skipped) {
   std::error_code ec;
   std::vector<fs::path> files;
+  const size_t skipped_before = skipped.size();
   const auto options = fs::directory_options::follow_directory_symlink |
                        fs::directory_options::skip_permission_denied;
   std::set<fs::path> folders = {fs::weakly_canonical(dir, ec)};
@@ -101,7 +102,11 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
       continue;
     }
     ec.clear();
-    if (!it->is_regular_file(ec) || !has_image_extension(path)) continue;
+    if (!it->is_regular_file(ec)) continue;
+    if (!has_image_extension(path)) {
+      if (auto why = unreadable_image_kind(path); !why.empty()) skipped.push_back({path, why});
+      continue;
+    }
     auto canonical = fs::weakly_canonical(path, ec);
     if (ec) {
       skipped.push_back({path, "cannot resolve the path: " + ec.message()});
@@ -112,6 +117,8 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
   }
   VTL_CHECK(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
   std::sort(files.begin(), files.end());
+  std::sort(skipped.begin() + std::ptrdiff_t(skipped_before), skipped.end(),
+            [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });
   return files;
 }
 
@@ -168,9 +175,16 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
     const int64_t label = index.find(name);
     VTL_CHECK(label >= 0, "{}: class '{}' is not one of the model's {} classes", dir.string(), name,
               dataset.classes.size());
+    const size_t skipped_before = dataset.skipped.size();
     auto files = list_images_into(dir, seen, dataset.skipped);
-    VTL_CHECK(!files.empty(), "{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif)",
-              dir.string(), name);
+    if (files.empty()) {
+      const size_t unreadable = dataset.skipped.size() - skipped_before;
+      fail("{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif){}", dir.string(), name,
+           unreadable == 0 ? std::string()
+                           : fmt::format("; left out: {}: {}",
+                                         dataset.skipped[skipped_before].path.filename().string(),
+                                         dataset.skipped[skipped_before].reason));
+    }
     for (auto& file : files) dataset.samples.push_back({std::move(file), label});
   }
   return dataset;

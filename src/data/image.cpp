@@ -83,6 +83,30 @@ bool has_image_extension(const std::filesystem::path& path) {
   return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
 }
 
+std::string unreadable_image_kind(const std::filesystem::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  static const std::array<std::pair<const char*, const char*>, 19> kKinds = {{
+      {".gif", "GIF"},        {".heic", "HEIC"},      {".heif", "HEIF"},
+      {".avif", "AVIF"},      {".jxl", "JPEG XL"},    {".jp2", "JPEG 2000"},
+      {".j2k", "JPEG 2000"},  {".svg", "SVG"},        {".psd", "Photoshop"},
+      {".ico", "ICO"},        {".tga", "TGA"},        {".pnm", "PNM"},
+      {".ppm", "PPM"},        {".pgm", "PGM"},        {".exr", "OpenEXR"},
+      {".dng", "raw camera"}, {".cr2", "raw camera"}, {".nef", "raw camera"},
+      {".arw", "raw camera"},
+  }};
+  for (const auto& [extension, kind] : kKinds) {
+    if (ext == extension) {
+      return fmt::format(
+          "{} images are not read (vtl reads JPEG, PNG, BMP, WebP and TIFF); convert it to "
+          "PNG",
+          kind);
+    }
+  }
+  return {};
+}
+
 cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
                          const DecodeOptions& options) {
   VTL_CHECK(!bytes.empty(), "{}: empty file (0 bytes), not an image", label);
@@ -97,6 +121,14 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             label);
   VTL_CHECK(!is_animated_webp(bytes),
             "{}: animated WebP images are not supported (save one frame as PNG or JPEG)", label);
+  if (format == ImageFormat::tiff) {
+    // OpenCV's TIFF decoder converts colour samples with cvtColor, which has no float64.
+    const TiffSamples samples = tiff_samples(bytes);
+    VTL_CHECK(!(samples.floating && samples.bits == 64 && samples.per_pixel >= 3),
+              "{}: TIFF with 64-bit floating-point colour samples, which vtl cannot decode "
+              "(save it with 8-, 16- or 32-bit samples, or as PNG)",
+              label);
+  }
   const DeclaredImageSize size = declared_image_size(bytes, format);
   if (size.width > 0 && size.height > 0) {
     // Divided, not multiplied: two 32-bit header fields can overflow a 64-bit product.

@@ -84,24 +84,36 @@ DeclaredImageSize webp_size(const ByteReader& in) {
   return {};
 }
 
-/// ImageWidth (256) and ImageLength (257) of the first image file directory, SHORT or LONG.
-DeclaredImageSize tiff_size(const ByteReader& in) {
+/// The first value of each SHORT or LONG field of the first TIFF image file directory,
+/// passed to `visit(tag, value)`; fields of other types are passed as 0.
+template <typename Visit>
+void visit_tiff_fields(const ByteReader& in, Visit visit) {
   const bool little = in.matches(0, "II");
   const auto u16 = [&](size_t offset) { return little ? in.le16(offset) : in.be16(offset); };
   const auto u32 = [&](size_t offset) { return little ? in.le32(offset) : in.be32(offset); };
   const size_t directory = u32(4);
-  if (!in.has(directory, 2)) return {};
+  if (!in.has(directory, 2)) return;
   const uint32_t entries = u16(directory);
-  DeclaredImageSize size;
   for (uint32_t i = 0; i < entries; ++i) {
     const size_t entry = directory + 2 + size_t(i) * 12;
     if (!in.has(entry, 12)) break;
-    const uint32_t tag = u16(entry);
     const uint32_t type = u16(entry + 2);
-    if (tag != 256 && tag != 257) continue;
-    const int64_t value = type == 3 ? u16(entry + 8) : type == 4 ? u32(entry + 8) : 0;
-    (tag == 256 ? size.width : size.height) = value;
+    const uint32_t count = u32(entry + 4);
+    const size_t width = type == 3 ? 2 : type == 4 ? 4 : 0;
+    // Values of up to 4 bytes are stored in the entry, longer arrays at an offset.
+    const size_t at = width * count <= 4 ? entry + 8 : u32(entry + 8);
+    const int64_t value = type == 3 ? u16(at) : type == 4 ? u32(at) : 0;
+    visit(u16(entry), value);
   }
+}
+
+/// ImageWidth (256) and ImageLength (257) of the first image file directory.
+DeclaredImageSize tiff_size(const ByteReader& in) {
+  DeclaredImageSize size;
+  visit_tiff_fields(in, [&](uint32_t tag, int64_t value) {
+    if (tag == 256) size.width = value;
+    if (tag == 257) size.height = value;
+  });
   return size;
 }
 
@@ -192,6 +204,18 @@ bool jpeg_is_complete(const std::string& bytes) {
     if (in.u8(i) == 0xD9 && in.u8(i - 1) == 0xFF) return true;
   }
   return false;
+}
+
+TiffSamples tiff_samples(const std::string& bytes) {
+  const ByteReader in(bytes);
+  TiffSamples samples;
+  if (sniff_image_format(bytes) != ImageFormat::tiff) return samples;
+  visit_tiff_fields(in, [&](uint32_t tag, int64_t value) {
+    if (tag == 258) samples.bits = value;           // BitsPerSample
+    if (tag == 277) samples.per_pixel = value;      // SamplesPerPixel
+    if (tag == 339) samples.floating = value == 3;  // SampleFormat: IEEE floating point
+  });
+  return samples;
 }
 
 }  // namespace vtl::data

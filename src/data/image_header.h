@@ -28,6 +28,15 @@ struct DeclaredImageSize {
 /// and unknown formats, which are never decoded).
 DeclaredImageSize declared_image_size(const std::string& bytes, ImageFormat format);
 
+/// How a TIFF's first image stores its samples (the TIFF defaults: 1 bit, 1 sample per
+/// pixel, unsigned integers; all defaults for other formats).
+struct TiffSamples {
+  int64_t bits = 1;
+  int64_t per_pixel = 1;
+  bool floating = false;
+};
+TiffSamples tiff_samples(const std::string& bytes);
+
 /// True when `bytes` holds an animated WebP (VP8X with the animation flag).
 bool is_animated_webp(const std::string& bytes);
 

@@ -34,6 +34,38 @@ TEST(Dataset, ClassFoldersAreSortedAndSymlinkDuplicatesCountOnce) {
   EXPECT_EQ(ds.describe_counts(), "cat 1, dog 2");
 }
 
+TEST(Dataset, ImagesInFormatsVtlDoesNotReadAreListedNotIgnored) {
+  TempDir dir("vtl_dataset_gif");
+  write_png(dir.path() / "dog" / "b.png", 10);
+  std::ofstream(dir.path() / "dog" / "wag.gif") << "GIF89a";
+  std::ofstream(dir.path() / "dog" / "PHOTO.HEIC") << "....ftypheic";
+  std::ofstream(dir.path() / "dog" / "notes.txt") << "not an image";
+  auto ds = scan_class_folders(dir.path());
+  EXPECT_EQ(ds.samples.size(), 1u);
+  ASSERT_EQ(ds.skipped.size(), 2u);  // notes.txt is no image at all: not listed
+  EXPECT_EQ(ds.skipped[0].path.filename(), "PHOTO.HEIC");
+  EXPECT_EQ(ds.skipped[0].reason,
+            "HEIC images are not read (vtl reads JPEG, PNG, BMP, WebP and TIFF); convert it to "
+            "PNG");
+  EXPECT_EQ(ds.skipped[1].path.filename(), "wag.gif");
+  std::vector<SkippedFile> left_out;
+  EXPECT_EQ(list_images(dir.path(), &left_out).size(), 1u);
+  EXPECT_EQ(left_out.size(), 2u);
+
+  // A class of GIFs only: the error says why it is empty.
+  fs::create_directories(dir.path() / "cat");
+  std::ofstream(dir.path() / "cat" / "purr.gif") << "GIF89a";
+  try {
+    scan_class_folders(dir.path());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("class 'cat' has no images (jpg, jpeg, png, bmp, webp, "
+                                         "tif); left out: purr.gif: GIF images are not read"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Dataset, EmptyClassIsAnErrorNamingIt) {
   TempDir dir("vtl_dataset_empty");
   write_png(dir.path() / "dog" / "b.png", 10);

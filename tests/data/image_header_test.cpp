@@ -155,5 +155,52 @@ TEST(ImageHeader, FormatsOutsideTheFiveAreRefusedByContent) {
   }
 }
 
+TEST(ImageHeader, TiffSampleLayoutsAreReadAndFloat64ColourIsRefusedByName) {
+  struct Case {
+    int type;
+    double value;  ///< of every sample
+    int64_t bits, per_pixel;
+    bool floating;
+    int decoded;  ///< 8-bit value after decoding
+  };
+  // 16-bit samples scale by 1/257, float ones by 255.
+  for (const Case& c :
+       {Case{CV_8UC3, 100, 8, 3, false, 100}, Case{CV_16UC1, 100 * 257, 16, 1, false, 100},
+        Case{CV_32FC1, 0.5, 32, 1, true, 128}}) {
+    const cv::Mat image(6, 5, c.type, cv::Scalar::all(c.value));
+    const std::string bytes = encoded(image, ".tiff");
+    const TiffSamples samples = tiff_samples(bytes);
+    EXPECT_EQ(samples.bits, c.bits) << c.type;
+    EXPECT_EQ(samples.per_pixel, c.per_pixel) << c.type;
+    EXPECT_EQ(samples.floating, c.floating) << c.type;
+    const cv::Mat rgb = decode_image_rgb(bytes, "x.tiff");
+    EXPECT_EQ(rgb.type(), CV_8UC3);
+    EXPECT_EQ(rgb.at<cv::Vec3b>(2, 2), cv::Vec3b::all(c.decoded)) << c.type;
+  }
+  EXPECT_EQ(tiff_samples("\x89PNG").bits, 1);  // not a TIFF: the defaults
+
+  // 64-bit float RGB (as scikit-image writes): OpenCV cannot convert its colours. The
+  // header says so before any decoder runs: BitsPerSample and SampleFormat are 3-value
+  // arrays at an offset.
+  const auto u16 = [](uint32_t v) { return le(v, 2); };
+  const auto u32 = [](uint32_t v) { return le(v, 4); };
+  const uint32_t arrays = 8 + 2 + 5 * 12 + 4;
+  const auto field = [&](uint32_t tag, uint32_t count, const std::string& value) {
+    return u16(tag) + u16(3) + u32(count) + value;
+  };
+  std::string float64 = "II" + u16(42) + u32(8) + u16(5) + field(256, 1, u16(10) + u16(0)) +
+                        field(257, 1, u16(10) + u16(0)) + field(258, 3, u32(arrays)) +
+                        field(277, 1, u16(3) + u16(0)) + field(339, 3, u32(arrays + 6)) + u32(0) +
+                        u16(64) + u16(64) + u16(64) + u16(3) + u16(3) + u16(3);
+  const TiffSamples samples = tiff_samples(float64);
+  EXPECT_EQ(samples.bits, 64);
+  EXPECT_EQ(samples.per_pixel, 3);
+  EXPECT_TRUE(samples.floating);
+  const std::string error = decode_error(float64, "multipage_rgb.tif");
+  EXPECT_NE(error.find("multipage_rgb.tif: TIFF with 64-bit floating-point colour samples"),
+            std::string::npos)
+      << error;
+}
+
 }  // namespace
 }  // namespace vtl::data

@@ -147,7 +147,7 @@ void add_predict_command(CLI::App& app) {
   command->add_option("--weights", options->weights,
                       "Catalogue name (see `vtl weights list`) or a .pth/.safetensors file; "
                       "default: the architecture's default catalogue weights");
-  command->add_option("--top", options->top, "How many classes to show per image")
+  command->add_option("--top,-k", options->top, "How many classes to show per image")
       ->default_val(5)
       ->check(CLI::PositiveNumber);
   command->add_option("--batch", options->batch, "Images per forward pass")

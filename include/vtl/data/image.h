@@ -43,4 +43,10 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
 /// True for the extensions datasets pick up: jpg, jpeg, png, bmp, webp, tif, tiff.
 bool has_image_extension(const std::filesystem::path& path);
 
+/// For a file named like an image vtl does not read (gif, heic, avif, svg, psd, ...): why
+/// it is left out of a dataset ("GIF images are not read (...); convert it to PNG").
+/// Empty for every other name. Datasets list such files as skipped instead of ignoring
+/// them as they do any other file.
+std::string unreadable_image_kind(const std::filesystem::path& path);
+
 }  // namespace vtl::data
