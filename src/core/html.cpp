@@ -35,7 +35,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 svg .t{font-size:13px;font-weight:600}svg .a{font-size:10px;fill:#555}
 svg .g{stroke:#eee}svg .p{stroke:#999;stroke-dasharray:3,3}
 .charts{display:flex;flex-wrap:wrap;gap:12px}
-.grid{display:flex;flex-wrap:wrap;gap:10px}.cell{width:120px;font-size:11px;text-align:center}
+.grid{display:flex;flex-wrap:wrap;gap:10px}.cell{width:120px;font-size:11px;text-align:center;overflow-wrap:anywhere}
 .cell img{max-width:110px;max-height:110px;border:1px solid #ccc}
 .bad{color:#b00}pre{background:#f7f7f7;padding:8px;font-size:12px;overflow:auto}
 )";

@@ -47,17 +47,37 @@ struct Series {
   bool dashed = false;
 };
 
-/// A line chart over epochs (x = epoch 1..n) with phase-2 start marked.
+/// The y axis of a chart: `unit` is [0, 1] (accuracies), `log` is logarithmic when the
+/// values span more than a factor of 20 (learning rates), `fit` spans the values.
+enum class YAxis { fit, unit, log };
+
+/// Tick text of at most 7 characters: "0.25", "1.89", "7.5e-04".
+std::string tick_label(double v) {
+  if (v == 0) return "0";
+  const double magnitude = std::abs(v);
+  if (magnitude < 1e-2 || magnitude >= 1e5) return fmt::format("{:.1e}", v);
+  return fmt::format("{:.3g}", v);
+}
+
+/// A line chart over epochs (x = epoch 1..n) with phase-2 start marked; the legend sits
+/// on the title row, right-aligned, so it never covers a line or the phase mark.
 std::string line_chart(const std::string& title, const std::vector<int64_t>& epochs,
-                       const std::vector<Series>& series, int64_t phase2_epoch, bool unit_range) {
-  const double width = 460, height = 240, left = 48, right = 12, top = 28, bottom = 32;
+                       const std::vector<Series>& series, int64_t phase2_epoch, YAxis axis) {
+  const double width = 460, height = 240, left = 56, right = 12, top = 28, bottom = 32;
   double lo = 1e300, hi = -1e300;
   for (const auto& s : series)
     for (double v : s.values) {
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
-  if (unit_range) {
+  const bool log = axis == YAxis::log && lo > 0 && hi / lo > 20;
+  // Plotted coordinate of a value: itself, or its log10.
+  auto plotted = [&](double v) { return log ? std::log10(v) : v; };
+  if (log) {
+    lo = std::log10(lo);
+    hi = std::log10(hi);
+  }
+  if (axis == YAxis::unit) {
     lo = 0;
     hi = 1;
   }
@@ -70,14 +90,14 @@ std::string line_chart(const std::string& title, const std::vector<int64_t>& epo
   auto y = [&](double v) { return top + (hi - v) / (hi - lo) * (height - top - bottom); };
   std::string svg = fmt::format(
       "<svg viewBox=\"0 0 {} {}\" width=\"{}\" height=\"{}\" role=\"img\">"
-      "<text x=\"{}\" y=\"16\" class=\"t\">{}</text>",
-      width, height, width, height, left, html_escape(title));
+      "<text x=\"{}\" y=\"16\" class=\"t\">{}{}</text>",
+      width, height, width, height, left, html_escape(title), log ? " (log scale)" : "");
   for (int i = 0; i <= 4; ++i) {
     const double v = lo + (hi - lo) * i / 4.0;
     svg += fmt::format(
         "<line x1=\"{}\" x2=\"{}\" y1=\"{:.1f}\" y2=\"{:.1f}\" class=\"g\"/>"
-        "<text x=\"{}\" y=\"{:.1f}\" class=\"a\" text-anchor=\"end\">{:.3g}</text>",
-        left, width - right, y(v), y(v), left - 4, y(v) + 4, v);
+        "<text x=\"{}\" y=\"{:.1f}\" class=\"a\" text-anchor=\"end\">{}</text>",
+        left, width - right, y(v), y(v), left - 4, y(v) + 4, tick_label(log ? std::pow(10, v) : v));
   }
   for (int64_t e : epochs) {
     if (epochs.size() > 12 && e % 5 != 0) continue;
@@ -93,24 +113,28 @@ std::string line_chart(const std::string& title, const std::vector<int64_t>& epo
         "<text x=\"{:.1f}\" y=\"{}\" class=\"a\">fine-tune</text>",
         px, px, top, height - bottom, px + 3, top + 10);
   }
-  double legend_x = width - right - 150;
-  int row = 0;
+  // Legend entries from the right edge leftwards: a 20 px line sample, then the name
+  // (about 6 px per character at this font size).
+  double legend_end = width - right;
+  for (auto s = series.rbegin(); s != series.rend(); ++s) {
+    const double text_width = 6.0 * double(s->name.size());
+    const double start = legend_end - text_width - 24;
+    svg += fmt::format(
+        "<line x1=\"{:.1f}\" x2=\"{:.1f}\" y1=\"12\" y2=\"12\" stroke=\"{}\" "
+        "stroke-width=\"2\"{}/><text x=\"{:.1f}\" y=\"16\" class=\"a\">{}</text>",
+        start, start + 20, s->color, s->dashed ? " stroke-dasharray=\"5,3\"" : "", start + 24,
+        html_escape(s->name));
+    legend_end = start - 12;
+  }
   for (const auto& s : series) {
     std::string points;
     for (size_t i = 0; i < s.values.size() && i < epochs.size(); ++i)
-      points += fmt::format("{:.1f},{:.1f} ", x(double(epochs[i])), y(s.values[i]));
+      points += fmt::format("{:.1f},{:.1f} ", x(double(epochs[i])), y(plotted(s.values[i])));
     svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>",
                        points, s.color, s.dashed ? " stroke-dasharray=\"5,3\"" : "");
     for (size_t i = 0; i < s.values.size() && i < epochs.size(); ++i)
       svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"2.5\" fill=\"{}\"/>",
-                         x(double(epochs[i])), y(s.values[i]), s.color);
-    svg += fmt::format(
-        "<line x1=\"{}\" x2=\"{}\" y1=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"{}/>"
-        "<text x=\"{}\" y=\"{}\" class=\"a\">{}</text>",
-        legend_x + 60, legend_x + 80, top + 6 + row * 14, top + 6 + row * 14, s.color,
-        s.dashed ? " stroke-dasharray=\"5,3\"" : "", legend_x + 84, top + 10 + row * 14,
-        html_escape(s.name));
-    ++row;
+                         x(double(epochs[i])), y(plotted(s.values[i])), s.color);
   }
   return svg + "</svg>";
 }
@@ -160,9 +184,9 @@ std::string render_report(const ReportInput& in) {
     if (m.phase == 2 && phase2 == 0) phase2 = m.epoch;
   }
   html += "<h2>Training curves</h2><div class=\"charts\">";
-  html += line_chart("Loss", epochs, {train_loss, val_loss}, phase2, false);
-  html += line_chart("Accuracy", epochs, {train_acc, val_acc}, phase2, true);
-  html += line_chart("Learning rate", epochs, {lr}, phase2, false);
+  html += line_chart("Loss", epochs, {train_loss, val_loss}, phase2, YAxis::fit);
+  html += line_chart("Accuracy", epochs, {train_acc, val_acc}, phase2, YAxis::unit);
+  html += line_chart("Learning rate", epochs, {lr}, phase2, YAxis::log);
   html += "</div>";
   if (!in.events.empty()) {
     html += "<ul>";
