@@ -11,7 +11,8 @@ namespace {
 
 /// Accuracy (mean ± std over folds, y) against ms/image at batch 1 (x, log scale), one
 /// labelled point per compared model.
-std::string accuracy_speed_chart(const std::vector<const CandidateResult*>& rows) {
+std::string accuracy_speed_chart(const std::vector<const CandidateResult*>& rows,
+                                 const std::string& device) {
   const double width = 560, height = 320, left = 56, right = 16, top = 28, bottom = 40;
   double x_lo = 1e300, x_hi = 0, y_lo = 1, y_hi = 0;
   for (const auto* r : rows) {
@@ -31,8 +32,8 @@ std::string accuracy_speed_chart(const std::vector<const CandidateResult*>& rows
   auto y = [&](double v) { return top + (y_hi - v) / (y_hi - y_lo) * (height - top - bottom); };
   std::string svg = fmt::format(
       "<svg viewBox=\"0 0 {0} {1}\" width=\"{0}\" height=\"{1}\" role=\"img\">"
-      "<text x=\"{2}\" y=\"16\" class=\"t\">Probe accuracy vs CPU latency</text>",
-      width, height, left);
+      "<text x=\"{2}\" y=\"16\" class=\"t\">Probe accuracy vs latency on {3}</text>",
+      width, height, left, html_escape(device.empty() ? std::string("cpu") : device));
   for (int i = 0; i <= 4; ++i) {
     const double v = y_lo + (y_hi - y_lo) * i / 4.0;
     svg += fmt::format(
@@ -92,7 +93,7 @@ std::string render_comparison_report(const Comparison& comparison) {
   }
   if (!r.note.empty()) html += "<p class=\"bad\">" + html_escape(r.note) + "</p>";
   if (!compared.empty())
-    html += "<div class=\"charts\">" + accuracy_speed_chart(compared) + "</div>";
+    html += "<div class=\"charts\">" + accuracy_speed_chart(compared, comparison.device) + "</div>";
   html +=
       "<h2>Table</h2><table><tr><th class=\"l\">model</th><th class=\"l\">weights</th>"
       "<th>params</th><th>MB</th><th>GFLOPs</th><th>input</th><th>width</th>"
