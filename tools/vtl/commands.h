@@ -5,12 +5,14 @@
 
 #include <filesystem>
 #include <functional>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "vtl/data/batch_reader.h"
 #include "vtl/data/dataset.h"
 #include "vtl/models/precision.h"
 
@@ -46,6 +48,34 @@ std::vector<std::filesystem::path> expand_image_arguments(
 /// Prints "vtl: note: ..." to stderr when `precision` will be slow on `device`
 /// (models::precision_advice).
 void print_precision_note(models::Precision precision, const torch::Device& device);
+
+/// Answers each of `images` (read ahead in batches by `reader`, in that order): per batch,
+/// `compute(stacked)` runs once on the readable images ([n,3,H,W]) and returns something
+/// indexable by their row (a tensor, a vector); then, in input order, `answer(path,
+/// results[row])` for each readable image, and for each unreadable one its error goes to
+/// stderr and `unreadable(path, error)` is called. Returns how many could not be read.
+template <typename Compute, typename Answer, typename Unreadable>
+size_t answer_each_image(data::BatchReader& reader,
+                         const std::vector<std::filesystem::path>& images, Compute compute,
+                         Answer answer, Unreadable unreadable) {
+  size_t failures = 0;
+  while (auto batch = reader.next()) {
+    decltype(compute(batch->stacked())) results{};
+    if (batch->readable() > 0) results = compute(batch->stacked());
+    size_t row = 0;
+    for (size_t i = 0; i < batch->size(); ++i) {
+      const std::string path = images[batch->first + i].string();
+      if (const auto& error = batch->errors[i]; !error.empty()) {
+        std::cerr << "vtl: error: " << error << "\n";
+        ++failures;
+        unreadable(path, error);
+        continue;
+      }
+      answer(path, results[row++]);
+    }
+  }
+  return failures;
+}
 
 }  // namespace vtl::cli
 

@@ -92,42 +92,35 @@ void run_predict(const PredictOptions& options) {
   data::DecodeOptions decode;
   decode.min_short_side = classifier.preprocessing.resize;
   nlohmann::json results = nlohmann::json::array();
-  size_t failures = 0;
   data::BatchReader reader(images, size_t(options.batch), [&](const fs::path& path) {
     return data::eval_transform(data::load_image_rgb(path, decode), classifier.preprocessing);
   });
-  while (auto batch = reader.next()) {
-    torch::Tensor probabilities;
-    if (batch->readable() > 0) {
-      const models::AutocastScope autocast(precision, device);
-      const auto logits = classifier.logits(batch->stacked().to(device));
-      probabilities = torch::softmax(logits.to(torch::kFloat32), 1).cpu();
-    }
-    const int64_t k = std::min<int64_t>(options.top, int64_t(classifier.class_names.size()));
-    int64_t row = 0;
-    for (size_t i = 0; i < batch->size(); ++i) {
-      const std::string path = images[batch->first + i].string();
-      if (const auto& error = batch->errors[i]; !error.empty()) {
-        std::cerr << "vtl: error: " << error << "\n";
-        ++failures;
+  const int64_t k = std::min<int64_t>(options.top, int64_t(classifier.class_names.size()));
+  const size_t failures = answer_each_image(
+      reader, images,
+      [&](const torch::Tensor& batch) {
+        const models::AutocastScope autocast(precision, device);
+        const auto logits = classifier.logits(batch.to(device));
+        return torch::softmax(logits.to(torch::kFloat32), 1).cpu();
+      },
+      [&](const std::string& path, const torch::Tensor& probabilities) {
+        auto [values, indices] = probabilities.topk(k);
+        nlohmann::json predictions = nlohmann::json::array();
+        if (!options.json) std::cout << path << "\n";
+        for (int64_t j = 0; j < k; ++j) {
+          const int64_t id = indices[j].item<int64_t>();
+          const double p = values[j].item<double>();
+          const std::string& label = classifier.class_names.at(static_cast<size_t>(id));
+          predictions.push_back({{"class_id", id}, {"label", label}, {"probability", p}});
+          if (!options.json)
+            std::cout << fmt::format("  {:>2}. {:<32} {:6.2f}%\n", j + 1, label, 100 * p);
+        }
+        if (!options.json) std::cout.flush();
+        results.push_back({{"path", path}, {"predictions", predictions}});
+      },
+      [&](const std::string& path, const std::string& error) {
         results.push_back({{"path", path}, {"error", error}});
-        continue;
-      }
-      auto [values, indices] = probabilities[row++].topk(k);
-      nlohmann::json predictions = nlohmann::json::array();
-      if (!options.json) std::cout << path << "\n";
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t id = indices[j].item<int64_t>();
-        const double p = values[j].item<double>();
-        const std::string& label = classifier.class_names.at(static_cast<size_t>(id));
-        predictions.push_back({{"class_id", id}, {"label", label}, {"probability", p}});
-        if (!options.json)
-          std::cout << fmt::format("  {:>2}. {:<32} {:6.2f}%\n", j + 1, label, 100 * p);
-      }
-      results.push_back({{"path", path}, {"predictions", predictions}});
-    }
-    if (!options.json) std::cout.flush();
-  }
+      });
   if (options.json) std::cout << json_text(results, 2) << "\n";
   VTL_CHECK(failures == 0, "{} of {} images could not be read", failures, images.size());
 }

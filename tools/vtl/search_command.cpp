@@ -138,21 +138,15 @@ void run_search(const SearchArgs& args) {
     queries = images.size();
     data::BatchReader reader(
         images, 32, [&](const std::filesystem::path& path) { return extractor.load(path); });
-    while (auto batch = reader.next()) {
-      std::vector<std::vector<search::SearchResult>> results;
-      if (batch->readable() > 0) results = index.search(extractor.embed(batch->stacked()), args.k);
-      size_t row = 0;
-      for (size_t i = 0; i < batch->size(); ++i) {
-        const std::string query = images[batch->first + i].string();
-        if (const auto& error = batch->errors[i]; !error.empty()) {
-          std::cerr << "vtl: error: " << error << "\n";
-          ++unreadable;
+    unreadable = answer_each_image(
+        reader, images,
+        [&](const torch::Tensor& batch) { return index.search(extractor.embed(batch), args.k); },
+        [&](const std::string& query, const std::vector<search::SearchResult>& results) {
+          emit(query, results);
+        },
+        [&](const std::string& query, const std::string& error) {
           if (args.json) out.push_back({{"query", query}, {"error", error}});
-          continue;
-        }
-        emit(query, results[row++]);
-      }
-    }
+        });
   }
   if (args.json) std::cout << json_text(out, 2) << "\n";
   VTL_CHECK(unreadable == 0, "{} of {} query images could not be read", unreadable, queries);
