@@ -1,3 +1,5 @@
+#include <map>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +43,51 @@ TEST(ClassifyCli, FitWithCrossValidationPredictAndEvaluate) {
   run = run_cli("classify evaluate " + (dir / "clf-svm").string() + " " + (dir / "l3").string());
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("trained on other features"), std::string::npos) << run.output;
+}
+
+// New images are embedded as the training features were and get the same classes as
+// their rows in the features folder; an unreadable one is named and the rest answered.
+TEST(ClassifyCli, PredictTakesNewImagesAndFolders) {
+  if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  TempDir dir("vtl_classify_images");
+  make_class_tree(dir / "data");
+  const std::string features = (dir / "features").string();
+  const std::string classifier = (dir / "clf").string();
+  auto run = run_cli("extract " + (dir / "data").string() +
+                     " --model resnet18 --image-size 64 --out " + features);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  run = run_cli("classify fit " + features + " --algo knn -k 1 --out " + classifier);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  run = run_cli("classify predict " + classifier + " " + features + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::map<std::string, std::string> by_features;
+  for (const auto& row : nlohmann::json::parse(run.output))
+    by_features[row.at("path").get<std::string>()] = row.at("class");
+  ASSERT_EQ(by_features.size(), 12u);
+
+  write_file_atomically(dir / "broken.png", "\x89PNG\r\n\x1a\ncut short");
+  run = run_cli("classify predict " + classifier + " " + (dir / "data").string() + " " +
+                (dir / "broken.png").string() + " --batch 5 --json");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("1 of 13 images could not be read"), std::string::npos) << run.output;
+  const auto begin = run.output.find('[');
+  ASSERT_NE(begin, std::string::npos) << run.output;
+  const auto answers =
+      nlohmann::json::parse(run.output.substr(begin, run.output.find('\n', begin) - begin));
+  ASSERT_EQ(answers.size(), 13u) << answers;
+  for (const auto& answer : answers) {
+    const std::string path = answer.at("path");
+    if (path.find("broken.png") != std::string::npos) {
+      EXPECT_NE(answer.at("error").get<std::string>().find("not a readable image"),
+                std::string::npos);
+      continue;
+    }
+    ASSERT_TRUE(by_features.count(path)) << path;
+    // 1-nearest neighbour on the training rows: each image is its own neighbour.
+    EXPECT_EQ(answer.at("class"), by_features.at(path)) << path;
+    EXPECT_NE(path.find("/" + answer.at("class").get<std::string>() + "/"), std::string::npos)
+        << path;
+  }
 }
 
 TEST(ClassifyCli, CompareUsesTheTrainingRunsSplitAndShowsItsNeuralHead) {

@@ -1,5 +1,6 @@
 // vtl classify fit FEATURES_DIR --algo svm|svm-rbf|rf|knn|logreg [--cv 5] --out DIR
-// vtl classify predict CLASSIFIER_DIR FEATURES_DIR [--json]
+// vtl classify predict CLASSIFIER_DIR FEATURES_DIR|IMAGE|FOLDER... [--device cpu|cuda[:N]]
+//                      [--json]
 // vtl classify evaluate CLASSIFIER_DIR FEATURES_DIR [--json]
 // vtl classify compare FEATURES_DIR --run RUN_DIR [--algos svm,rf,...] [--json]
 
@@ -15,8 +16,11 @@
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
+#include "vtl/data/image.h"
 #include "vtl/embed/classical.h"
 #include "vtl/embed/extract.h"
+#include "vtl/embed/extractor.h"
+#include "vtl/models/device.h"
 #include "vtl/train/run.h"
 
 namespace vtl::cli {
@@ -24,6 +28,9 @@ namespace {
 
 struct ClassifyArgs {
   std::string features;
+  std::vector<std::string> inputs;  ///< predict: a features folder, or images and folders
+  std::string device = "cpu";
+  int64_t batch = 32;
   std::string classifier;
   std::string out;
   std::string algo = "svm";
@@ -114,17 +121,63 @@ void run_fit(ClassifyArgs args) {
   }
 }
 
-void run_predict(const ClassifyArgs& args) {
+/// Class name of a predicted label ("3" when the classifier has fewer names).
+std::string class_name(const std::vector<std::string>& classes, int64_t label) {
+  return label >= 0 && label < static_cast<int64_t>(classes.size()) ? classes[size_t(label)]
+                                                                    : std::to_string(label);
+}
+
+/// New images: embedded as the classifier's training features were (the model, weights,
+/// layer and precision its classifier.json records), then classified.
+void predict_images(const ClassifyArgs& args) {
+  nlohmann::json description;
+  auto classifier = embed::ClassicalClassifier::load(args.classifier, &description);
+  const auto classes = description.at("classes").get<std::vector<std::string>>();
+  const auto trained_on = embed::feature_spec_from_json(
+      description.at("spec"),
+      (std::filesystem::path(args.classifier) / "classifier.json").string());
+  const torch::Device device = models::parse_device(args.device);
+  const auto images = expand_image_arguments("vtl classify predict", args.inputs);
+  VTL_CHECK(!images.empty(), "no images to classify");
+  auto extractor = embed::extractor_for_spec(trained_on);
+  extractor.to(device);
+  nlohmann::json out = nlohmann::json::array();
+  data::BatchReader reader(images, size_t(std::max<int64_t>(args.batch, 1)),
+                           [&](const std::filesystem::path& path) { return extractor.load(path); });
+  const size_t unreadable = answer_each_image(
+      reader, images,
+      [&](const torch::Tensor& batch) { return classifier.predict(extractor.embed(batch)); },
+      [&](const std::string& path, int64_t label) {
+        if (args.json) {
+          out.push_back({{"path", path}, {"label", label}, {"class", class_name(classes, label)}});
+        } else {
+          fmt::print("{}\t{}\n", path, class_name(classes, label));
+          std::fflush(stdout);
+        }
+      },
+      [&](const std::string& path, const std::string& error) {
+        if (args.json) out.push_back({{"path", path}, {"error", error}});
+      });
+  if (args.json) std::cout << json_text(out) << "\n";
+  VTL_CHECK(unreadable == 0, "{} of {} images could not be read", unreadable, images.size());
+}
+
+void run_predict(ClassifyArgs args) {
+  const bool features_folder =
+      args.inputs.size() == 1 &&
+      std::filesystem::exists(std::filesystem::path(args.inputs[0]) / "features.json");
+  if (!features_folder) {
+    predict_images(args);
+    return;
+  }
+  args.features = args.inputs[0];
   const auto set = embed::load_features(args.features);
   auto [classifier, description] = open_classifier(args, set);
   const auto classes = description.at("classes").get<std::vector<std::string>>();
   const auto predicted = classifier.predict(set.features);
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < predicted.size(); ++i) {
-    const std::string name =
-        predicted[i] >= 0 && predicted[i] < static_cast<int64_t>(classes.size())
-            ? classes[predicted[i]]
-            : std::to_string(predicted[i]);
+    const std::string name = class_name(classes, predicted[i]);
     if (args.json) {
       out.push_back(
           {{"path", set.rows[i].path.string()}, {"label", predicted[i]}, {"class", name}});
@@ -132,7 +185,7 @@ void run_predict(const ClassifyArgs& args) {
       fmt::print("{}\t{}\n", set.rows[i].path.string(), name);
     }
   }
-  if (args.json) std::cout << out.dump() << "\n";
+  if (args.json) std::cout << json_text(out) << "\n";
 }
 
 void run_evaluate(const ClassifyArgs& args) {
@@ -294,9 +347,21 @@ void add_classify_command(CLI::App& app) {
   fit->add_flag("--json", args->json, "Print the report as JSON");
   fit->callback([args] { run_fit(*args); });
 
-  auto* predict = cmd->add_subcommand("predict", "Predict the class of each feature row");
+  auto* predict = cmd->add_subcommand(
+      "predict",
+      "Predict the class of each row of a features folder, or of new images (embedded as the "
+      "classifier's training features were)");
   predict->add_option("classifier", args->classifier, "Classifier folder")->required();
-  predict->add_option("features", args->features, "Features folder")->required();
+  predict
+      ->add_option("inputs", args->inputs,
+                   "A features folder (vtl extract), or images and folders of images")
+      ->required();
+  predict->add_option("--device", args->device,
+                      "Images: where they are embedded, cpu (default), cuda or cuda:N");
+  predict->add_option("--batch", args->batch, "Images: per forward pass (default 32)");
+  predict->add_option_function<int64_t>(
+      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
+      "Images: refuse those with more pixels than this (default 400000000)");
   predict->add_flag("--json", args->json, "Print predictions as JSON");
   predict->callback([args] { run_predict(*args); });
 
