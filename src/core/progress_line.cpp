@@ -32,6 +32,12 @@ void ProgressLine::show(const std::string& text, bool last) {
   out_ << text << "\n" << std::flush;
 }
 
+void ProgressLine::clear() {
+  if (!terminal_ || !open_) return;
+  out_ << "\r\033[K" << std::flush;
+  open_ = false;
+}
+
 std::string ProgressLine::counted(int64_t done, int64_t total, const std::string& unit) const {
   const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   const double rate = seconds > 0 ? done / seconds : 0.0;

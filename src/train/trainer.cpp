@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -14,6 +15,7 @@
 
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/progress_line.h"
 #include "vtl/core/stop_signals.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/device.h"
@@ -170,31 +172,30 @@ std::string format_duration(double seconds) {
   return fmt::format("{}:{:02d}", s / 60, s % 60);
 }
 
-/// A one-line progress bar on stderr (only when stderr is a terminal).
+/// A progress bar on stderr: rewritten in place on a terminal, a line a minute in a log.
 class ProgressBar {
  public:
   ProgressBar(bool enabled, std::string label, size_t total)
-      : enabled_(enabled && isatty(STDERR_FILENO)),
-        label_(std::move(label)),
-        total_(total),
-        start_(Clock::now()) {}
+      : label_(std::move(label)), total_(total), start_(Clock::now()) {
+    if (enabled) line_.emplace(std::cerr, isatty(STDERR_FILENO) != 0, std::chrono::minutes(1));
+  }
   void update(size_t done, int64_t images, double loss, double acc) {
-    if (!enabled_) return;
+    if (!line_) return;
     const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
     const double eta = done ? elapsed / done * (total_ - done) : 0.0;
     const int width = 24, filled = total_ ? int(width * done / total_) : width;
-    std::cerr << fmt::format("\r{} [{}{}] {}/{}  {:.0f} img/s  loss {:.4f}  acc {:.3f}  ETA {}  ",
-                             label_, std::string(filled, '='), std::string(width - filled, ' '),
-                             done, total_, elapsed > 0 ? images / elapsed : 0.0, loss, acc,
-                             format_duration(eta))
-              << std::flush;
+    line_->show(fmt::format("{} [{}{}] {}/{}  {:.0f} img/s  loss {:.4f}  acc {:.3f}  ETA {}",
+                            label_, std::string(filled, '='), std::string(width - filled, ' '),
+                            done, total_, elapsed > 0 ? images / elapsed : 0.0, loss, acc,
+                            format_duration(eta)));
   }
+  /// The epoch's line replaces the bar.
   ~ProgressBar() {
-    if (enabled_) std::cerr << "\r" << std::string(100, ' ') << "\r" << std::flush;
+    if (line_) line_->clear();
   }
 
  private:
-  bool enabled_;
+  std::optional<ProgressLine> line_;
   std::string label_;
   size_t total_;
   Clock::time_point start_;

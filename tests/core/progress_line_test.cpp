@@ -27,12 +27,25 @@ TEST(ProgressLine, ATerminalGetsOneLineRewrittenInPlace) {
 TEST(ProgressLine, ALogGetsAWholeLinePerIntervalAndTheLast) {
   std::ostringstream out;
   ProgressLine progress(out, /*terminal=*/false, std::chrono::milliseconds(200));
-  progress.show("work: 1/4");  // the first is shown
-  progress.show("work: 2/4");  // within the interval: not
+  progress.show("work: 1/5");  // within the first interval: not shown
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  progress.show("work: 3/4");
-  progress.show("work: 4/4", /*last=*/true);
-  EXPECT_EQ(out.str(), "work: 1/4\nwork: 3/4\nwork: 4/4\n");
+  progress.show("work: 2/5");
+  progress.show("work: 3/5");  // within the interval: not
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  progress.show("work: 4/5");
+  progress.clear();  // nothing to clear in a log
+  progress.show("work: 5/5", /*last=*/true);
+  EXPECT_EQ(out.str(), "work: 2/5\nwork: 4/5\nwork: 5/5\n");
+}
+
+TEST(ProgressLine, ClearRemovesTheLineFromATerminal) {
+  std::ostringstream out;
+  {
+    ProgressLine progress(out, /*terminal=*/true);
+    progress.show("epoch 1 [==  ]");
+    progress.clear();
+  }  // nothing left open
+  EXPECT_EQ(out.str(), "\r\033[Kepoch 1 [==  ]\r\033[K");
 }
 
 TEST(ProgressLine, CountsSayTheRateAndTheTimeLeft) {

@@ -9,8 +9,9 @@
 namespace vtl {
 
 /// On a terminal, one line rewritten in place; otherwise (stderr redirected to a file or a
-/// pipe) a full line at most every `log_interval`, plus the last one, so logs stay
-/// readable. Not thread-safe: one thread reports.
+/// pipe) a full line once every `log_interval` (the first one interval after the start:
+/// short work logs only its last line), plus the last one, so logs stay readable. Not
+/// thread-safe: one thread reports.
 class ProgressLine {
  public:
   /// On stderr; a terminal when stderr is one.
@@ -26,6 +27,8 @@ class ProgressLine {
   /// Shows `text` ("extract: 120/300 images"); `last`: the work is done, always shown
   /// and the line ended.
   void show(const std::string& text, bool last = false);
+  /// Removes the line from a terminal (what follows takes its place); nothing in a log.
+  void clear();
   /// "120/300 images (45.2 images/s, 0:04 left)": counts since construction.
   std::string counted(int64_t done, int64_t total, const std::string& unit) const;
 
@@ -35,7 +38,7 @@ class ProgressLine {
   bool terminal_;
   std::chrono::milliseconds log_interval_;
   Clock::time_point start_ = Clock::now();
-  Clock::time_point last_logged_{};
+  Clock::time_point last_logged_ = start_;
   bool open_ = false;  ///< a terminal line is shown and not ended
 };
 
