@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -190,6 +192,58 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
   return dataset;
 }
 
+namespace {
+
+/// Fields of one CSV line: separated by commas, a field in double quotes may hold commas
+/// and "" for a quote (RFC 4180, one line per row). Fields are trimmed.
+std::vector<std::string> split_csv_fields(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"' && trim(fields.back()).empty()) {
+      fields.back().clear();
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  for (auto& field : fields) field = trim(field);
+  return fields;
+}
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  return text;
+}
+
+/// Column names a header may give the image path and the label.
+bool names_path_column(const std::string& name) {
+  static const std::set<std::string> names = {"path",     "file",      "filename", "file_name",
+                                              "filepath", "file_path", "image",    "image_path",
+                                              "img",      "img_path"};
+  return names.count(lowercase(name)) > 0;
+}
+
+bool names_label_column(const std::string& name) {
+  static const std::set<std::string> names = {"label", "class", "category", "target", "class_name"};
+  return names.count(lowercase(name)) > 0;
+}
+
+}  // namespace
+
 Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes) {
   std::ifstream in(csv);
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
@@ -197,15 +251,51 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   std::vector<std::pair<fs::path, std::string>> rows;
   std::string line;
   int line_number = 0;
+  // With a header: the columns it names (other columns, such as an index, are ignored).
+  // Without one: two columns, path and label.
+  std::optional<std::pair<size_t, size_t>> columns;
   while (std::getline(in, line)) {
     ++line_number;
+    if (line_number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
     if (trim(line).empty()) continue;
-    const auto comma = line.rfind(',');
-    VTL_CHECK(comma != std::string::npos, "{}:{}: expected `path,label`, got '{}'", csv.string(),
-              line_number, trim(line));
-    const std::string path = trim(line.substr(0, comma));
-    const std::string label = trim(line.substr(comma + 1));
-    if (line_number == 1 && path == "path" && label == "label") continue;
+    const auto fields = split_csv_fields(line);
+    if (line_number == 1 && fields.size() >= 2) {
+      // A header names the path column, the label column or both (the other is then the
+      // first remaining column); a first row whose path is a file is data.
+      const auto path_column = std::find_if(fields.begin(), fields.end(), names_path_column);
+      const auto label_column = std::find_if(fields.begin(), fields.end(), names_label_column);
+      if (path_column != fields.end() || label_column != fields.end()) {
+        size_t path_index = size_t(path_column - fields.begin());
+        size_t label_index = size_t(label_column - fields.begin());
+        if (path_column == fields.end()) path_index = label_index == 0 ? 1 : 0;
+        if (label_column == fields.end()) label_index = fields.size() - 1;
+        std::error_code exists_error;
+        const fs::path first = fields[path_index];
+        if (path_index != label_index &&
+            !fs::is_regular_file(first.is_relative() ? base / first : first, exists_error)) {
+          columns = {path_index, label_index};
+          continue;
+        }
+      }
+    }
+    std::string path, label;
+    if (columns) {
+      VTL_CHECK(std::max(columns->first, columns->second) < fields.size(),
+                "{}:{}: expected {} columns as the header says, got {}: '{}'", csv.string(),
+                line_number, std::max(columns->first, columns->second) + 1, fields.size(),
+                trim(line));
+      path = fields[columns->first];
+      label = fields[columns->second];
+    } else {
+      VTL_CHECK(fields.size() >= 2,
+                "{}:{}: expected `path,label`, got '{}' (a header row `path,label` may name the "
+                "columns)",
+                csv.string(), line_number, trim(line));
+      // An unquoted path may hold commas: the label is the last field.
+      const auto comma = line.find('"') == std::string::npos ? line.rfind(',') : std::string::npos;
+      path = comma != std::string::npos ? trim(line.substr(0, comma)) : fields[0];
+      label = fields.back();
+    }
     VTL_CHECK(!path.empty() && !label.empty(), "{}:{}: empty path or label", csv.string(),
               line_number);
     fs::path file = path;

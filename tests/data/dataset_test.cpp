@@ -93,6 +93,49 @@ TEST(Dataset, CsvListWithHeaderRelativePathsAndMissingFiles) {
   EXPECT_THROW(read_csv_list(dir.path() / "bad.csv"), Error);
 }
 
+// What spreadsheets and pandas write: a byte-order mark, CRLF line ends, other header
+// names, an index column, quoted fields holding commas.
+TEST(Dataset, CsvListsAsSpreadsheetsAndPandasWriteThem) {
+  TempDir dir("vtl_dataset_csv_exports");
+  write_png(dir.path() / "img" / "1.png", 1);
+  write_png(dir.path() / "img" / "a, b.png", 2);
+  const auto read = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.path() / name, std::ios::binary) << text;
+    return read_csv_list(dir.path() / name);
+  };
+  const auto excel = read("excel.csv", "\xEF\xBB\xBFpath,label\r\nimg/1.png,cat\r\n\r\n");
+  ASSERT_EQ(excel.samples.size(), 1u);
+  EXPECT_EQ(excel.classes, (std::vector<std::string>{"cat"}));
+  EXPECT_EQ(excel.samples[0].path, dir.path() / "img" / "1.png");
+
+  const auto pandas =
+      read("pandas.csv", ",Filename,Class\n0,img/1.png,cat\n1,\"img/a, b.png\",dog\n");
+  ASSERT_EQ(pandas.samples.size(), 2u);
+  EXPECT_EQ(pandas.classes, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(pandas.samples[1].path, dir.path() / "img" / "a, b.png");
+  EXPECT_EQ(pandas.samples[1].label, 1);
+
+  // Without a header: the label is the last field, an unquoted path may hold commas.
+  const auto plain = read("plain.csv", "img/a, b.png,dog\n\"img/1.png\",cat\n");
+  ASSERT_EQ(plain.samples.size(), 2u);
+  EXPECT_EQ(plain.samples[0].path, dir.path() / "img" / "a, b.png");
+  EXPECT_EQ(plain.samples[1].path, dir.path() / "img" / "1.png");
+
+  // A header naming one of the two columns.
+  const auto named = read("named.csv", "name,class\nimg/1.png,cat\n");
+  ASSERT_EQ(named.samples.size(), 1u);
+  EXPECT_EQ(named.classes, (std::vector<std::string>{"cat"}));
+
+  try {
+    read("short.csv", "image,index,label\nimg/1.png,3\n");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("short.csv:2: expected 3 columns as the header says"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Dataset, StratifiedSplitKeepsEveryClassInBothParts) {
   Dataset ds;
   ds.classes = {"a", "b", "c"};
