@@ -19,6 +19,11 @@ class DeviceOption : public ::testing::Test {
     auto build =
         run_cli("index build " + data() + " --model resnet18 --image-size 64 --out " + index());
     ASSERT_EQ(build.exit_code, 0) << build.output;
+    auto features = run_cli("extract " + data() + " --model resnet18 --image-size 64 --out " +
+                            out("fit_features"));
+    ASSERT_EQ(features.exit_code, 0) << features.output;
+    auto fit = run_cli("classify fit " + out("fit_features") + " --out " + out("classifier"));
+    ASSERT_EQ(fit.exit_code, 0) << fit.output;
   }
   static void TearDownTestSuite() {
     delete dir_;
@@ -50,6 +55,7 @@ class DeviceOption : public ::testing::Test {
         "index add " + index() + " " + data(),
         "search " + index() + " " + query,
         "serve " + index() + " --port 0",
+        "classify predict " + out("classifier") + " " + query,
         "compare " + data() +
             " --models resnet18 --weights-from random --img-size 64 --cv 2 "
             "--out " +
