@@ -69,6 +69,27 @@ TEST(IndexSearchCli, UnreadableAndLooseImagesAreLeftOutAndNamed) {
               expected)
         << answer;
   }
+
+  // "More like this": with --exclude-query no image finds itself (nor a copy of its bytes,
+  // loose.png's original), and k others are still given.
+  auto others =
+      run_cli("search " + index + " " + (dir / "data").string() + " -k 2 --exclude-query --json");
+  EXPECT_EQ(others.exit_code, 1) << others.output;  // the broken file, as above
+  const auto others_begin = others.output.find("[\n");
+  ASSERT_NE(others_begin, std::string::npos) << others.output;
+  const auto more_like_this = nlohmann::json::parse(
+      others.output.substr(others_begin, others.output.rfind(']') - others_begin + 1));
+  ASSERT_EQ(more_like_this.size(), 8u);
+  for (const auto& answer : more_like_this) {
+    if (answer.contains("error")) continue;
+    const auto query = std::filesystem::path(answer.at("query").get<std::string>()).filename();
+    const auto original = query == "loose.png" ? sample_items()[0].path.filename() : query;
+    ASSERT_EQ(answer.at("results").size(), 2u) << answer;
+    for (const auto& result : answer.at("results")) {
+      EXPECT_NE(std::filesystem::path(result.at("path").get<std::string>()).filename(), original)
+          << answer;
+    }
+  }
 }
 
 TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {

@@ -1,7 +1,8 @@
-// vtl search INDEX IMAGE|FOLDER... [-k 10] [--device cpu|cuda[:N]] [--json]
+// vtl search INDEX IMAGE|FOLDER... [-k 10] [--exclude-query] [--device cpu|cuda[:N]] [--json]
 // vtl search INDEX --vector FILE.npy [-k 10] [--json]
 // vtl search INDEX --duplicates [--threshold T] [--json]
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/sha256.h"
 #include "vtl/data/batch_reader.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/npy.h"
@@ -29,6 +31,7 @@ struct SearchArgs {
   bool duplicates = false;
   double threshold = -1;
   std::string device = "cpu";
+  bool exclude_query = false;
   bool json = false;
 };
 
@@ -138,10 +141,21 @@ void run_search(const SearchArgs& args) {
     queries = images.size();
     data::BatchReader reader(
         images, 32, [&](const std::filesystem::path& path) { return extractor.load(path); });
+    // A catalogued query finds itself first: with --exclude-query one more is asked for
+    // and the entry with the query's bytes left out.
+    const int64_t asked = args.k + (args.exclude_query ? 1 : 0);
     unreadable = answer_each_image(
         reader, images,
-        [&](const torch::Tensor& batch) { return index.search(extractor.embed(batch), args.k); },
-        [&](const std::string& query, const std::vector<search::SearchResult>& results) {
+        [&](const torch::Tensor& batch) { return index.search(extractor.embed(batch), asked); },
+        [&](const std::string& query, std::vector<search::SearchResult> results) {
+          if (args.exclude_query) {
+            const std::string own = sha256_file(query);
+            results.erase(std::remove_if(
+                              results.begin(), results.end(),
+                              [&](const search::SearchResult& r) { return r.entry.sha256 == own; }),
+                          results.end());
+            if (int64_t(results.size()) > args.k) results.resize(size_t(args.k));
+          }
           emit(query, results);
         },
         [&](const std::string& query, const std::string& error) {
@@ -160,6 +174,8 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--vector", args->vector, "Query vectors in a .npy file ([dim] or [n, dim])");
   cmd->add_option("-k", args->k, "Results per query (default 10)");
   cmd->add_option("--effort", args->effort, "HNSW efSearch / IVF nprobe (default: faiss')");
+  cmd->add_flag("--exclude-query", args->exclude_query,
+                "Leave out the catalogued image with the query's own bytes (more like this)");
   cmd->add_flag("--duplicates", args->duplicates, "List near-duplicate pairs in the index");
   cmd->add_option("--threshold", args->threshold,
                   "Duplicates: cosine similarity >= T (default 0.98) or squared L2 <= T");
