@@ -3,12 +3,14 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
 #include "vtl/models/model_folder.h"
@@ -224,8 +226,17 @@ RunResult run_training(const RunOptions& options, bool resume,
   data::DecodeOptions decode;
   decode.max_pixels = options.max_image_pixels;
   auto store = std::make_shared<data::ImageStore>(decode, preprocessing.resize);
-  store->prepare(train_set, options.workers);
-  store->prepare(val_set, options.workers);
+  for (auto* part : {&train_set, &val_set}) {
+    std::optional<ProgressLine> progress;
+    if (options.progress && writer) progress.emplace();
+    const std::string what =
+        part == &train_set ? "reading the training images" : "reading the validation images";
+    store->prepare(*part, options.workers, [&](size_t done, size_t total) {
+      if (progress)
+        progress->show(what + ": " + progress->counted(int64_t(done), int64_t(total), "images"),
+                       done == total);
+    });
+  }
   std::vector<data::SkippedFile> skipped = train_set.skipped;
   for (const auto& file : val_set.skipped) skipped.push_back(file);
   if (writer) {

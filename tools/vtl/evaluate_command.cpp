@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "vtl/core/error.h"
+#include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
 #include "vtl/models/batch_norm.h"
@@ -46,7 +47,15 @@ void run_evaluate(const EvaluateArgs& args) {
   // loader; beyond 1 GiB the loader decodes the rest a second time.
   auto store = std::make_shared<data::ImageStore>(decode, loaded.preprocessing.resize,
                                                   /*memory_budget=*/1LL << 30);
-  store->prepare(dataset, args.workers);
+  {
+    ProgressLine progress;
+    store->prepare(dataset, args.workers, [&](size_t done, size_t total) {
+      if (!args.json)
+        progress.show(
+            "reading images: " + progress.counted(int64_t(done), int64_t(total), "images"),
+            done == total);
+    });
+  }
   VTL_CHECK(!dataset.samples.empty(), "{}: no readable images", args.data);
   data::LoaderOptions options;
   options.batch_size = args.batch_size;
