@@ -4,6 +4,7 @@
 
 #include "vtl/core/error.h"
 #include "vtl/models/registry.h"
+#include "vtl/models/timm_names.h"
 #include "vtl/weights/catalogue.h"
 #include "vtl/weights/store.h"
 #include "vtl/weights/weights_file.h"
@@ -42,14 +43,16 @@ std::string how_to_get(const weights::PretrainedWeights& entry) {
 
 void check_weights_for_architecture(const std::string& arch, const weights::StateDict& state_dict,
                                     const std::string& file) {
+  weights::StateDict renamed = state_dict;  // tensors are shared, not copied
+  rename_timm_keys(arch, renamed);
   Model probe = create_model(arch, ModelOptions());
   const std::string prefix = probe->classifier_prefix();
-  const int64_t classes = file_classes(state_dict, prefix);
+  const int64_t classes = file_classes(renamed, prefix);
   if (classes > 0 && classes != probe->num_classes()) {
     probe = create_model(arch, ModelOptions().num_classes(classes));
   }
   try {
-    weights::load_state_dict(*probe, state_dict,
+    weights::load_state_dict(*probe, renamed,
                              weights::LoadOptions().source(file).allow_unexpected(classes < 0));
   } catch (const Error& e) {
     fail("{} does not hold {} weights: {}", file, arch, e.what());
@@ -90,7 +93,8 @@ PretrainedModel load_pretrained(const std::string& arch, const std::string& weig
   }
 
   weights::WeightsFileInfo file_info;
-  const weights::StateDict state_dict = weights::load_weights_file(out.file, &file_info);
+  weights::StateDict state_dict = weights::load_weights_file(out.file, &file_info);
+  const std::string renamed = rename_timm_keys(arch, state_dict);
   out.model = create_model(arch, options);
   const std::string prefix = out.model->classifier_prefix();
   const int64_t stored_classes = file_classes(state_dict, prefix);
@@ -113,6 +117,7 @@ PretrainedModel load_pretrained(const std::string& arch, const std::string& weig
     out.report.notes.push_back(fmt::format("{} is a checkpoint; used the state dict under '{}'",
                                            out.file.string(), file_info.unwrapped_key));
   }
+  if (!renamed.empty()) out.report.notes.push_back(renamed);
   if (file_info.stripped_module_prefix) {
     out.report.notes.push_back(fmt::format(
         "removed the 'module.' prefix (DataParallel) from the keys of {}", out.file.string()));
