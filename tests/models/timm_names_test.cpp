@@ -120,6 +120,109 @@ TEST(TimmNames, TimmEfficientNetFilesLoadAndComputeTheSame) {
   }
 }
 
+/// torchvision's MobileNetV3 -> timm's mobilenetv3_{large,small}_100 names
+/// (timm/models/mobilenetv3.py `_gen_mobilenet_v3`): timm nests torchvision's features.1..N
+/// in stages of `stage_sizes` blocks; conv_head is a 1x1 convolution.
+weights::StateDict as_timm_mobilenet_v3(Model& model, const std::vector<int>& stage_sizes) {
+  weights::StateDict torchvision;
+  for (const auto& p : model->named_parameters()) torchvision[p.key()] = p.value().detach();
+  for (const auto& b : model->named_buffers()) torchvision[b.key()] = b.value();
+  std::vector<std::pair<int, int>> position;  // features.1+i -> (stage, block)
+  for (int stage = 0; stage < int(stage_sizes.size()); ++stage)
+    for (int block = 0; block < stage_sizes[stage]; ++block) position.push_back({stage, block});
+  const int last = int(position.size());  // features.last: timm's final ConvBnAct
+  weights::StateDict timm;
+  std::smatch m;
+  static const std::regex stem(R"(features\.0\.([01])\.(.*))");
+  static const std::regex plain(R"(features\.(\d+)\.([01])\.(.*))");
+  static const std::regex block(R"(features\.(\d+)\.block\.(\d)\.(\w+)\.(.*))");
+  for (const auto& [key, tensor] : torchvision) {
+    std::string name;
+    torch::Tensor value = tensor;
+    if (std::regex_match(key, m, stem)) {
+      name = (m[1] == "0" ? "conv_stem." : "bn1.") + m[2].str();
+    } else if (std::regex_match(key, m, block)) {
+      const int feature = std::stoi(m[1].str()), part = std::stoi(m[2].str());
+      const auto [stage, index] = position.at(size_t(feature - 1));
+      const std::string prefix = fmt::format("blocks.{}.{}.", stage, index);
+      const std::string sub = m[3].str(), rest = m[4].str();
+      if (sub == "fc1" || sub == "fc2") {
+        name = prefix + (sub == "fc1" ? "se.conv_reduce." : "se.conv_expand.") + rest;
+      } else {
+        // Conv parts in order, skipping the SE part: 3 with an expansion, else 2.
+        const std::string here = fmt::format("features.{}.block.", feature);
+        int conv_parts = 0, ordinal = 0;
+        for (int i = 0; i < 4; ++i) {
+          if (!torchvision.count(here + std::to_string(i) + ".0.weight")) continue;
+          if (i < part) ++ordinal;
+          ++conv_parts;
+        }
+        static const char* kIr[][2] = {{"conv_pw", "bn1"}, {"conv_dw", "bn2"}, {"conv_pwl", "bn3"}};
+        static const char* kDs[][2] = {{"conv_dw", "bn1"}, {"conv_pw", "bn2"}};
+        const auto& names = conv_parts == 3 ? kIr[ordinal] : kDs[ordinal];
+        name = prefix + names[sub == "0" ? 0 : 1] + "." + rest;
+      }
+    } else if (std::regex_match(key, m, plain) && std::stoi(m[1].str()) == last) {
+      name = fmt::format("blocks.{}.0.{}.{}", stage_sizes.size() - 1, m[2] == "0" ? "conv" : "bn1",
+                         m[3].str());
+    } else if (key.rfind("classifier.0.", 0) == 0) {
+      name = "conv_head." + key.substr(13);
+      if (value.dim() == 2) value = value.unsqueeze(-1).unsqueeze(-1);
+    } else if (key.rfind("classifier.3.", 0) == 0) {
+      name = "classifier." + key.substr(13);
+    }
+    EXPECT_FALSE(name.empty()) << key;
+    timm[name] = value;
+  }
+  return timm;
+}
+
+TEST(TimmNames, TimmMobileNetV3FilesLoadAndComputeTheSame) {
+  testing::TempDir dir("vtl_timm_mobilenet_v3");
+  // Blocks per stage of timm's arch_def: ds; ir x2; ir x3; ir x4 (large) ...; cn.
+  const std::vector<std::pair<const char*, std::vector<int>>> variants = {
+      {"mobilenet_v3_large", {1, 2, 3, 4, 2, 3, 1}}, {"mobilenet_v3_small", {1, 2, 3, 2, 3, 1}}};
+  for (const auto& [arch, stages] : variants) {
+    torch::manual_seed(2);
+    auto original = create_model(arch);
+    original->eval();
+    const auto timm = as_timm_mobilenet_v3(original, stages);
+    if (std::string(arch) == "mobilenet_v3_large") {
+      // Shapes of timm's mobilenetv3_large_100.
+      const std::vector<std::pair<std::string, std::vector<int64_t>>> known = {
+          {"conv_stem.weight", {16, 3, 3, 3}},
+          {"blocks.0.0.conv_dw.weight", {16, 1, 3, 3}},
+          {"blocks.0.0.conv_pw.weight", {16, 16, 1, 1}},
+          {"blocks.1.0.conv_pw.weight", {64, 16, 1, 1}},
+          {"blocks.1.0.conv_pwl.weight", {24, 64, 1, 1}},
+          {"blocks.2.0.se.conv_reduce.weight", {24, 72, 1, 1}},
+          {"blocks.2.0.conv_pwl.weight", {40, 72, 1, 1}},
+          {"blocks.5.2.conv_dw.weight", {960, 1, 5, 5}},
+          {"blocks.6.0.conv.weight", {960, 160, 1, 1}},
+          {"blocks.6.0.bn1.running_mean", {960}},
+          {"conv_head.weight", {1280, 960, 1, 1}},
+          {"conv_head.bias", {1280}},
+          {"classifier.weight", {1000, 1280}},
+      };
+      for (const auto& [key, shape] : known) {
+        ASSERT_TRUE(timm.count(key)) << key;
+        EXPECT_EQ(timm.at(key).sizes().vec(), shape) << key;
+      }
+    }
+    const auto file = dir / (std::string(arch) + ".safetensors");
+    weights::save_safetensors(file, timm);
+    auto loaded = load_pretrained(arch, file.string());
+    loaded.model->eval();
+    bool noted = false;
+    for (const auto& note : loaded.report.notes)
+      noted |= note.find("MobileNetV3") != std::string::npos;
+    EXPECT_TRUE(noted) << arch << ": " << loaded.report.summary();
+    torch::NoGradGuard no_grad;
+    const auto x = torch::randn({2, 3, 64, 64});
+    EXPECT_TRUE(torch::equal(loaded.model->forward(x), original->forward(x))) << arch;
+  }
+}
+
 TEST(TimmNames, OtherArchitecturesAndTorchvisionNamesAreLeftAlone) {
   torch::manual_seed(0);
   auto model = create_model("efficientnet_b0");
