@@ -44,6 +44,15 @@ std::string timm_key(const std::string& key, bool inverted_residual, int head_in
   return "";
 }
 
+/// Each (key, shape) of `known` is in `state_dict` with that shape.
+void expect_shapes(const weights::StateDict& state_dict,
+                   const std::vector<std::pair<std::string, std::vector<int64_t>>>& known) {
+  for (const auto& [key, shape] : known) {
+    ASSERT_TRUE(state_dict.count(key)) << key;
+    EXPECT_EQ(state_dict.at(key).sizes().vec(), shape) << key;
+  }
+}
+
 /// The state dict of `model` under timm's names.
 weights::StateDict as_timm(Model& model) {
   weights::StateDict torchvision;
@@ -91,10 +100,7 @@ TEST(TimmNames, EfficientNetB0KeysAreTimmsWithTimmsShapes) {
       {"bn2.num_batches_tracked", {}},
       {"classifier.weight", {1000, 1280}},
   };
-  for (const auto& [key, shape] : known) {
-    ASSERT_TRUE(timm.count(key)) << key;
-    EXPECT_EQ(timm.at(key).sizes().vec(), shape) << key;
-  }
+  expect_shapes(timm, known);
 }
 
 TEST(TimmNames, TimmEfficientNetFilesLoadAndComputeTheSame) {
@@ -204,10 +210,7 @@ TEST(TimmNames, TimmMobileNetV3FilesLoadAndComputeTheSame) {
           {"conv_head.bias", {1280}},
           {"classifier.weight", {1000, 1280}},
       };
-      for (const auto& [key, shape] : known) {
-        ASSERT_TRUE(timm.count(key)) << key;
-        EXPECT_EQ(timm.at(key).sizes().vec(), shape) << key;
-      }
+      expect_shapes(timm, known);
     }
     const auto file = dir / (std::string(arch) + ".safetensors");
     weights::save_safetensors(file, timm);

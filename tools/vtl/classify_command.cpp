@@ -359,9 +359,7 @@ void add_classify_command(CLI::App& app) {
   predict->add_option("--device", args->device,
                       "Images: where they are embedded, cpu (default), cuda or cuda:N");
   predict->add_option("--batch", args->batch, "Images: per forward pass (default 32)");
-  predict->add_option_function<int64_t>(
-      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
-      "Images: refuse those with more pixels than this (default 400000000)");
+  add_max_image_pixels_option(predict);
   predict->add_flag("--json", args->json, "Print predictions as JSON");
   predict->callback([args] { run_predict(*args); });
 

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "vtl/data/image.h"
+
 namespace vtl::cli {
 namespace {
 
@@ -52,6 +54,13 @@ std::vector<std::filesystem::path> expand_image_arguments(
   }
   print_left_out(what, left_out);
   return images;
+}
+
+void add_max_image_pixels_option(CLI::App* command) {
+  command->add_option_function<int64_t>(
+      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
+      fmt::format("Refuse images with more pixels than this (default {})",
+                  data::default_max_pixels()));
 }
 
 void print_precision_note(models::Precision precision, const torch::Device& device) {

@@ -45,6 +45,10 @@ void print_left_out(const std::string& what, const std::vector<data::SkippedFile
 std::vector<std::filesystem::path> expand_image_arguments(
     const std::string& what, const std::vector<std::string>& arguments);
 
+/// Adds --max-image-pixels to `command`: images with more pixels are refused (the
+/// process-wide data::default_max_pixels, 400 million unless set).
+void add_max_image_pixels_option(CLI::App* command);
+
 /// Prints "vtl: note: ..." to stderr when `precision` will be slow on `device`
 /// (models::precision_advice).
 void print_precision_note(models::Precision precision, const torch::Device& device);

@@ -183,9 +183,7 @@ void add_extract_command(CLI::App& app) {
   cmd->add_option("--dist-store-file", args->dist_store_file,
                   "Meet through a file on a shared file system instead of MASTER_ADDR:PORT");
   cmd->add_flag("--json", args->json, "Print the summary as JSON");
-  cmd->add_option_function<int64_t>(
-      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
-      "Refuse images with more pixels than this (default 400000000)");
+  add_max_image_pixels_option(cmd);
   cmd->callback([args] { run_extract(*args); });
 }
 

@@ -175,9 +175,7 @@ void add_index_command(CLI::App& app) {
       ->check(CLI::IsMember({"cosine", "l2"}));
   build->add_option("--batch", args->batch, "Images per forward pass (default 32)");
   build->add_flag("--json", args->json, "Print the summary as JSON");
-  build->add_option_function<int64_t>(
-      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
-      "Refuse images with more pixels than this (default 400000000)");
+  add_max_image_pixels_option(build);
   build->callback([args] { run_build(*args); });
 
   auto* add = cmd->add_subcommand(
@@ -187,9 +185,7 @@ void add_index_command(CLI::App& app) {
   add->add_option("--batch", args->batch, "Images per forward pass (default 32)");
   add->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
   add->add_flag("--json", args->json, "Print the summary as JSON");
-  add->add_option_function<int64_t>(
-      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
-      "Refuse images with more pixels than this (default 400000000)");
+  add_max_image_pixels_option(add);
   add->callback([args] { run_add(*args); });
 
   auto* merge = cmd->add_subcommand(

@@ -152,9 +152,7 @@ void add_predict_command(CLI::App& app) {
                    "Autocast precision: off, bf16 (CPU or CUDA) or fp16 (CUDA only)")
       ->default_val("off");
   command->add_flag("--json", options->json, "Print the predictions as JSON");
-  command->add_option_function<int64_t>(
-      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
-      "Refuse images with more pixels than this (default 400000000)");
+  add_max_image_pixels_option(command);
   command->callback([options] { run_predict(*options); });
 }
 

@@ -182,9 +182,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--device", args->device,
                   "Where query images are embedded: cpu (default), cuda or cuda:N");
   cmd->add_flag("--json", args->json, "Print results as JSON");
-  cmd->add_option_function<int64_t>(
-      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
-      "Refuse images with more pixels than this (default 400000000)");
+  add_max_image_pixels_option(cmd);
   cmd->callback([args] { run_search(*args); });
 }
 
