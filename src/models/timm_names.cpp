@@ -61,7 +61,38 @@ std::string rename_in_block(const std::string& rest, const BlockLayout& layout,
 
 }  // namespace
 
+namespace {
+
+/// timm's VGG keeps torchvision's `features` and puts the classifier in pre_logits (fc1:
+/// a 7x7 convolution over the last 7x7 map, fc2: 1x1) and head.fc; torchvision's
+/// classifier.0 and .3 are the same products as Linear layers over the flattened map.
+std::string rename_timm_vgg_keys(weights::StateDict& state_dict) {
+  if (!state_dict.count("pre_logits.fc1.weight")) return {};
+  static const std::pair<const char*, const char*> kRenames[] = {
+      {"pre_logits.fc1.", "classifier.0."},
+      {"pre_logits.fc2.", "classifier.3."},
+      {"head.fc.", "classifier.6."},
+  };
+  weights::StateDict renamed;
+  for (auto& [key, tensor] : state_dict) {
+    std::string name = key;
+    torch::Tensor value = tensor;
+    for (const auto& [timm, torchvision] : kRenames) {
+      if (!starts_with(key, timm)) continue;
+      name = torchvision + key.substr(std::string(timm).size());
+      if (value.dim() == 4) value = value.flatten(1);  // [O, C, kh, kw] -> [O, C*kh*kw]
+    }
+    renamed.emplace(std::move(name), std::move(value));
+  }
+  state_dict = std::move(renamed);
+  return "read timm's VGG names (pre_logits.fc1/fc2 convolutions, head.fc) as torchvision's "
+         "classifier";
+}
+
+}  // namespace
+
 std::string rename_timm_keys(const std::string& architecture, weights::StateDict& state_dict) {
+  if (starts_with(architecture, "vgg")) return rename_timm_vgg_keys(state_dict);
   const bool efficientnet = starts_with(architecture, "efficientnet_b");
   const bool mobilenet_v3 = starts_with(architecture, "mobilenet_v3");
   if (!efficientnet && !mobilenet_v3) return {};

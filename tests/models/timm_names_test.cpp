@@ -226,6 +226,37 @@ TEST(TimmNames, TimmMobileNetV3FilesLoadAndComputeTheSame) {
   }
 }
 
+TEST(TimmNames, TimmVggClassifierConvolutionsBecomeTorchvisionsLinearLayers) {
+  // timm's vgg16: features.* as torchvision's, then pre_logits.fc1 (512 -> 4096, 7x7),
+  // pre_logits.fc2 (1x1) and head.fc; small widths here, same layout.
+  torch::manual_seed(3);
+  weights::StateDict timm = {
+      {"features.0.weight", torch::randn({4, 3, 3, 3})},
+      {"features.0.bias", torch::randn({4})},
+      {"pre_logits.fc1.weight", torch::randn({8, 4, 7, 7})},
+      {"pre_logits.fc1.bias", torch::randn({8})},
+      {"pre_logits.fc2.weight", torch::randn({8, 8, 1, 1})},
+      {"pre_logits.fc2.bias", torch::randn({8})},
+      {"head.fc.weight", torch::randn({5, 8})},
+      {"head.fc.bias", torch::randn({5})},
+  };
+  auto renamed = timm;
+  EXPECT_NE(rename_timm_keys("vgg16_bn", renamed), "");
+  ASSERT_EQ(renamed.size(), timm.size());
+  EXPECT_TRUE(torch::equal(renamed.at("features.0.weight"), timm.at("features.0.weight")));
+  EXPECT_EQ(renamed.at("classifier.0.weight").sizes().vec(), (std::vector<int64_t>{8, 196}));
+  EXPECT_EQ(renamed.at("classifier.3.weight").sizes().vec(), (std::vector<int64_t>{8, 8}));
+  EXPECT_TRUE(torch::equal(renamed.at("classifier.6.weight"), timm.at("head.fc.weight")));
+  // The 7x7 convolution over a 7x7 map is torchvision's Linear over the flattened map.
+  const auto map = torch::randn({2, 4, 7, 7});
+  const auto by_conv =
+      torch::conv2d(map, timm.at("pre_logits.fc1.weight"), timm.at("pre_logits.fc1.bias"))
+          .flatten(1);
+  const auto by_linear = torch::linear(map.flatten(1), renamed.at("classifier.0.weight"),
+                                       renamed.at("classifier.0.bias"));
+  EXPECT_TRUE(torch::allclose(by_conv, by_linear, 1e-4, 1e-5));
+}
+
 TEST(TimmNames, OtherArchitecturesAndTorchvisionNamesAreLeftAlone) {
   torch::manual_seed(0);
   auto model = create_model("efficientnet_b0");

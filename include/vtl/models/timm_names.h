@@ -19,6 +19,10 @@ namespace vtl::models {
 /// architecture, or torchvision's names already). Keys it does not know are kept, so the
 /// strict load names them.
 ///
+/// For vgg16/19(_bn), timm's pre_logits.fc1 (7x7 convolution), pre_logits.fc2 (1x1) and
+/// head.fc become torchvision's classifier.0, .3 and .6 (the convolutions flattened to
+/// Linear weights); `features` has the same names in both.
+///
 /// These are timm's efficientnet_bN and mobilenetv3_{large,small}_100 models, built as
 /// torchvision builds them. timm's tf_efficientnet_bN and tf_mobilenetv3_* weights are
 /// not (TensorFlow's asymmetric padding, BatchNorm eps 1e-3): they would load without an
