@@ -116,6 +116,8 @@ void run_search(const SearchArgs& args) {
   }
   VTL_CHECK(!args.images.empty() || !args.vector.empty(),
             "give query IMAGE files, --vector FILE.npy or --duplicates");
+  VTL_CHECK(!args.exclude_query || !args.images.empty(),
+            "--exclude-query leaves out catalogued copies of query images: give IMAGE files");
   nlohmann::json out = nlohmann::json::array();
   auto emit = [&](const std::string& query, const std::vector<search::SearchResult>& results) {
     if (args.json) {
