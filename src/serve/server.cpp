@@ -4,6 +4,7 @@
 #include <chrono>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <thread>
 #include <unordered_map>
@@ -14,6 +15,7 @@
 #include "embed_queue.h"
 #include "http.h"
 
+#include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
 #include "vtl/models/device.h"
@@ -106,27 +108,29 @@ struct SearchServer::State {
                {"default_k", options.default_k}});
   }
 
+  /// POST /api/search: an uploaded `image` file, or the `id` of a catalogued image ("more
+  /// like this": its file is read again and the image itself is left out of the results);
+  /// `k` results. `id` and `k` are form fields or query parameters (the form field wins).
   void search(const httplib::Request& req, httplib::Response& res) {
     const auto start = std::chrono::steady_clock::now();
-    if (!req.is_multipart_form_data()) {
-      send_error(res, 400, "expected a multipart/form-data upload with an 'image' file field");
-      return;
-    }
-    if (!req.has_file("image")) {
-      send_error(res, 400, "the upload has no 'image' file field");
-      return;
-    }
-    // k: a form field, or a query parameter (/api/search?k=5); the form field wins.
+    const bool multipart = req.is_multipart_form_data();
+    auto field = [&](const std::string& name) -> std::optional<std::string> {
+      if (multipart && req.has_file(name)) return req.get_file_value(name).content;
+      if (req.has_param(name)) return req.get_param_value(name);
+      return std::nullopt;
+    };
+    auto integer = [](const std::string& text) {
+      size_t used = 0;
+      const int64_t value = std::stoll(text, &used);
+      if (used != text.size()) throw std::invalid_argument(text);
+      return value;
+    };
     int64_t k = options.default_k;
-    if (req.has_file("k") || req.has_param("k")) {
-      const auto text =
-          req.has_file("k") ? req.get_file_value("k").content : req.get_param_value("k");
+    if (const auto text = field("k")) {
       try {
-        size_t used = 0;
-        k = std::stoll(text, &used);
-        if (used != text.size()) throw std::invalid_argument(text);
+        k = integer(*text);
       } catch (const std::exception&) {
-        send_error(res, 400, "k must be an integer, got '" + text + "'");
+        send_error(res, 400, "k must be an integer, got '" + *text + "'");
         return;
       }
       if (k < 1 || k > options.max_k) {
@@ -134,21 +138,56 @@ struct SearchServer::State {
         return;
       }
     }
-    const auto file = req.get_file_value("image");
-    const std::string label = file.filename.empty() ? "upload" : file.filename;
+    std::string bytes, label, leave_out;  // leave_out: SHA-256 of a catalogued query
+    if (multipart && req.has_file("image")) {
+      const auto file = req.get_file_value("image");
+      bytes = file.content;
+      label = file.filename.empty() ? "upload" : file.filename;
+    } else if (const auto id_text = field("id")) {
+      int64_t id = -1;
+      try {
+        id = integer(*id_text);
+      } catch (const std::exception&) {
+        send_error(res, 400, "id must be an integer, got '" + *id_text + "'");
+        return;
+      }
+      const auto entry = index.catalog().get(id);
+      if (!entry) {
+        send_error(res, 404, fmt::format("no catalogued image with id {}", id));
+        return;
+      }
+      try {
+        bytes = read_file(entry->path);
+      } catch (const Error&) {
+        send_error(res, 404, fmt::format("catalogued image {} cannot be read any more", id));
+        return;
+      }
+      label = fs::path(entry->path).filename().string();
+      leave_out = entry->sha256;
+    } else {
+      send_error(res, 400,
+                 multipart ? "the upload has no 'image' file field (or 'id' of a catalogued "
+                             "image)"
+                           : "expected a multipart/form-data upload with an 'image' file field, "
+                             "or the 'id' of a catalogued image");
+      return;
+    }
     torch::Tensor input;
     try {
       data::DecodeOptions decode = extractor.decode_options();
       decode.max_pixels = options.max_image_pixels;
-      input = extractor.preprocess(data::decode_image_rgb(file.content, label, decode));
+      input = extractor.preprocess(data::decode_image_rgb(bytes, label, decode));
     } catch (const Error& e) {
       send_error(res, 400, e.what());
       return;
     }
     const torch::Tensor vector = queue.embed(input);
     json results = json::array();
-    const auto hits = index.search(vector, k);  // keep the vector alive while iterating
+    // One more when the query is catalogued: it finds itself and is left out.
+    const auto hits = index.search(vector, k + (leave_out.empty() ? 0 : 1));
     for (const auto& r : hits.at(0)) {
+      if (int64_t(results.size()) == k) break;
+      if (!leave_out.empty() && r.entry.sha256 == leave_out) continue;
       results.push_back({{"id", r.entry.id},
                          {"score", r.score},
                          {"label", r.entry.label >= 0 ? json(r.entry.label) : json()},

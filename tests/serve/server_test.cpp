@@ -149,6 +149,41 @@ TEST_F(ServerTest, SearchReturnsTheUploadedImageFirst) {
   EXPECT_LE(std::max(decoded.rows, decoded.cols), 256);
 }
 
+// "More like this": a catalogued image by id; it is read again from its file and left out.
+TEST_F(ServerTest, SearchByTheIdOfACataloguedImageLeavesItOut) {
+  auto c = client();
+  auto upload = post_image(c, sample_bytes(9), "1");
+  ASSERT_TRUE(upload);
+  ASSERT_EQ(upload->status, 200) << upload->body;
+  const auto itself = json::parse(upload->body).at("results")[0];
+  const int64_t id = itself.at("id");
+
+  httplib::MultipartFormDataItems form = {{"id", std::to_string(id), "", ""}, {"k", "3", "", ""}};
+  auto like = c.Post("/api/search", form);
+  ASSERT_TRUE(like);
+  ASSERT_EQ(like->status, 200) << like->body;
+  const auto body = json::parse(like->body);
+  EXPECT_EQ(body.at("query"), itself.at("name"));
+  ASSERT_EQ(body.at("results").size(), 3u);
+  for (const auto& r : body.at("results")) EXPECT_NE(r.at("id").get<int64_t>(), id) << r;
+
+  auto by_query = c.Post(fmt::format("/api/search?id={}&k=2", id).c_str(), "", "text/plain");
+  ASSERT_TRUE(by_query);
+  ASSERT_EQ(by_query->status, 200) << by_query->body;
+  EXPECT_EQ(json::parse(by_query->body).at("results").size(), 2u);
+  // Same order as the form: the best match that is not the image itself.
+  EXPECT_EQ(json::parse(by_query->body).at("results")[0].at("id"), body.at("results")[0].at("id"));
+
+  auto missing = c.Post("/api/search?id=999", "", "text/plain");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_NE(missing->body.find("no catalogued image with id 999"), std::string::npos);
+  auto bad = c.Post("/api/search?id=abc", "", "text/plain");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("id must be an integer"), std::string::npos);
+}
+
 TEST_F(ServerTest, KIsAFormFieldOrAQueryParameter) {
   auto c = client();
   httplib::MultipartFormDataItems image = {{"image", sample_bytes(9), "query.png", "image/png"}};
