@@ -4,7 +4,8 @@ transport: no network client library needed).
 usage: chromium_e2e.py CHROMIUM URL IMAGE SCREENSHOT.png
 Opens URL, puts IMAGE into the page's file input (as a user picking a file), waits for
 the result cards, saves a screenshot and prints one JSON line:
-  {"results": n, "first_class": "...", "first_score": "...", "status": "..."}
+  {"results": n, "first_class": "...", "first_score": "...", "status": "...",
+   "clicked": "...", "like": {"results": n, "names": [...], "status": "..."}}
 Exit status 0 on success, 1 with a message otherwise.
 """
 import base64
@@ -121,6 +122,24 @@ try:
             .filter(i => i.complete && i.naturalWidth > 0).length,
         status: document.getElementById('status').textContent,
         about: document.getElementById('about').textContent})""")
+    # "More like this" on the first result (the uploaded image's catalogued copy): the
+    # results are replaced by others, without that image.
+    clicked = evaluate(session, """(() => {
+        const name = document.querySelector('.result .name').textContent;
+        document.getElementById('status').textContent = '';
+        document.querySelector('.result .like').click();
+        return name; })()""")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if evaluate(session, "/results in|error/.test(document.getElementById('status')"
+                             ".textContent + document.getElementById('status').className)"):
+            break
+        time.sleep(0.1)
+    like = evaluate(session, """JSON.stringify({
+        results: document.querySelectorAll('.result').length,
+        names: [...document.querySelectorAll('.result .name')].map(n => n.textContent),
+        status: document.getElementById('status').textContent})""")
+    summary = json.dumps(dict(json.loads(summary), clicked=clicked, like=json.loads(like)))
     shot = send("Page.captureScreenshot", {"format": "png"}, session)["data"]
     os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
     with open(screenshot, "wb") as f:

@@ -302,6 +302,12 @@ TEST_F(ServerTest, ChromiumUploadsAnImageAndShowsResults) {
   EXPECT_EQ(summary.at("first_score"), "1.000");
   EXPECT_EQ(summary.at("thumbnails_loaded"), 12);
   EXPECT_NE(summary.at("status").get<std::string>().find("12 results"), std::string::npos);
+  // "More like this" on the first result: every other image of the twelve in the index,
+  // the clicked one not among them.
+  const auto& like = summary.at("like");
+  EXPECT_EQ(like.at("results"), 11) << like;
+  EXPECT_NE(like.at("status").get<std::string>().find("11 results"), std::string::npos) << like;
+  for (const auto& name : like.at("names")) EXPECT_NE(name, summary.at("clicked")) << like;
   EXPECT_TRUE(fs::exists(screenshot));
   EXPECT_GT(fs::file_size(screenshot), 10000u);
   std::cout << "[ artifact ] " << screenshot.string() << "\n";
