@@ -1,6 +1,7 @@
 #include "vtl/core/text.h"
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 
 namespace vtl {
@@ -55,6 +56,16 @@ std::vector<std::string> split_list(const std::string& text, char separator) {
   while (std::getline(stream, part, separator))
     if (!part.empty()) parts.push_back(part);
   return parts;
+}
+
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.compare(0, prefix.size(), prefix) == 0;
+}
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return char(std::tolower(c)); });
+  return text;
 }
 
 }  // namespace vtl

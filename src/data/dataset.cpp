@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -13,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "vtl/core/error.h"
+#include "vtl/core/text.h"
 #include "vtl/data/image.h"
 
 namespace vtl::data {
@@ -221,12 +221,6 @@ std::vector<std::string> split_csv_fields(const std::string& line) {
   }
   for (auto& field : fields) field = trim(field);
   return fields;
-}
-
-std::string lowercase(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return char(std::tolower(c)); });
-  return text;
 }
 
 /// Column names a header may give the image path and the label.

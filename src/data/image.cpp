@@ -13,6 +13,7 @@
 #include "pixel_budget.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/text.h"
 
 namespace vtl::data {
 namespace {
@@ -75,18 +76,14 @@ void set_default_max_pixels(int64_t pixels) {
 }
 
 bool has_image_extension(const std::filesystem::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = lowercase(path.extension().string());
   static const std::array<const char*, 7> kExtensions = {".jpg",  ".jpeg", ".png", ".bmp",
                                                          ".webp", ".tif",  ".tiff"};
   return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
 }
 
 std::string unreadable_image_kind(const std::filesystem::path& path) {
-  std::string ext = path.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = lowercase(path.extension().string());
   static const std::array<std::pair<const char*, const char*>, 19> kKinds = {{
       {".gif", "GIF"},        {".heic", "HEIC"},      {".heif", "HEIF"},
       {".avif", "AVIF"},      {".jxl", "JPEG XL"},    {".jp2", "JPEG 2000"},

@@ -6,12 +6,10 @@
 
 #include <fmt/format.h>
 
+#include "vtl/core/text.h"
+
 namespace vtl::models {
 namespace {
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.compare(0, prefix.size(), prefix) == 0;
-}
 
 /// timm's blocks (timm/models/_efficientnet_blocks.py) and where torchvision keeps the
 /// same layers: the modules of a block in the order it runs them, each a (timm conv or SE

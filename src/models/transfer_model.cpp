@@ -6,16 +6,13 @@
 #include <fmt/ranges.h>
 
 #include "vtl/core/error.h"
+#include "vtl/core/text.h"
 
 namespace vtl::models {
 namespace {
 
 constexpr const char* kBase = "base.";
 constexpr const char* kHead = "head.";
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.compare(0, prefix.size(), prefix) == 0;
-}
 
 }  // namespace
 

@@ -16,6 +16,12 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
 /// "1,234,567"
 std::string with_thousands(long long value);
 
+/// Whether `text` begins with `prefix`.
+bool starts_with(const std::string& text, const std::string& prefix);
+
+/// ASCII letters in lower case ("Filename" -> "filename", ".PNG" -> ".png").
+std::string lowercase(std::string text);
+
 /// "a,b,,c" -> {"a", "b", "c"}: the non-empty parts of a `separator`-separated list.
 std::vector<std::string> split_list(const std::string& text, char separator = ',');
 
