@@ -303,17 +303,24 @@ void ImageIndex::check_query_spec(const embed::FeatureSpec& query) const {
             dir_.string(), mismatch, spec_.model, spec_.weights, spec_.layer);
 }
 
-std::vector<std::vector<SearchResult>> ImageIndex::search(const torch::Tensor& vectors,
-                                                          int64_t k) const {
+std::vector<std::vector<SearchResult>> ImageIndex::search(
+    const torch::Tensor& vectors, int64_t k, const std::vector<std::string>& leave_out) const {
   const auto queries = vectors.dim() == 1 ? vectors.unsqueeze(0) : vectors;
   VTL_CHECK(queries.dim() == 2 && queries.size(1) == spec_.dim,
             "query vectors must have width {} (the index's), got {}", spec_.dim, queries.size(-1));
+  VTL_CHECK(leave_out.empty() || int64_t(leave_out.size()) == queries.size(0),
+            "search: {} hashes to leave out for {} queries", leave_out.size(), queries.size(0));
+  // The catalogue stores each content once: one more hit makes up for the one left out.
+  const int64_t asked = k + (leave_out.empty() ? 0 : 1);
   std::vector<std::vector<SearchResult>> out;
-  for (const auto& hits : vectors_->search(queries, k)) {
+  for (const auto& hits : vectors_->search(queries, asked)) {
+    const std::string* own = leave_out.empty() ? nullptr : &leave_out[out.size()];
     std::vector<SearchResult> results;
     for (const auto& hit : hits) {
+      if (int64_t(results.size()) == k) break;
       auto entry = catalog_->get(hit.id);
       VTL_CHECK(entry.has_value(), "{} has no entry for id {}", kCatalogFile, hit.id);
+      if (own && !own->empty() && entry->sha256 == *own) continue;
       results.push_back({std::move(*entry), hit.score});
     }
     out.push_back(std::move(results));

@@ -183,11 +183,8 @@ struct SearchServer::State {
     }
     const torch::Tensor vector = queue.embed(input);
     json results = json::array();
-    // One more when the query is catalogued: it finds itself and is left out.
-    const auto hits = index.search(vector, k + (leave_out.empty() ? 0 : 1));
+    const auto hits = index.search(vector, k, {leave_out});  // a catalogued query: not itself
     for (const auto& r : hits.at(0)) {
-      if (int64_t(results.size()) == k) break;
-      if (!leave_out.empty() && r.entry.sha256 == leave_out) continue;
       results.push_back({{"id", r.entry.id},
                          {"score", r.score},
                          {"label", r.entry.label >= 0 ? json(r.entry.label) : json()},

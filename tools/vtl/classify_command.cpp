@@ -146,7 +146,9 @@ void predict_images(const ClassifyArgs& args) {
                            [&](const std::filesystem::path& path) { return extractor.load(path); });
   const size_t unreadable = answer_each_image(
       reader, images,
-      [&](const torch::Tensor& batch) { return classifier.predict(extractor.embed(batch)); },
+      [&](const data::ImageBatch& batch) {
+        return classifier.predict(extractor.embed(batch.stacked()));
+      },
       [&](const std::string& path, int64_t label) {
         if (args.json) {
           out.push_back({{"path", path}, {"label", label}, {"class", class_name(classes, label)}});

@@ -54,8 +54,8 @@ void add_max_image_pixels_option(CLI::App* command);
 void print_precision_note(models::Precision precision, const torch::Device& device);
 
 /// Answers each of `images` (read ahead in batches by `reader`, in that order): per batch,
-/// `compute(stacked)` runs once on the readable images ([n,3,H,W]) and returns something
-/// indexable by their row (a tensor, a vector); then, in input order, `answer(path,
+/// `compute(batch)` runs once when it has readable images and returns something indexable
+/// by their row in batch.stacked() (a tensor, a vector); then, in input order, `answer(path,
 /// results[row])` for each readable image, and for each unreadable one its error goes to
 /// stderr and `unreadable(path, error)` is called. Returns how many could not be read.
 template <typename Compute, typename Answer, typename Unreadable>
@@ -64,8 +64,8 @@ size_t answer_each_image(data::BatchReader& reader,
                          Answer answer, Unreadable unreadable) {
   size_t failures = 0;
   while (auto batch = reader.next()) {
-    decltype(compute(batch->stacked())) results{};
-    if (batch->readable() > 0) results = compute(batch->stacked());
+    decltype(compute(*batch)) results{};
+    if (batch->readable() > 0) results = compute(*batch);
     size_t row = 0;
     for (size_t i = 0; i < batch->size(); ++i) {
       const std::string path = images[batch->first + i].string();

@@ -98,9 +98,9 @@ void run_predict(const PredictOptions& options) {
   const int64_t k = std::min<int64_t>(options.top, int64_t(classifier.class_names.size()));
   const size_t failures = answer_each_image(
       reader, images,
-      [&](const torch::Tensor& batch) {
+      [&](const data::ImageBatch& batch) {
         const models::AutocastScope autocast(precision, device);
-        const auto logits = classifier.logits(batch.to(device));
+        const auto logits = classifier.logits(batch.stacked().to(device));
         return torch::softmax(logits.to(torch::kFloat32), 1).cpu();
       },
       [&](const std::string& path, const torch::Tensor& probabilities) {

@@ -2,7 +2,6 @@
 // vtl search INDEX --vector FILE.npy [-k 10] [--json]
 // vtl search INDEX --duplicates [--threshold T] [--json]
 
-#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -143,21 +142,16 @@ void run_search(const SearchArgs& args) {
     queries = images.size();
     data::BatchReader reader(
         images, 32, [&](const std::filesystem::path& path) { return extractor.load(path); });
-    // A catalogued query finds itself first: with --exclude-query one more is asked for
-    // and the entry with the query's bytes left out.
-    const int64_t asked = args.k + (args.exclude_query ? 1 : 0);
     unreadable = answer_each_image(
         reader, images,
-        [&](const torch::Tensor& batch) { return index.search(extractor.embed(batch), asked); },
-        [&](const std::string& query, std::vector<search::SearchResult> results) {
-          if (args.exclude_query) {
-            const std::string own = sha256_file(query);
-            results.erase(std::remove_if(
-                              results.begin(), results.end(),
-                              [&](const search::SearchResult& r) { return r.entry.sha256 == own; }),
-                          results.end());
-            if (int64_t(results.size()) > args.k) results.resize(size_t(args.k));
-          }
+        [&](const data::ImageBatch& batch) {
+          // --exclude-query: each readable query's own bytes are left out of its results.
+          std::vector<std::string> leave_out;
+          for (size_t i = 0; args.exclude_query && i < batch.size(); ++i)
+            if (batch.errors[i].empty()) leave_out.push_back(sha256_file(images[batch.first + i]));
+          return index.search(extractor.embed(batch.stacked()), args.k, leave_out);
+        },
+        [&](const std::string& query, const std::vector<search::SearchResult>& results) {
           emit(query, results);
         },
         [&](const std::string& query, const std::string& error) {

@@ -88,8 +88,12 @@ class ImageIndex {
   /// Throws vtl::Error unless vectors made with `query` are comparable with this index.
   void check_query_spec(const embed::FeatureSpec& query) const;
 
-  /// Top-k for a [dim] or [n, dim] vector batch (thread-safe).
-  std::vector<std::vector<SearchResult>> search(const torch::Tensor& vectors, int64_t k) const;
+  /// Top-k for a [dim] or [n, dim] vector batch (thread-safe). `leave_out`: empty, or one
+  /// SHA-256 per row: that row's results skip the catalogued image with those bytes (a
+  /// catalogued query, "more like this") and still number k when the index has them.
+  std::vector<std::vector<SearchResult>> search(
+      const torch::Tensor& vectors, int64_t k,
+      const std::vector<std::string>& leave_out = {}) const;
 
   /// Pairs (a < b) of catalogued images whose vectors are within `threshold`
   /// (cosine: similarity >= threshold; l2: squared distance <= threshold), most similar
