@@ -63,21 +63,34 @@ void print_confusion(const embed::Evaluation& e, const std::vector<std::string>&
   }
 }
 
+/// A classifier folder: the model, its classifier.json, its class names and the spec of
+/// the features it was trained on.
+struct OpenedClassifier {
+  embed::ClassicalClassifier classifier;
+  nlohmann::json description;
+  std::vector<std::string> classes;
+  embed::FeatureSpec trained_on;
+};
+
+OpenedClassifier open_classifier(const std::string& dir) {
+  OpenedClassifier opened;
+  opened.classifier = embed::ClassicalClassifier::load(dir, &opened.description);
+  opened.classes = opened.description.at("classes").get<std::vector<std::string>>();
+  opened.trained_on = embed::feature_spec_from_json(
+      opened.description.at("spec"), (std::filesystem::path(dir) / "classifier.json").string());
+  return opened;
+}
+
 /// Opens a classifier folder and the features to apply it to; refuses features made by
 /// another extractor than the one the classifier was trained on.
-std::pair<embed::ClassicalClassifier, nlohmann::json> open_classifier(
-    const ClassifyArgs& args, const embed::FeatureSet& set) {
-  nlohmann::json description;
-  auto classifier = embed::ClassicalClassifier::load(args.classifier, &description);
-  const auto trained_on = embed::feature_spec_from_json(
-      description.at("spec"),
-      (std::filesystem::path(args.classifier) / "classifier.json").string());
-  const auto mismatch = embed::spec_mismatch(trained_on, set.spec);
+OpenedClassifier open_classifier(const ClassifyArgs& args, const embed::FeatureSet& set) {
+  auto opened = open_classifier(args.classifier);
+  const auto mismatch = embed::spec_mismatch(opened.trained_on, set.spec);
   VTL_CHECK(mismatch.empty(),
             "the classifier {} was trained on other features than {} ({}); extract them with "
             "the same model, weights and layer",
             args.classifier, args.features, mismatch);
-  return {std::move(classifier), std::move(description)};
+  return opened;
 }
 
 void run_fit(ClassifyArgs args) {
@@ -130,12 +143,7 @@ std::string class_name(const std::vector<std::string>& classes, int64_t label) {
 /// New images: embedded as the classifier's training features were (the model, weights,
 /// layer and precision its classifier.json records), then classified.
 void predict_images(const ClassifyArgs& args) {
-  nlohmann::json description;
-  auto classifier = embed::ClassicalClassifier::load(args.classifier, &description);
-  const auto classes = description.at("classes").get<std::vector<std::string>>();
-  const auto trained_on = embed::feature_spec_from_json(
-      description.at("spec"),
-      (std::filesystem::path(args.classifier) / "classifier.json").string());
+  const auto [classifier, description, classes, trained_on] = open_classifier(args.classifier);
   const torch::Device device = models::parse_device(args.device);
   const auto images = expand_image_arguments("vtl classify predict", args.inputs);
   VTL_CHECK(!images.empty(), "no images to classify");
@@ -174,8 +182,7 @@ void run_predict(ClassifyArgs args) {
   }
   args.features = args.inputs[0];
   const auto set = embed::load_features(args.features);
-  auto [classifier, description] = open_classifier(args, set);
-  const auto classes = description.at("classes").get<std::vector<std::string>>();
+  const auto [classifier, description, classes, trained_on] = open_classifier(args, set);
   const auto predicted = classifier.predict(set.features);
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < predicted.size(); ++i) {
@@ -192,8 +199,7 @@ void run_predict(ClassifyArgs args) {
 
 void run_evaluate(const ClassifyArgs& args) {
   const auto set = embed::load_features(args.features);
-  auto [classifier, description] = open_classifier(args, set);
-  const auto classes = description.at("classes").get<std::vector<std::string>>();
+  const auto [classifier, description, classes, trained_on] = open_classifier(args, set);
   for (const auto& row : set.rows)
     VTL_CHECK(row.label >= 0, "{}: {} is unlabelled; evaluate needs labelled features",
               args.features, row.path.string());
