@@ -9,6 +9,11 @@
 
 namespace vtl {
 
+std::string format_duration(double seconds) {
+  const int64_t s = std::lround(std::max(0.0, seconds));
+  return fmt::format("{}:{:02d}", s / 60, s % 60);
+}
+
 ProgressLine::ProgressLine() : ProgressLine(std::cerr, isatty(STDERR_FILENO) != 0) {}
 
 ProgressLine::ProgressLine(std::ostream& out, bool terminal, std::chrono::milliseconds log_interval)
@@ -43,8 +48,7 @@ std::string ProgressLine::counted(int64_t done, int64_t total, const std::string
   const double rate = seconds > 0 ? done / seconds : 0.0;
   std::string text = fmt::format("{}/{} {} ({:.1f} {}/s", done, total, unit, rate, unit);
   if (done > 0 && done < total && rate > 0) {
-    const auto left = static_cast<int64_t>(std::lround((total - done) / rate));
-    text += fmt::format(", {}:{:02d} left", left / 60, left % 60);
+    text += ", " + format_duration((total - done) / rate) + " left";
   }
   return text + ")";
 }

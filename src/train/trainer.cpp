@@ -167,11 +167,6 @@ void validate(const TrainConfig& c) {
   parse_precision(c.amp);
 }
 
-std::string format_duration(double seconds) {
-  const int s = static_cast<int>(std::lround(std::max(0.0, seconds)));
-  return fmt::format("{}:{:02d}", s / 60, s % 60);
-}
-
 /// A progress bar on stderr: rewritten in place on a terminal, a line a minute in a log.
 class ProgressBar {
  public:

@@ -8,6 +8,9 @@
 
 namespace vtl {
 
+/// "m:ss" of a duration in seconds (rounded; negative counts as 0): "1:05".
+std::string format_duration(double seconds);
+
 /// On a terminal, one line rewritten in place; otherwise (stderr redirected to a file or a
 /// pipe) a full line once every `log_interval` (the first one interval after the start:
 /// short work logs only its last line), plus the last one, so logs stay readable. Not
