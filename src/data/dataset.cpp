@@ -14,6 +14,7 @@
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
 #include "vtl/data/image.h"
+#include "vtl/data/split_folders.h"
 
 namespace vtl::data {
 namespace fs = std::filesystem;
@@ -327,8 +328,39 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   return dataset;
 }
 
+namespace {
+
+/// One dataset of every labelled split folder; classes are the sorted union of their class
+/// folders unless `classes` is given.
+Dataset merge_split_folders(const SplitFolders& folders, const std::vector<std::string>& classes) {
+  std::vector<fs::path> roots;
+  for (const auto* root : {&folders.train, &folders.validation, &folders.test})
+    if (!root->empty()) roots.push_back(*root);
+  std::vector<std::string> class_list = classes;
+  if (class_list.empty()) {
+    std::set<std::string> names;
+    std::error_code ec;
+    for (const auto& root : roots)
+      for (const auto& entry : fs::directory_iterator(root, ec))
+        if (entry.is_directory(ec) && !starts_with(entry.path().filename().string(), "."))
+          names.insert(entry.path().filename().string());
+    class_list.assign(names.begin(), names.end());
+  }
+  Dataset merged;
+  merged.classes = class_list;
+  for (const auto& root : roots) {
+    Dataset part = scan_class_folders(root, class_list);
+    merged.samples.insert(merged.samples.end(), part.samples.begin(), part.samples.end());
+    merged.skipped.insert(merged.skipped.end(), part.skipped.begin(), part.skipped.end());
+  }
+  return merged;
+}
+
+}  // namespace
+
 Dataset open_dataset(const fs::path& path, const std::vector<std::string>& classes) {
   std::error_code ec;
+  if (auto folders = find_split_folders(path)) return merge_split_folders(*folders, classes);
   if (fs::is_directory(path, ec)) return scan_class_folders(path, classes);
   VTL_CHECK(fs::exists(path, ec), "{}: no such folder or CSV file", path.string());
   return read_csv_list(path, classes);

@@ -2,6 +2,7 @@
 
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
+#include "vtl/data/split_folders.h"
 
 namespace vtl::train {
 
@@ -10,8 +11,14 @@ TrainData load_image_folder(const std::filesystem::path& root, const Preprocessi
   VTL_CHECK(val_fraction > 0 && val_fraction < 1,
             "the validation fraction must be between 0 and 1 (got {})", val_fraction);
   TrainData out;
-  std::tie(out.train, out.val) =
-      data::split_stratified(data::open_dataset(root), val_fraction, seed);
+  const auto folders = data::find_split_folders(root);
+  if (folders && !folders->validation.empty()) {
+    out.train = data::open_dataset(folders->train);
+    out.val = data::open_dataset(folders->validation, out.train.classes);
+  } else {
+    std::tie(out.train, out.val) = data::split_stratified(
+        data::open_dataset(folders ? folders->train : root), val_fraction, seed);
+  }
   VTL_CHECK(out.train.classes.size() >= 2, "{}: need at least 2 classes, found {}", root.string(),
             out.train.classes.size());
   out.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, preprocessing.resize);

@@ -13,6 +13,7 @@
 #include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
+#include "vtl/data/split_folders.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/precision.h"
 #include "vtl/models/pretrained.h"
@@ -177,10 +178,24 @@ RunResult run_training(const RunOptions& options, bool resume,
 
   // Data.
   data::Dataset train_set, val_set;
-  data::Dataset all = data::open_dataset(options.data);
-  if (!options.val_dir.empty()) {
+  // A root of split folders trains on its train/ and validates on its val/ when it has one
+  // (an explicit --val-dir wins); its test/ is left for `vtl evaluate`.
+  fs::path train_path = options.data, val_path = options.val_dir;
+  if (const auto folders = data::find_split_folders(options.data)) {
+    train_path = folders->train;
+    if (val_path.empty()) val_path = folders->validation;
+    log(fmt::format(
+        "{}: split folders: training on {}, validating on {}{}", options.data.string(),
+        train_path.string(),
+        val_path.empty() ? fmt::format("{:g} of each class", options.val_split) : val_path.string(),
+        folders->test.empty()
+            ? std::string()
+            : fmt::format(" ({} is left for `vtl evaluate`)", folders->test.string())));
+  }
+  data::Dataset all = data::open_dataset(train_path);
+  if (!val_path.empty()) {
     train_set = std::move(all);
-    val_set = data::open_dataset(options.val_dir, train_set.classes);
+    val_set = data::open_dataset(val_path, train_set.classes);
   } else {
     std::tie(train_set, val_set) =
         data::split_stratified(all, options.val_split, options.config.seed);

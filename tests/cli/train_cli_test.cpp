@@ -148,5 +148,42 @@ TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {
   EXPECT_NE(missing.output.find("nope"), std::string::npos) << missing.output;
 }
 
+TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
+  // root/{train,val,test}/<class>/: 6 + 3 + 3 images of each of 2 classes.
+  TempDir root("vtl_cli_splits");
+  vtl::testing::make_clipart_set(root.path() / "train", {"animals", "shapes"}, 12);
+  for (const std::string category : {"animals", "shapes"}) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(root.path() / "train" / category))
+      files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (size_t i = 6; i < files.size(); ++i) {
+      const fs::path to = root.path() / (i < 9 ? "val" : "test") / category;
+      fs::create_directories(to);
+      fs::rename(files[i], to / files[i].filename());
+    }
+  }
+  const fs::path out = runs_.path() / "splits";
+  auto trained = run_cli("train " + root.path().string() +
+                         " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
+                         "--no-augment --out " +
+                         out.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_NE(trained.output.find("split folders: training on " + (root.path() / "train").string() +
+                                ", validating on " + (root.path() / "val").string()),
+            std::string::npos)
+      << trained.output;
+  EXPECT_NE(trained.output.find("classes (2): animals 6, shapes 6"), std::string::npos)
+      << trained.output;
+  EXPECT_NE(trained.output.find("train 12 images, validation 6 images"), std::string::npos)
+      << trained.output;
+
+  auto evaluated = run_cli("evaluate " + out.string() + " " + root.path().string() + " --json");
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  const auto json = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
+  EXPECT_EQ(json.at("data").get<std::string>(), (root.path() / "test").string());
+  EXPECT_EQ(json.at("count").get<int64_t>(), 6);
+}
+
 }  // namespace
 }  // namespace vtl

@@ -11,6 +11,7 @@
 #include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
+#include "vtl/data/split_folders.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/device.h"
 #include "vtl/models/model_folder.h"
@@ -38,8 +39,21 @@ void run_evaluate(const EvaluateArgs& args) {
   auto loaded = models::load_model_folder(args.model_dir);
   models::fold_batch_norms(*loaded.model);  // inference only: one pass less per BatchNorm
   loaded.model->to(device);
+  // A root of split folders is evaluated on its test/, or its val/ without one.
+  std::string data_path = args.data;
+  if (const auto folders = data::find_split_folders(args.data)) {
+    data_path = (!folders->test.empty()         ? folders->test
+                 : !folders->validation.empty() ? folders->validation
+                                                : folders->train)
+                    .string();
+    if (!args.json)
+      std::cout << fmt::format("{}: split folders: evaluating on {}{}\n", args.data, data_path,
+                               folders->test.empty() && folders->validation.empty()
+                                   ? " (the training images: there is no val/ or test/)"
+                                   : "");
+  }
   // The data's class names must be the model's; folders/labels the model lacks are errors.
-  auto dataset = data::open_dataset(args.data, loaded.class_names);
+  auto dataset = data::open_dataset(data_path, loaded.class_names);
   data::DecodeOptions decode;
   decode.max_pixels = args.max_image_pixels;
   // prepare() decodes every image once (unreadable ones are left out and listed) and keeps
@@ -56,7 +70,7 @@ void run_evaluate(const EvaluateArgs& args) {
             done == total);
     });
   }
-  VTL_CHECK(!dataset.samples.empty(), "{}: no readable images", args.data);
+  VTL_CHECK(!dataset.samples.empty(), "{}: no readable images", data_path);
   data::LoaderOptions options;
   options.batch_size = args.batch_size;
   options.workers = args.workers;
@@ -67,7 +81,7 @@ void run_evaluate(const EvaluateArgs& args) {
   if (args.json) {
     auto json = result.to_json(loaded.class_names);
     json["model"] = args.model_dir;
-    json["data"] = args.data;
+    json["data"] = data_path;
     nlohmann::json skipped = nlohmann::json::array();
     for (const auto& file : dataset.skipped)
       skipped.push_back({{"path", file.path.string()}, {"reason", file.reason}});
@@ -75,7 +89,7 @@ void run_evaluate(const EvaluateArgs& args) {
     std::cout << json_text(json, 2) << "\n";
     return;
   }
-  std::cout << fmt::format("{} on {}: {} images ({} skipped)\n", args.model_dir, args.data,
+  std::cout << fmt::format("{} on {}: {} images ({} skipped)\n", args.model_dir, data_path,
                            result.count, dataset.skipped.size());
   for (const auto& file : dataset.skipped)
     std::cout << fmt::format("  skipped {}: {}\n", file.path.string(), file.reason);
@@ -104,7 +118,8 @@ void add_evaluate_command(CLI::App& app) {
       "model folder on labelled images");
   cmd->add_option("model_dir", args->model_dir, "model folder written by `vtl train`")->required();
   cmd->add_option("data", args->data, "class-folder tree or CSV of path,label")->required();
-  cmd->add_option("--batch-size", args->batch_size, "images per batch")->capture_default_str();
+  cmd->add_option("--batch-size,--batch", args->batch_size, "images per batch")
+      ->capture_default_str();
   cmd->add_option("--workers", args->workers, "image loading threads")->capture_default_str();
   cmd->add_option("--max-image-pixels", args->max_image_pixels,
                   "skip images with more pixels than this")

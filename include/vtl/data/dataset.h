@@ -65,7 +65,9 @@ std::vector<std::filesystem::path> list_images(const std::filesystem::path& root
 /// Whether `root` has a visible (not dot-named) subfolder, i.e. reads as a class tree.
 bool has_subfolders(const std::filesystem::path& root);
 
-/// Reads either form: a folder is a class-folder tree, a .csv file a CSV list.
+/// Reads either form: a folder is a class-folder tree, a .csv file a CSV list. A folder of
+/// split folders (train/, val/, test/; see find_split_folders) reads as one dataset of all
+/// their images, labelled by their class folders; pick one split to train or evaluate.
 Dataset open_dataset(const std::filesystem::path& path,
                      const std::vector<std::string>& classes = {});
 
