@@ -366,7 +366,7 @@ void add_classify_command(CLI::App& app) {
       ->required();
   predict->add_option("--device", args->device,
                       "Images: where they are embedded, cpu (default), cuda or cuda:N");
-  predict->add_option("--batch", args->batch, "Images: per forward pass (default 32)");
+  predict->add_option("--batch-size,--batch", args->batch, "Images: per forward pass (default 32)");
   add_max_image_pixels_option(predict);
   predict->add_flag("--json", args->json, "Print predictions as JSON");
   predict->callback([args] { run_predict(*args); });

@@ -62,11 +62,11 @@ void add_compare_command(CLI::App& app) {
       ->check(CLI::IsMember({"logreg", "svm", "knn"}))
       ->capture_default_str();
   cmd->add_option("--cv", args->options.folds, "Cross-validation folds")->capture_default_str();
-  cmd->add_option("--img-size", args->options.image_size,
+  cmd->add_option("--img-size,--image-size", args->options.image_size,
                   "Input side in pixels (default: each weights' preset)");
   cmd->add_option("--budget-ms", args->options.budget_ms,
                   "Recommend only models at most this many ms/image at batch 1");
-  cmd->add_option("--batch", args->options.batch_size, "Extraction batch size")
+  cmd->add_option("--batch-size,--batch", args->options.batch_size, "Extraction batch size")
       ->capture_default_str();
   cmd->add_option("--latency-repeats", args->options.latency_repeats,
                   "Timed passes per batch size (median)")

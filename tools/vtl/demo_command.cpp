@@ -18,7 +18,8 @@ void add_demo_command(CLI::App& app) {
                   "folder for its datasets and runs (default: $VTL_HOME/demo)");
   cmd->add_option("--model", options->model, "architecture")->capture_default_str();
   cmd->add_option("--clipart", options->clipart, "openclipart-png folder")->capture_default_str();
-  cmd->add_option("--img-size", options->img_size, "input side in pixels")->capture_default_str();
+  cmd->add_option("--img-size,--image-size", options->img_size, "input side in pixels")
+      ->capture_default_str();
   cmd->add_option("--seed", options->seed, "seed")->capture_default_str();
   cmd->add_option("--workers", options->workers, "image loading threads")->capture_default_str();
   cmd->add_flag("!--no-imagenet", options->use_imagenet,

@@ -154,7 +154,7 @@ void add_extract_command(CLI::App& app) {
       "--weights", args->weights,
       "random (default), a catalogue name (resnet50.tv_in1k) or a .pth/.safetensors file");
   cmd->add_option("--seed", args->seed, "Seed of the random initialisation");
-  cmd->add_option("--image-size", args->image_size,
+  cmd->add_option("--img-size,--image-size", args->image_size,
                   "Input side in pixels (default: the weights' preset)");
   cmd->add_option("--layer", args->layer,
                   "Tap: avg_pool (default), a stage name (pooled), pre_logits, logits");
@@ -163,7 +163,7 @@ void add_extract_command(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "f16"}));
   cmd->add_option("--normalize", args->normalize, "none (default) or l2")
       ->check(CLI::IsMember({"none", "l2"}));
-  cmd->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  cmd->add_option("--batch-size,--batch", args->batch, "Images per forward pass (default 32)");
   cmd->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
   cmd->add_option("--amp", args->amp,
                   "off (default), bf16 or fp16 (CUDA): autocast of the backbone; vectors "

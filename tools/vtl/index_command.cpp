@@ -159,7 +159,7 @@ void add_index_command(CLI::App& app) {
       "--weights", args->weights,
       "random (default), a catalogue name (resnet50.tv_in1k) or a .pth/.safetensors file");
   build->add_option("--seed", args->seed, "Seed of the random initialisation");
-  build->add_option("--image-size", args->image_size, "Input side in pixels");
+  build->add_option("--img-size,--image-size", args->image_size, "Input side in pixels");
   build->add_option("--layer", args->layer, "Tap (default avg_pool)");
   build->add_option("--normalize", args->normalize, "none (default) or l2")
       ->check(CLI::IsMember({"none", "l2"}));
@@ -173,7 +173,7 @@ void add_index_command(CLI::App& app) {
                     "FAISS index factory: Flat (exact, default), HNSW32, IVF256,PQ32, ...");
   build->add_option("--metric", args->metric, "cosine (default) or l2")
       ->check(CLI::IsMember({"cosine", "l2"}));
-  build->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  build->add_option("--batch-size,--batch", args->batch, "Images per forward pass (default 32)");
   build->add_flag("--json", args->json, "Print the summary as JSON");
   add_max_image_pixels_option(build);
   build->callback([args] { run_build(*args); });
@@ -182,7 +182,7 @@ void add_index_command(CLI::App& app) {
       "add", "Add images to an index (same model; atomic: on error nothing changes)");
   add->add_option("index", args->index, "Index folder")->required();
   add->add_option("data", args->more, "Class-folder tree or CSV list")->required();
-  add->add_option("--batch", args->batch, "Images per forward pass (default 32)");
+  add->add_option("--batch-size,--batch", args->batch, "Images per forward pass (default 32)");
   add->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
   add->add_flag("--json", args->json, "Print the summary as JSON");
   add_max_image_pixels_option(add);

@@ -1,17 +1,20 @@
 // vtl: transfer learning with ImageNet-pretrained CNNs.
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
 #include <unistd.h>
 
 #include <c10/util/Exception.h>
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/runtime.h"
 #include "vtl/core/stop_signals.h"
+#include "vtl/core/text.h"
 
 namespace {
 
@@ -23,6 +26,36 @@ void restart_with_passive_openmp(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
+}
+
+/// "; did you mean '--img-size'?" for the first unexpected argument of a parse that left
+/// some over: the closest option of the command that was parsed, or the closest
+/// subcommand when that command has subcommands; "" when nothing is close.
+std::string hint_for_unexpected_arguments(const CLI::App& app) {
+  const CLI::App* command = &app;
+  while (!command->get_subcommands().empty()) command = command->get_subcommands().front();
+  for (const auto& argument : app.remaining(true)) {
+    std::vector<std::string> candidates;
+    if (argument.rfind("-", 0) == 0) {
+      for (const CLI::Option* option : command->get_options()) {
+        // One name per option (its closest): aliases are not offered as alternatives.
+        std::vector<std::string> names;
+        for (const auto& name : option->get_lnames()) names.push_back("--" + name);
+        for (const auto& name : option->get_snames()) names.push_back("-" + name);
+        if (names.empty()) continue;
+        candidates.push_back(*std::min_element(
+            names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
+              return vtl::edit_distance(argument, a) < vtl::edit_distance(argument, b);
+            }));
+      }
+    } else {
+      for (const CLI::App* sub : command->get_subcommands({}))
+        candidates.push_back(sub->get_name());
+    }
+    const std::string hint = vtl::did_you_mean(argument, candidates);
+    if (!hint.empty()) return fmt::format("vtl: '{}'{}", argument, hint);
+  }
+  return "";
 }
 
 }  // namespace
@@ -42,7 +75,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);
+    if (code != 0) {
+      const std::string hint = hint_for_unexpected_arguments(app);
+      if (!hint.empty()) std::cerr << hint << "\n";
+    }
+    return code;
   } catch (const vtl::Interrupted& e) {
     std::cerr << "vtl: " << e.what() << "\n";
     return 128 + e.signal();

@@ -143,7 +143,7 @@ void add_predict_command(CLI::App& app) {
   command->add_option("--top,-k", options->top, "How many classes to show per image")
       ->default_val(5)
       ->check(CLI::PositiveNumber);
-  command->add_option("--batch", options->batch, "Images per forward pass")
+  command->add_option("--batch-size,--batch", options->batch, "Images per forward pass")
       ->default_val(16)
       ->check(CLI::PositiveNumber);
   command->add_option("--device", options->device, "cpu, cuda or cuda:N")->default_val("cpu");

@@ -47,8 +47,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--epochs", c.epochs, "epochs (phase 1 of finetune)")->capture_default_str();
   cmd->add_option("--finetune-epochs", c.finetune_epochs, "epochs of phase 2 (finetune)")
       ->capture_default_str();
-  cmd->add_option("--batch-size", c.batch_size, "images per step")->capture_default_str();
-  cmd->add_option("--img-size", options->img_size,
+  cmd->add_option("--batch-size,--batch", c.batch_size, "images per step")->capture_default_str();
+  cmd->add_option("--img-size,--image-size", options->img_size,
                   "input side in pixels (default: the weights' preset)");
   cmd->add_option("--lr", c.lr, "learning rate (phase 1)")->capture_default_str();
   cmd->add_option("--finetune-lr", c.finetune_lr, "learning rate of phase 2")
