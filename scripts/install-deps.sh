@@ -15,6 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference implementation for parity tests, real images for the demo and tests
   python3 python3-numpy python3-torchvision python3-pil openclipart-png
+  # ONNX export: the ONNX checker (OpenCV's DNN module, in libopencv-dev, runs the files)
+  python3-onnx
   # end-to-end test of the search page
   chromium
 )

@@ -104,7 +104,7 @@ torch::Tensor SqueezeExcitationImpl::forward(const torch::Tensor& x) {
   auto scale = torch::adaptive_avg_pool2d(x, {1, 1});
   scale = activate(fc1(scale), activation_);
   scale = activate(fc2(scale), scale_activation_);
-  return x * scale;
+  return scale * x;  // torchvision's order (ONNX consumers expect the gate first)
 }
 
 }  // namespace vtl::models

@@ -1,0 +1,102 @@
+// `vtl export`: ONNX files of a trained model folder and of a registry network, checked by
+// the ONNX project's own checker (full check, with shape inference) when python3-onnx is
+// installed. The numbers are checked in tests/models/onnx_export_test.cpp.
+
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/run_cli.h"
+#include "train/clipart_fixture.h"
+
+namespace vtl {
+namespace {
+namespace fs = std::filesystem;
+using vtl::testing::run_cli;
+using vtl::testing::TempDir;
+
+nlohmann::json json_of(const std::string& output) {
+  return nlohmann::json::parse(output.substr(output.find('{')));
+}
+
+/// "ok" from the ONNX checker, "skip" without python3-onnx, else the checker's complaint.
+std::string check_with_onnx(const fs::path& file) {
+  const std::string command =
+      "/usr/bin/python3 -c \"import sys\ntry:\n import onnx\nexcept ImportError:\n "
+      "print('skip'); sys.exit(0)\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, "
+      "full_check=True)\nprint('ok', {p.key: p.value for p in m.metadata_props})\" " +
+      file.string() + " 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  pclose(pipe);
+  return output;
+}
+
+TEST(ExportCli, ModelFolderAndRegistryNetworkBecomeValidOnnxFiles) {
+  VTL_REQUIRE_CLIPART();
+  TempDir dir("vtl_export_cli");
+  vtl::testing::make_clipart_set(dir.path() / "data", {"animals", "shapes"}, 6);
+  const fs::path run = dir.path() / "run";
+  auto trained = run_cli("train " + (dir.path() / "data").string() +
+                         " --model mobilenet_v3_small --epochs 1 --img-size 32 --batch-size 4 "
+                         "--quiet --no-augment --out " +
+                         run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+
+  const fs::path classifier = dir.path() / "classifier.onnx";
+  auto exported = run_cli("export " + run.string() + " --out " + classifier.string() + " --json");
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  auto summary = json_of(exported.output);
+  EXPECT_EQ(summary.at("outputs"), (nlohmann::json{"logits", "probabilities"}));
+  EXPECT_EQ(summary.at("output_shape"), (nlohmann::json{1, 2}));
+  EXPECT_EQ(summary.at("input_shape"), (nlohmann::json{1, 3, 32, 32}));
+  EXPECT_EQ(summary.at("class_names"), (nlohmann::json{"animals", "shapes"}));
+  EXPECT_EQ(summary.at("bytes").get<int64_t>(), int64_t(fs::file_size(classifier)));
+  const std::string checked = check_with_onnx(classifier);
+  if (checked.rfind("skip", 0) != 0) {
+    EXPECT_EQ(checked.rfind("ok", 0), 0u) << checked;
+    EXPECT_NE(checked.find("'vtl.class_names': '[\"animals\",\"shapes\"]'"), std::string::npos)
+        << checked;
+  }
+
+  // The base alone, any batch size: embeddings for a search service.
+  const fs::path features = dir.path() / "features.onnx";
+  exported =
+      run_cli("export " + run.string() + " --features --dynamic-batch --out " + features.string());
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_NE(exported.output.find("output features [batch, 576]: pooled features"),
+            std::string::npos)
+      << exported.output;
+  if (check_with_onnx(features).rfind("skip", 0) != 0)
+    EXPECT_EQ(check_with_onnx(features).rfind("ok", 0), 0u) << check_with_onnx(features);
+
+  // A registry network with its ImageNet-sized classifier, at another input size.
+  const fs::path resnet = dir.path() / "resnet18.onnx";
+  exported = run_cli("export resnet18 --weights random --img-size 64 --batch-size 3 --out " +
+                     resnet.string() + " --json");
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  summary = json_of(exported.output);
+  EXPECT_EQ(summary.at("output_shape"), (nlohmann::json{3, 1000}));
+  EXPECT_EQ(summary.at("input").at("preprocessing").at("crop"), 64);
+  if (check_with_onnx(resnet).rfind("skip", 0) != 0)
+    EXPECT_EQ(check_with_onnx(resnet).rfind("ok", 0), 0u) << check_with_onnx(resnet);
+
+  // Mistakes are named; nothing is written.
+  auto folder_weights = run_cli("export " + run.string() + " --weights random --out " +
+                                (dir.path() / "x.onnx").string());
+  EXPECT_EQ(folder_weights.exit_code, 1);
+  EXPECT_NE(folder_weights.output.find("--weights does not apply"), std::string::npos)
+      << folder_weights.output;
+  auto unknown = run_cli("export resnet5O --out " + (dir.path() / "x.onnx").string());
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("resnet50"), std::string::npos) << unknown.output;
+  EXPECT_FALSE(fs::exists(dir.path() / "x.onnx"));
+}
+
+}  // namespace
+}  // namespace vtl
