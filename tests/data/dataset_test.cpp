@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "data/small_png.h"
 #include "train/clipart_fixture.h"
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
@@ -15,11 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using vtl::testing::TempDir;
 
-void write_png(const fs::path& path, int value) {
-  fs::create_directories(path.parent_path());
-  cv::Mat image(20, 30, CV_8UC3, cv::Scalar(value, 255 - value, value / 2));
-  cv::imwrite(path.string(), image);
-}
+using vtl::testing::write_png;
 
 TEST(Dataset, ClassFoldersAreSortedAndSymlinkDuplicatesCountOnce) {
   TempDir dir("vtl_dataset");
