@@ -6,6 +6,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
@@ -266,6 +267,21 @@ RunResult run_training(const RunOptions& options, bool resume,
     log(fmt::format("  skipped {}: {}", skipped[i].path.string(), skipped[i].reason));
   VTL_CHECK(!val_set.samples.empty(),
             "no validation images: give --val-dir or a --val-split with 2+ images per class");
+  {
+    // Validation metrics only speak for the classes validation has.
+    std::vector<std::string> unvalidated;
+    const auto val_counts = val_set.class_counts();
+    for (size_t k = 0; k < val_counts.size(); ++k)
+      if (val_counts[k] == 0) unvalidated.push_back(val_set.classes[k]);
+    if (!unvalidated.empty())
+      log(fmt::format(
+          "warning: validation has no images of {} of the {} classes ({}{}); "
+          "val_acc and val_loss speak for the others only",
+          unvalidated.size(), val_counts.size(),
+          fmt::join(unvalidated.begin(),
+                    unvalidated.begin() + std::min<size_t>(unvalidated.size(), 5), ", "),
+          unvalidated.size() > 5 ? ", ..." : ""));
+  }
 
   if (!resume && writer) {
     write_file_atomically(out / "run.json", options.to_json().dump(2) + "\n");

@@ -178,6 +178,20 @@ TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
   EXPECT_NE(trained.output.find("train 12 images, validation 6 images"), std::string::npos)
       << trained.output;
 
+  EXPECT_EQ(trained.output.find("warning"), std::string::npos) << trained.output;
+
+  // A validation folder without some class is trained on, with a warning naming it.
+  fs::remove_all(root.path() / "val" / "shapes");
+  auto lopsided = run_cli("train " + root.path().string() +
+                          " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
+                          "--no-augment --out " +
+                          (runs_.path() / "lopsided").string());
+  ASSERT_EQ(lopsided.exit_code, 0) << lopsided.output;
+  EXPECT_NE(lopsided.output.find("warning: validation has no images of 1 of the 2 classes "
+                                 "(shapes)"),
+            std::string::npos)
+      << lopsided.output;
+
   auto evaluated = run_cli("evaluate " + out.string() + " " + root.path().string() + " --json");
   ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
   const auto json = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
