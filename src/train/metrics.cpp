@@ -5,10 +5,19 @@
 namespace vtl::train {
 
 double EvalResult::macro_f1() const {
-  if (f1.empty()) return 0;
+  // scikit-learn's macro average: over the classes among the true labels or the predictions
+  // (a class absent from both, such as one the test set lacks, has no F1 to count).
   double sum = 0;
-  for (double v : f1) sum += v;
-  return sum / double(f1.size());
+  int64_t classes = 0;
+  for (size_t c = 0; c < f1.size(); ++c) {
+    int64_t predicted_as_c = 0;
+    for (const auto& row : confusion) predicted_as_c += c < row.size() ? row[c] : 0;
+    const int64_t true_c = c < support.size() ? support[c] : 0;
+    if (true_c == 0 && predicted_as_c == 0) continue;
+    sum += f1[c];
+    ++classes;
+  }
+  return classes == 0 ? 0.0 : sum / double(classes);
 }
 
 nlohmann::json EvalResult::to_json(const std::vector<std::string>& classes) const {

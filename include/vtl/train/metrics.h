@@ -27,6 +27,8 @@ struct EvalResult {
   std::vector<float> confidence;                ///< softmax probability of `predicted`
   std::vector<size_t> indices;                  ///< dataset index of each sample
 
+  /// Mean F1 over the classes that occur among the labels or the predictions
+  /// (scikit-learn's f1_score(average="macro")).
   double macro_f1() const;
   /// {"count", "loss", "top1", "top5", "macro_f1", "per_class": [{name, precision, recall,
   ///  f1, support}], "confusion": [[...]]}
