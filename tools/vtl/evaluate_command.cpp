@@ -98,10 +98,19 @@ void run_evaluate(const EvaluateArgs& args) {
   size_t width = 5;
   for (const auto& name : loaded.class_names) width = std::max(width, name.size());
   std::cout << fmt::format("{:<{}}  precision  recall     F1  images\n", "class", width);
-  for (size_t c = 0; c < loaded.class_names.size(); ++c)
+  for (size_t c = 0; c < loaded.class_names.size(); ++c) {
+    int64_t predicted_as_c = 0;
+    for (const auto& row : result.confusion) predicted_as_c += row[c];
+    if (result.support[c] == 0 && predicted_as_c == 0) {
+      // Neither in the data nor predicted: nothing to measure (left out of macro F1).
+      std::cout << fmt::format("{:<{}}  {:>9}  {:>6}  {:>5}  {:6d}\n", loaded.class_names[c],
+                               width, "-", "-", "-", 0);
+      continue;
+    }
     std::cout << fmt::format("{:<{}}  {:9.3f}  {:6.3f}  {:5.3f}  {:6d}\n", loaded.class_names[c],
                              width, result.precision[c], result.recall[c], result.f1[c],
                              result.support[c]);
+  }
   std::cout << "\nconfusion matrix (rows: true class, columns: predicted, in the order above)\n";
   for (size_t r = 0; r < result.confusion.size(); ++r) {
     std::cout << fmt::format("{:<{}} ", loaded.class_names[r], width);
