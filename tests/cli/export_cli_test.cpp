@@ -98,5 +98,58 @@ TEST(ExportCli, ModelFolderAndRegistryNetworkBecomeValidOnnxFiles) {
   EXPECT_FALSE(fs::exists(dir.path() / "x.onnx"));
 }
 
+/// What a command prints, stdout only.
+std::string stdout_of(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  pclose(pipe);
+  return output;
+}
+
+TEST(ExportCli, OpenCvAloneClassifiesAsVtlPredictDoes) {
+  VTL_REQUIRE_CLIPART();
+  const fs::path example = fs::path(VTL_BINARY_DIR) / "examples" / "onnx_opencv";
+  if (!fs::exists(example)) GTEST_SKIP() << "examples/onnx_opencv was not built";
+  TempDir dir("vtl_export_opencv");
+  vtl::testing::make_clipart_set(dir.path() / "data", {"animals", "food", "shapes"}, 8);
+  const fs::path run = dir.path() / "run";
+  auto trained = run_cli("train " + (dir.path() / "data").string() +
+                         " --model resnet18 --epochs 2 --img-size 64 --batch-size 8 --quiet "
+                         "--no-augment --out " +
+                         run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const fs::path onnx = dir.path() / "model.onnx";
+  ASSERT_EQ(run_cli("export " + run.string() + " --out " + onnx.string()).exit_code, 0);
+
+  // The same images (transparent PNGs among them) through both.
+  const auto predicted = json_of(run_cli("predict " + (dir.path() / "data" / "food").string() +
+                                         " --model " + run.string() + " --top 1 --json")
+                                     .output.insert(0, "{\"r\":")
+                                     .append("}"))
+                             .at("r");
+  std::string images;
+  for (const auto& entry : predicted) images += " " + entry.at("path").get<std::string>();
+  const std::string deployed = stdout_of(example.string() + " " + onnx.string() + images);
+  ASSERT_EQ(predicted.size(), 8u);
+  for (const auto& entry : predicted) {
+    const std::string path = entry.at("path");
+    const auto line_start = deployed.find(path + "\t");
+    ASSERT_NE(line_start, std::string::npos) << path << "\n" << deployed;
+    const std::string line =
+        deployed.substr(line_start, deployed.find('\n', line_start) - line_start);
+    // "path<TAB>label probability<TAB>..."
+    const auto top = entry.at("predictions").at(0);
+    const std::string first =
+        line.substr(path.size() + 1, line.find('\t', path.size() + 1) - path.size() - 1);
+    const auto space = first.rfind(' ');
+    EXPECT_EQ(first.substr(0, space), top.at("label").get<std::string>()) << line;
+    EXPECT_NEAR(std::stod(first.substr(space + 1)), top.at("probability").get<double>(), 1e-4)
+        << line;
+  }
+}
+
 }  // namespace
 }  // namespace vtl

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/preprocessing.h"
 #include "vtl/core/text.h"
@@ -103,6 +104,23 @@ void run_export(const ExportArgs& args) {
   const auto summary =
       models::export_onnx(exportable.forward, *exportable.module, args.out, options);
 
+  // The same facts beside the file, for runtimes that do not read ONNX metadata (OpenCV's
+  // DNN module): examples/onnx_opencv.cpp classifies images with them.
+  nlohmann::json sidecar = {{"format", "vtl-onnx"},
+                            {"onnx", fs::path(args.out).filename().string()},
+                            {"architecture", exportable.architecture},
+                            {"source", exportable.source},
+                            {"input", input},
+                            {"input_shape",
+                             {options.batch_size > 0 ? options.batch_size : -1, 3,
+                              options.image_size, options.image_size}},
+                            {"outputs", {options.output_name}},
+                            {"output_shape", summary.output_shape},
+                            {"class_names", exportable.class_names}};
+  if (!options.softmax_name.empty()) sidecar["outputs"].push_back(options.softmax_name);
+  const std::string sidecar_path = args.out + ".json";
+  write_file_atomically(sidecar_path, sidecar.dump(2) + "\n");
+
   auto shape_text = [](const std::vector<int64_t>& dims) {
     std::vector<std::string> parts;
     for (int64_t dim : dims) parts.push_back(dim < 0 ? "batch" : std::to_string(dim));
@@ -110,21 +128,13 @@ void run_export(const ExportArgs& args) {
   };
   const std::string batch = options.batch_size > 0 ? std::to_string(options.batch_size) : "batch";
   if (args.json) {
-    nlohmann::json json = {{"out", args.out},
-                           {"architecture", exportable.architecture},
-                           {"source", exportable.source},
-                           {"opset", 13},
-                           {"input", input},
-                           {"input_shape",
-                            {options.batch_size > 0 ? options.batch_size : -1, 3,
-                             options.image_size, options.image_size}},
-                           {"outputs", {options.output_name}},
-                           {"output_shape", summary.output_shape},
-                           {"class_names", exportable.class_names},
-                           {"nodes", summary.nodes},
-                           {"parameters", summary.parameters},
-                           {"bytes", summary.bytes}};
-    if (!options.softmax_name.empty()) json["outputs"].push_back(options.softmax_name);
+    nlohmann::json json = sidecar;
+    json["out"] = args.out;
+    json["sidecar"] = sidecar_path;
+    json["opset"] = 13;
+    json["nodes"] = summary.nodes;
+    json["parameters"] = summary.parameters;
+    json["bytes"] = summary.bytes;
     std::cout << json_text(json, 2) << "\n";
     return;
   }
@@ -143,9 +153,13 @@ void run_export(const ExportArgs& args) {
   if (!options.softmax_name.empty())
     std::cout << fmt::format("  output {} {}: softmax of the logits\n", options.softmax_name,
                              shape_text(summary.output_shape));
-  if (!exportable.class_names.empty())
-    std::cout << fmt::format("  {} class names in the file's metadata (vtl.class_names)\n",
-                             exportable.class_names.size());
+  std::cout << fmt::format(
+      "  {}: the input's preprocessing{}, as JSON (also in the ONNX "
+      "metadata)\n",
+      sidecar_path,
+      exportable.class_names.empty()
+          ? std::string()
+          : fmt::format(" and the {} class names", exportable.class_names.size()));
 }
 
 void add_export_command(CLI::App& app) {
