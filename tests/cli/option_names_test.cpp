@@ -33,6 +33,17 @@ TEST(OptionNames, MisspeltCommandsAndOptionsGetTheClosestName) {
   EXPECT_EQ(far.output.find("did you mean"), std::string::npos) << far.output;
 }
 
+TEST(OptionNames, VersionAndBareCommandSayWhatThereIs) {
+  const auto version = run_cli("--version");
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.output.rfind("vtl ", 0), 0u) << version.output;
+  EXPECT_NE(version.output.find("\nLibTorch "), std::string::npos) << version.output;
+  const auto bare = run_cli("");
+  EXPECT_EQ(bare.exit_code, 0);
+  EXPECT_NE(bare.output.find("Usage: vtl [OPTIONS] SUBCOMMAND"), std::string::npos) << bare.output;
+  EXPECT_NE(bare.output.find("export"), std::string::npos) << bare.output;
+}
+
 TEST(OptionNames, ImageSizeAndBatchSizeHaveTheSameNamesInEveryCommand) {
   TempDir dir("vtl_option_names");
   fs::create_directories(dir.path() / "images");

@@ -7,6 +7,14 @@
 #include <unistd.h>
 
 #include <c10/util/Exception.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+#if __has_include(<opencv2/core/version.hpp>)
+#include <opencv2/core/version.hpp>
+#endif
+#if __has_include(<faiss/Index.h>)
+#include <faiss/Index.h>
+#endif
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -58,6 +66,23 @@ std::string hint_for_unexpected_arguments(const CLI::App& app) {
   return "";
 }
 
+/// `vtl --version`: vtl's version and the libraries it was built with, and the GPUs it sees.
+std::string version_text() {
+  std::string text = fmt::format("vtl {}\nLibTorch {}", VTL_VERSION, TORCH_VERSION);
+  if (torch::cuda::is_available())
+    text += fmt::format(" (CUDA, {} GPU(s) visible)", torch::cuda::device_count());
+  else
+    text += " (CPU; no CUDA device visible)";
+#ifdef CV_VERSION
+  text += fmt::format("\nOpenCV {}", CV_VERSION);
+#endif
+#ifdef FAISS_VERSION_MAJOR
+  text += fmt::format("\nFAISS {}.{}.{}", FAISS_VERSION_MAJOR, FAISS_VERSION_MINOR,
+                      FAISS_VERSION_PATCH);
+#endif
+  return text;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,12 +90,18 @@ int main(int argc, char** argv) {
   CLI::App app{
       "vtl: transfer learning with ImageNet-pretrained CNNs (VGG, ResNet, "
       "EfficientNet, MobileNet)"};
+  app.name("vtl");
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_text);
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads for tensor math (default: all cores)");
   app.parse_complete_callback([&] { vtl::configure_threads(threads); });
 
   vtl::cli::install_commands(app);
+  if (argc == 1) {  // no command: what there is to do
+    std::cout << app.help();
+    return 0;
+  }
 
   try {
     app.parse(argc, argv);
