@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "classifier.h"
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/data/batch_reader.h"
@@ -16,9 +17,7 @@
 #include "vtl/data/preprocess.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/device.h"
-#include "vtl/models/model_folder.h"
 #include "vtl/models/precision.h"
-#include "vtl/models/pretrained.h"
 
 namespace vtl::cli {
 namespace {
@@ -36,42 +35,6 @@ struct PredictOptions {
   bool json = false;
 };
 
-/// A ready classifier: images [N,3,H,W] on `device` -> logits [N,K], in eval mode with
-/// BatchNorm folded (inference only), with what it needs around it.
-struct Classifier {
-  std::shared_ptr<torch::nn::Module> module;  ///< the network behind `logits`
-  std::function<torch::Tensor(const torch::Tensor&)> logits;
-  Preprocessing preprocessing;
-  std::vector<std::string> class_names;
-  std::string description;
-};
-
-Classifier open_classifier(const PredictOptions& options) {
-  if (models::is_model_folder(options.model)) {
-    VTL_CHECK(options.weights.empty(),
-              "--weights does not apply to a trained model folder ({} has its own weights)",
-              options.model);
-    auto loaded = models::load_model_folder(options.model);
-    auto model = loaded.model;
-    return {model.ptr(), [model](const torch::Tensor& x) mutable { return model->forward(x); },
-            loaded.preprocessing, loaded.class_names,
-            fmt::format("{} ({} classes, trained model folder {})", loaded.architecture,
-                        loaded.class_names.size(), options.model)};
-  }
-  if (fs::is_directory(options.model)) {
-    fail("{} is a folder but not a trained model folder (no model.json)", options.model);
-  }
-  auto pretrained = models::load_pretrained(options.model, options.weights);
-  VTL_CHECK(!pretrained.class_names.empty(),
-            "the weights {} carry no class names for their classifier, so predictions cannot "
-            "be named; use `vtl extract` for features instead",
-            pretrained.weights);
-  auto model = pretrained.model;
-  return {model.ptr(), [model](const torch::Tensor& x) mutable { return model->forward(x); },
-          pretrained.preprocessing, pretrained.class_names,
-          fmt::format("{} with weights {}", options.model, pretrained.weights)};
-}
-
 void run_predict(const PredictOptions& options) {
   const torch::Device device = models::parse_device(options.device);
   const models::Precision precision = models::parse_precision(options.amp);
@@ -79,7 +42,7 @@ void run_predict(const PredictOptions& options) {
   const auto images = expand_image_arguments("vtl predict", options.images);
   VTL_CHECK(!images.empty(), "no images to classify");
 
-  Classifier classifier = open_classifier(options);
+  Classifier classifier = open_classifier(options.model, options.weights);
   classifier.module->eval();
   models::fold_batch_norms(*classifier.module);
   classifier.module->to(device);
