@@ -90,6 +90,11 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
   for (auto it = fs::recursive_directory_iterator(dir, options, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const auto& path = it->path();
+    if (is_hidden_name(path.filename().string())) {
+      if (it->is_directory(ec)) it.disable_recursion_pending();
+      ec.clear();
+      continue;
+    }
     if (it->is_directory(ec)) {
       // A link back to a folder already listed (a symlink loop) is not entered again.
       auto canonical = fs::weakly_canonical(path, ec);
@@ -137,10 +142,14 @@ std::vector<fs::path> list_images(const fs::path& root, std::vector<SkippedFile>
   return files;
 }
 
+bool is_hidden_name(const std::string& name) {
+  return starts_with(name, ".") || name == "__MACOSX";
+}
+
 bool has_subfolders(const fs::path& root) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
-    if (entry.is_directory(ec) && entry.path().filename().string().rfind('.', 0) != 0) return true;
+    if (entry.is_directory(ec) && !is_hidden_name(entry.path().filename().string())) return true;
   }
   return false;
 }
@@ -150,7 +159,7 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
   VTL_CHECK(fs::is_directory(root, ec), "{}: no such folder", root.string());
   std::vector<fs::path> class_dirs, loose_images;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
-    if (entry.path().filename().string().rfind('.', 0) == 0) continue;
+    if (is_hidden_name(entry.path().filename().string())) continue;
     if (entry.is_directory(ec))
       class_dirs.push_back(entry.path());
     else if (entry.is_regular_file(ec) && has_image_extension(entry.path()))
@@ -342,7 +351,7 @@ Dataset merge_split_folders(const SplitFolders& folders, const std::vector<std::
     std::error_code ec;
     for (const auto& root : roots)
       for (const auto& entry : fs::directory_iterator(root, ec))
-        if (entry.is_directory(ec) && !starts_with(entry.path().filename().string(), "."))
+        if (entry.is_directory(ec) && !is_hidden_name(entry.path().filename().string()))
           names.insert(entry.path().filename().string());
     class_list.assign(names.begin(), names.end());
   }

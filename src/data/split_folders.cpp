@@ -30,7 +30,7 @@ std::optional<SplitFolders> find_split_folders(const fs::path& root) {
   bool any_subfolder = false;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     const std::string name = entry.path().filename().string();
-    if (starts_with(name, ".") || !entry.is_directory(ec)) continue;
+    if (is_hidden_name(name) || !entry.is_directory(ec)) continue;
     any_subfolder = true;
     const Split split = split_named(name);
     if (split == Split::none) return std::nullopt;  // a class folder: a plain class tree

@@ -31,6 +31,23 @@ TEST(Dataset, ClassFoldersAreSortedAndSymlinkDuplicatesCountOnce) {
   EXPECT_EQ(ds.describe_counts(), "cat 1, dog 2");
 }
 
+TEST(Dataset, HiddenFilesAndMacArchiveFoldersAreNeitherClassesNorImages) {
+  TempDir dir("vtl_dataset_hidden");
+  write_png(dir.path() / "cats" / "a.png", 10);
+  write_png(dir.path() / "dogs" / "b.png", 20);
+  // What unzipping an archive made on a Mac, and a notebook's checkpoints, leave behind.
+  std::ofstream(dir.path() / "cats" / "._a.png") << "\x00\x05\x16\x07 AppleDouble";
+  write_png(dir.path() / "cats" / ".ipynb_checkpoints" / "a-checkpoint.png", 10);
+  std::ofstream(dir.path() / "cats" / ".DS_Store") << "finder";
+  fs::create_directories(dir.path() / "__MACOSX" / "cats");
+  std::ofstream(dir.path() / "__MACOSX" / "cats" / "._a.png") << "AppleDouble";
+  const auto dataset = scan_class_folders(dir.path());
+  EXPECT_EQ(dataset.classes, (std::vector<std::string>{"cats", "dogs"}));
+  EXPECT_EQ(dataset.samples.size(), 2u);
+  EXPECT_TRUE(dataset.skipped.empty()) << dataset.skipped[0].path;
+  EXPECT_EQ(list_images(dir.path() / "cats").size(), 1u);
+}
+
 TEST(Dataset, ImagesInFormatsVtlDoesNotReadAreListedNotIgnored) {
   TempDir dir("vtl_dataset_gif");
   write_png(dir.path() / "dog" / "b.png", 10);

@@ -62,7 +62,13 @@ Dataset read_csv_list(const std::filesystem::path& csv,
 std::vector<std::filesystem::path> list_images(const std::filesystem::path& root,
                                                std::vector<SkippedFile>* skipped = nullptr);
 
-/// Whether `root` has a visible (not dot-named) subfolder, i.e. reads as a class tree.
+/// Whether a file or folder name is one that listings pass over: dot-named (".git",
+/// ".ipynb_checkpoints", macOS's "._photo.jpg" resource forks) or macOS's "__MACOSX"
+/// archive folder. Such entries are neither classes nor images.
+bool is_hidden_name(const std::string& name);
+
+/// Whether `root` has a visible (not hidden, see is_hidden_name) subfolder, i.e. reads as
+/// a class tree.
 bool has_subfolders(const std::filesystem::path& root);
 
 /// Reads either form: a folder is a class-folder tree, a .csv file a CSV list. A folder of
