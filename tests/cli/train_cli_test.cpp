@@ -197,6 +197,16 @@ TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
   const auto json = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
   EXPECT_EQ(json.at("data").get<std::string>(), (root.path() / "test").string());
   EXPECT_EQ(json.at("count").get<int64_t>(), 6);
+  // Every misclassified image is listed, most confident first.
+  const auto& mistakes = json.at("mistakes");
+  EXPECT_EQ(int64_t(mistakes.size()), 6 - std::llround(json.at("top1").get<double>() * 6.0));
+  for (size_t i = 0; i < mistakes.size(); ++i) {
+    EXPECT_NE(mistakes[i].at("class"), mistakes[i].at("predicted"));
+    EXPECT_TRUE(fs::exists(mistakes[i].at("path").get<std::string>()));
+    if (i > 0)
+      EXPECT_GE(mistakes[i - 1].at("confidence").get<double>(),
+                mistakes[i].at("confidence").get<double>());
+  }
 }
 
 }  // namespace

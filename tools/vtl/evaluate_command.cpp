@@ -1,6 +1,8 @@
 // vtl evaluate: a trained model folder on a labelled image set.
 
+#include <algorithm>
 #include <iostream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -78,8 +80,27 @@ void run_evaluate(const EvaluateArgs& args) {
   data::Loader loader(dataset, store, options);
   auto result = train::evaluate(loaded.model, loader, device, precision);
 
+  // Misclassified images, most confident first: where mislabelled or ambiguous images are.
+  std::vector<size_t> mistakes;
+  for (size_t i = 0; i < result.labels.size(); ++i)
+    if (result.labels[i] != result.predicted[i]) mistakes.push_back(i);
+  std::stable_sort(mistakes.begin(), mistakes.end(),
+                   [&](size_t a, size_t b) { return result.confidence[a] > result.confidence[b]; });
+  auto path_of = [&](size_t i) {
+    const size_t sample = i < result.indices.size() ? result.indices[i] : i;
+    return dataset.samples.at(sample).path.string();
+  };
+  const auto& names = loaded.class_names;
+
   if (args.json) {
     auto json = result.to_json(loaded.class_names);
+    nlohmann::json wrong = nlohmann::json::array();
+    for (size_t i : mistakes)
+      wrong.push_back({{"path", path_of(i)},
+                       {"class", names.at(size_t(result.labels[i]))},
+                       {"predicted", names.at(size_t(result.predicted[i]))},
+                       {"confidence", result.confidence[i]}});
+    json["mistakes"] = wrong;
     json["model"] = args.model_dir;
     json["data"] = data_path;
     nlohmann::json skipped = nlohmann::json::array();
@@ -103,8 +124,8 @@ void run_evaluate(const EvaluateArgs& args) {
     for (const auto& row : result.confusion) predicted_as_c += row[c];
     if (result.support[c] == 0 && predicted_as_c == 0) {
       // Neither in the data nor predicted: nothing to measure (left out of macro F1).
-      std::cout << fmt::format("{:<{}}  {:>9}  {:>6}  {:>5}  {:6d}\n", loaded.class_names[c],
-                               width, "-", "-", "-", 0);
+      std::cout << fmt::format("{:<{}}  {:>9}  {:>6}  {:>5}  {:6d}\n", loaded.class_names[c], width,
+                               "-", "-", "-", 0);
       continue;
     }
     std::cout << fmt::format("{:<{}}  {:9.3f}  {:6.3f}  {:5.3f}  {:6d}\n", loaded.class_names[c],
@@ -116,6 +137,28 @@ void run_evaluate(const EvaluateArgs& args) {
     std::cout << fmt::format("{:<{}} ", loaded.class_names[r], width);
     for (auto v : result.confusion[r]) std::cout << fmt::format(" {:5d}", v);
     std::cout << "\n";
+  }
+  if (mistakes.empty()) return;
+  // The pairs of classes most often taken for one another.
+  std::vector<std::tuple<int64_t, size_t, size_t>> pairs;
+  for (size_t r = 0; r < result.confusion.size(); ++r)
+    for (size_t c = 0; c < result.confusion[r].size(); ++c)
+      if (r != c && result.confusion[r][c] > 0) pairs.emplace_back(result.confusion[r][c], r, c);
+  std::stable_sort(pairs.begin(), pairs.end(),
+                   [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
+  std::cout << "\nmost confused (true -> predicted: images)\n";
+  for (size_t i = 0; i < std::min<size_t>(pairs.size(), 5); ++i)
+    std::cout << fmt::format("  {} -> {}: {}\n", names[std::get<1>(pairs[i])],
+                             names[std::get<2>(pairs[i])], std::get<0>(pairs[i]));
+  const size_t shown = std::min<size_t>(mistakes.size(), 10);
+  std::cout << fmt::format(
+      "\nmost confident mistakes ({} of {}; --json lists all): worth a look for wrong labels\n",
+      shown, mistakes.size());
+  for (size_t k = 0; k < shown; ++k) {
+    const size_t i = mistakes[k];
+    std::cout << fmt::format("  {}: {} taken for {} ({:.1f}%)\n", path_of(i),
+                             names[size_t(result.labels[i])], names[size_t(result.predicted[i])],
+                             100.0 * result.confidence[i]);
   }
 }
 
