@@ -21,13 +21,8 @@ nlohmann::json json_of(const std::string& output) {
   return nlohmann::json::parse(output.substr(output.find('{')));
 }
 
-/// "ok" from the ONNX checker, "skip" without python3-onnx, else the checker's complaint.
-std::string check_with_onnx(const fs::path& file) {
-  const std::string command =
-      "/usr/bin/python3 -c \"import sys\ntry:\n import onnx\nexcept ImportError:\n "
-      "print('skip'); sys.exit(0)\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, "
-      "full_check=True)\nprint('ok', {p.key: p.value for p in m.metadata_props})\" " +
-      file.string() + " 2>&1";
+/// What a command prints, stdout only.
+std::string stdout_of(const std::string& command) {
   std::string output;
   FILE* pipe = popen(command.c_str(), "r");
   char buffer[4096];
@@ -35,6 +30,16 @@ std::string check_with_onnx(const fs::path& file) {
   while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
   pclose(pipe);
   return output;
+}
+
+/// "ok" from the ONNX checker, "skip" without python3-onnx, else the checker's complaint.
+std::string check_with_onnx(const fs::path& file) {
+  const std::string command =
+      "/usr/bin/python3 -c \"import sys\ntry:\n import onnx\nexcept ImportError:\n "
+      "print('skip'); sys.exit(0)\nm = onnx.load(sys.argv[1])\nonnx.checker.check_model(m, "
+      "full_check=True)\nprint('ok', {p.key: p.value for p in m.metadata_props})\" " +
+      file.string() + " 2>&1";
+  return stdout_of(command);
 }
 
 TEST(ExportCli, ModelFolderAndRegistryNetworkBecomeValidOnnxFiles) {
@@ -96,17 +101,6 @@ TEST(ExportCli, ModelFolderAndRegistryNetworkBecomeValidOnnxFiles) {
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.output.find("resnet50"), std::string::npos) << unknown.output;
   EXPECT_FALSE(fs::exists(dir.path() / "x.onnx"));
-}
-
-/// What a command prints, stdout only.
-std::string stdout_of(const std::string& command) {
-  std::string output;
-  FILE* pipe = popen(command.c_str(), "r");
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  pclose(pipe);
-  return output;
 }
 
 TEST(ExportCli, OpenCvAloneClassifiesAsVtlPredictDoes) {
