@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include <torch/torch.h>
 
@@ -174,6 +176,34 @@ TEST_F(PredictCommand, DeviceNamesAreCheckedBeforeAnythingIsLoaded) {
   EXPECT_EQ(cuda.exit_code, 1);
   EXPECT_NE(cuda.output.find("--device cuda: no CUDA device is available"), std::string::npos)
       << cuda.output;
+}
+
+TEST_F(PredictCommand, TestTimeAugmentationAveragesTheImageAndItsMirror) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  const fs::path mirrored = home_ / "ladybug_mirrored.png";
+  cv::Mat image = cv::imread(kSample, cv::IMREAD_UNCHANGED), flipped;
+  cv::flip(image, flipped, 1);
+  ASSERT_TRUE(cv::imwrite(mirrored.string(), flipped));
+  auto probabilities = [&](const std::string& arguments) {
+    auto result = run_cli(
+        "predict " + arguments + " --model resnet18 --weights " + weights + " --top 1000 --json",
+        env_);
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    std::map<std::string, double> by_label;
+    const auto json = nlohmann::json::parse(result.output.substr(result.output.find('[')));
+    for (const auto& p : json.at(0).at("predictions"))
+      by_label[p.at("label").get<std::string>()] = p.at("probability").get<double>();
+    return by_label;
+  };
+  const auto plain = probabilities(kSample), mirror = probabilities(mirrored.string()),
+             tta = probabilities(kSample + " --tta");
+  ASSERT_EQ(tta.size(), 1000u);
+  double largest_difference = 0;
+  for (const auto& [label, p] : tta)
+    largest_difference =
+        std::max(largest_difference, std::abs(p - (plain.at(label) + mirror.at(label)) / 2));
+  EXPECT_LT(largest_difference, 1e-5);
 }
 
 }  // namespace

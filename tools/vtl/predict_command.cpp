@@ -32,6 +32,7 @@ struct PredictOptions {
   int batch = 16;
   std::string device = "cpu";
   std::string amp = "off";
+  bool tta = false;
   bool json = false;
 };
 
@@ -63,8 +64,14 @@ void run_predict(const PredictOptions& options) {
       reader, images,
       [&](const data::ImageBatch& batch) {
         const models::AutocastScope autocast(precision, device);
-        const auto logits = classifier.logits(batch.stacked().to(device));
-        return torch::softmax(logits.to(torch::kFloat32), 1).cpu();
+        const auto inputs = batch.stacked().to(device);
+        auto probabilities = torch::softmax(classifier.logits(inputs).to(torch::kFloat32), 1);
+        if (options.tta) {
+          // Test-time augmentation: the mean with the mirror image's probabilities.
+          const auto mirrored = classifier.logits(inputs.flip({3})).to(torch::kFloat32);
+          probabilities = (probabilities + torch::softmax(mirrored, 1)) / 2;
+        }
+        return probabilities.cpu();
       },
       [&](const std::string& path, const torch::Tensor& probabilities) {
         auto [values, indices] = probabilities.topk(k);
@@ -114,6 +121,9 @@ void add_predict_command(CLI::App& app) {
       ->add_option("--amp", options->amp,
                    "Autocast precision: off, bf16 (CPU or CUDA) or fp16 (CUDA only)")
       ->default_val("off");
+  command->add_flag("--tta", options->tta,
+                    "Test-time augmentation: average with the horizontally mirrored image "
+                    "(two forward passes)");
   command->add_flag("--json", options->json, "Print the predictions as JSON");
   add_max_image_pixels_option(command);
   command->callback([options] { run_predict(*options); });
