@@ -160,15 +160,11 @@ std::string thumbnail(const std::filesystem::path& path) {
 
 }  // namespace
 
-std::string render_report(const ReportInput& in) {
-  const auto& ev = in.evaluation;
-  std::string html = page_begin(in.title);
-  html += fmt::format(
-      "<p>Validation: <b>top-1 {:.2f}%</b>, top-5 {:.2f}%, loss {:.4f}, macro F1 {:.3f} on {} "
-      "images.</p>",
-      100 * ev.top1, 100 * ev.top5, ev.loss, ev.macro_f1(), ev.count);
+namespace {
 
-  // Curves.
+/// The training curves, events and the per-epoch table.
+std::string training_section(const ReportInput& in) {
+  std::string html;
   std::vector<int64_t> epochs;
   Series train_loss{"train loss", "#1f77b4", {}, true}, val_loss{"val loss", "#1f77b4", {}};
   Series train_acc{"train acc", "#d62728", {}, true}, val_acc{"val acc", "#d62728", {}};
@@ -205,6 +201,21 @@ std::string render_report(const ReportInput& in) {
         m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.seconds,
         m.images_per_second, m.cached ? " (cached)" : "");
   html += "</table>";
+
+  return html;
+}
+
+}  // namespace
+
+std::string render_report(const ReportInput& in) {
+  const auto& ev = in.evaluation;
+  std::string html = page_begin(in.title);
+  html += fmt::format(
+      "<p>{}: <b>top-1 {:.2f}%</b>, top-5 {:.2f}%, loss {:.4f}, macro F1 {:.3f} on {} "
+      "images.</p>",
+      html_escape(in.evaluated_on), 100 * ev.top1, 100 * ev.top5, ev.loss, ev.macro_f1(), ev.count);
+
+  if (!in.history.empty()) html += training_section(in);
 
   // Per-class table.
   html +=

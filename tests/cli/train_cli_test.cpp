@@ -192,11 +192,16 @@ TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
             std::string::npos)
       << lopsided.output;
 
-  auto evaluated = run_cli("evaluate " + out.string() + " " + root.path().string() + " --json");
+  const fs::path report = runs_.path() / "evaluation.html";
+  auto evaluated = run_cli("evaluate " + out.string() + " " + root.path().string() +
+                           " --json --report " + report.string());
   ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
   const auto json = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
   EXPECT_EQ(json.at("data").get<std::string>(), (root.path() / "test").string());
   EXPECT_EQ(json.at("count").get<int64_t>(), 6);
+  const std::string html = read_file(report);
+  EXPECT_NE(html.find("Confusion matrix"), std::string::npos);
+  EXPECT_NE(html.find((root.path() / "test").string() + ": <b>top-1"), std::string::npos);
   // Every misclassified image is listed, most confident first.
   const auto& mistakes = json.at("mistakes");
   EXPECT_EQ(int64_t(mistakes.size()), 6 - std::llround(json.at("top1").get<double>() * 6.0));

@@ -46,5 +46,16 @@ TEST(Report, ALearningRateThatBarelyMovesStaysLinear) {
   EXPECT_NE(html.find(">5.0e-04<"), std::string::npos);  // the lowest tick
 }
 
+TEST(Report, AnEvaluationAloneHasNoTrainingCurves) {
+  auto in = two_phase_run();
+  in.history.clear();
+  in.evaluated_on = "data/test";
+  const std::string html = render_report(in);
+  EXPECT_EQ(html.find("Training curves"), std::string::npos);
+  EXPECT_NE(html.find("data/test: <b>top-1"), std::string::npos);
+  EXPECT_NE(html.find("Confusion matrix"), std::string::npos);
+  EXPECT_NE(html.find("Most confident mistakes"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace vtl::train

@@ -19,6 +19,7 @@
 #include "vtl/models/model_folder.h"
 #include "vtl/models/precision.h"
 #include "vtl/train/metrics.h"
+#include "vtl/train/report.h"
 
 namespace vtl::cli {
 namespace {
@@ -31,6 +32,7 @@ struct EvaluateArgs {
   int64_t max_image_pixels = 20000LL * 20000LL;
   std::string amp = "off";
   std::string device = "cpu";
+  std::string report;
 };
 
 void run_evaluate(const EvaluateArgs& args) {
@@ -79,6 +81,21 @@ void run_evaluate(const EvaluateArgs& args) {
   options.preprocessing = loaded.preprocessing;
   data::Loader loader(dataset, store, options);
   auto result = train::evaluate(loaded.model, loader, device, precision);
+
+  if (!args.report.empty()) {
+    train::ReportInput report;
+    report.title = fmt::format("{} on {}", args.model_dir, data_path);
+    report.classes = loaded.class_names;
+    report.evaluation = result;
+    report.samples = dataset.samples;
+    report.evaluated_on = data_path;
+    report.settings = {{"model", args.model_dir},
+                       {"data", data_path},
+                       {"architecture", loaded.architecture},
+                       {"skipped", dataset.skipped.size()}};
+    train::write_report(args.report, report);
+    if (!args.json) std::cout << "report: " << args.report << "\n";
+  }
 
   // Misclassified images, most confident first: where mislabelled or ambiguous images are.
   std::vector<size_t> mistakes;
@@ -173,6 +190,9 @@ void add_evaluate_command(CLI::App& app) {
   cmd->add_option("--batch-size,--batch", args->batch_size, "images per batch")
       ->capture_default_str();
   cmd->add_option("--workers", args->workers, "image loading threads")->capture_default_str();
+  cmd->add_option("--report", args->report,
+                  "also write an HTML report: per-class table, confusion matrix and the most "
+                  "confident mistakes with thumbnails");
   cmd->add_option("--max-image-pixels", args->max_image_pixels,
                   "skip images with more pixels than this")
       ->capture_default_str();

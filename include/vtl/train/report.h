@@ -25,9 +25,12 @@ struct ReportInput {
   std::vector<data::Sample> samples;                ///< the evaluated images (for thumbnails)
   nlohmann::json settings = nlohmann::json::object();
   int worst_images = 24;  ///< misclassified images shown, most confident first
+  /// What `evaluation` was measured on, as the summary line names it.
+  std::string evaluated_on = "Validation";
 };
 
-/// The report as HTML text.
+/// The report as HTML text. Without `history` (an evaluation only, `vtl evaluate --report`)
+/// it has no training curves.
 std::string render_report(const ReportInput& input);
 
 /// Writes render_report(input) to `path` atomically.
