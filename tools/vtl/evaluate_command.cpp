@@ -94,7 +94,6 @@ void run_evaluate(const EvaluateArgs& args) {
                        {"architecture", loaded.architecture},
                        {"skipped", dataset.skipped.size()}};
     train::write_report(args.report, report);
-    if (!args.json) std::cout << "report: " << args.report << "\n";
   }
 
   // Misclassified images, most confident first: where mislabelled or ambiguous images are.
@@ -127,8 +126,9 @@ void run_evaluate(const EvaluateArgs& args) {
     std::cout << json_text(json, 2) << "\n";
     return;
   }
-  std::cout << fmt::format("{} on {}: {} images ({} skipped)\n", args.model_dir, data_path,
-                           result.count, dataset.skipped.size());
+  std::cout << fmt::format("{} on {}: {} images ({} skipped){}\n", args.model_dir, data_path,
+                           result.count, dataset.skipped.size(),
+                           args.report.empty() ? "" : "; report: " + args.report);
   for (const auto& file : dataset.skipped)
     std::cout << fmt::format("  skipped {}: {}\n", file.path.string(), file.reason);
   std::cout << fmt::format("loss {:.4f}  top-1 {:.2f}%  top-5 {:.2f}%  macro F1 {:.3f}\n\n",
