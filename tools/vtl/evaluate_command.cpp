@@ -186,7 +186,10 @@ void add_evaluate_command(CLI::App& app) {
       "Loss, top-1/top-5, per-class precision/recall/F1 and confusion matrix of a "
       "model folder on labelled images");
   cmd->add_option("model_dir", args->model_dir, "model folder written by `vtl train`")->required();
-  cmd->add_option("data", args->data, "class-folder tree or CSV of path,label")->required();
+  cmd->add_option("data", args->data,
+                  "class-folder tree, CSV of path,label, or a folder of train/ val/ test/ splits "
+                  "(its test/ is used)")
+      ->required();
   cmd->add_option("--batch-size,--batch", args->batch_size, "images per batch")
       ->capture_default_str();
   cmd->add_option("--workers", args->workers, "image loading threads")->capture_default_str();

@@ -34,7 +34,8 @@ void add_train_command(CLI::App& app) {
       "Train a new head on a pretrained base (features), then fine-tune its last layers "
       "(finetune), or train everything (full); writes a model folder with report.html");
   cmd->add_option("data", options->data,
-                  "class-folder tree (one subfolder per class) or CSV of path,label");
+                  "class-folder tree (one subfolder per class), CSV of path,label, or a folder of "
+                  "train/ val/ test/ class trees (trains on train/, validates on val/)");
   cmd->add_option("--model", options->model,
                   "registered model name (`vtl models`) or a model folder from an earlier run")
       ->capture_default_str();
