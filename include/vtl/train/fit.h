@@ -33,11 +33,11 @@ namespace vtl::train {
 /// Reads a class-folder tree `root/<class>/<image>` (or a `path,label` CSV; see
 /// data/dataset.h), keeps `val_fraction` of each class for validation (a stratified
 /// split seeded with `seed`; a root of split folders, `root/train/<class>/...` and
-/// `root/val/<class>/...`, uses its val/ instead; data/split_folders.h), and decodes every image once, with `workers` threads, into
-/// an in-memory store shrunk to what `preprocessing` needs. Unreadable files are left out
-/// and listed in train.skipped / val.skipped. No augmentation (set `augment` on the result
-/// to add it). Throws vtl::Error for a missing folder, fewer than 2 classes, or an empty
-/// validation split.
+/// `root/val/<class>/...`, uses its val/ instead; data/split_folders.h), and decodes every image
+/// once, with `workers` threads, into an in-memory store shrunk to what `preprocessing` needs.
+/// Unreadable files are left out and listed in train.skipped / val.skipped. No augmentation (set
+/// `augment` on the result to add it). Throws vtl::Error for a missing folder, fewer than 2
+/// classes, or an empty validation split.
 TrainData load_image_folder(const std::filesystem::path& root, const Preprocessing& preprocessing,
                             double val_fraction = 0.2, uint64_t seed = 0, int workers = 2);
 
