@@ -1,23 +1,36 @@
 #include "vtl/train/metrics.h"
 
+#include <algorithm>
+
 #include "vtl/core/error.h"
 
 namespace vtl::train {
 
+bool EvalResult::occurs(size_t c) const {
+  if (c < support.size() && support[c] > 0) return true;
+  for (const auto& row : confusion)
+    if (c < row.size() && row[c] > 0) return true;
+  return false;
+}
+
 double EvalResult::macro_f1() const {
-  // scikit-learn's macro average: over the classes among the true labels or the predictions
-  // (a class absent from both, such as one the test set lacks, has no F1 to count).
   double sum = 0;
   int64_t classes = 0;
   for (size_t c = 0; c < f1.size(); ++c) {
-    int64_t predicted_as_c = 0;
-    for (const auto& row : confusion) predicted_as_c += c < row.size() ? row[c] : 0;
-    const int64_t true_c = c < support.size() ? support[c] : 0;
-    if (true_c == 0 && predicted_as_c == 0) continue;
+    if (!occurs(c)) continue;
     sum += f1[c];
     ++classes;
   }
   return classes == 0 ? 0.0 : sum / double(classes);
+}
+
+std::vector<size_t> EvalResult::mistakes() const {
+  std::vector<size_t> wrong;
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] != predicted[i]) wrong.push_back(i);
+  std::stable_sort(wrong.begin(), wrong.end(),
+                   [&](size_t a, size_t b) { return confidence[a] > confidence[b]; });
+  return wrong;
 }
 
 nlohmann::json EvalResult::to_json(const std::vector<std::string>& classes) const {

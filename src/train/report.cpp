@@ -254,11 +254,7 @@ std::string render_report(const ReportInput& in) {
   html += "</table>";
 
   // Worst misclassified images: wrong and most confident first.
-  std::vector<size_t> wrong;
-  for (size_t i = 0; i < ev.labels.size(); ++i)
-    if (ev.labels[i] != ev.predicted[i]) wrong.push_back(i);
-  std::sort(wrong.begin(), wrong.end(),
-            [&](size_t a, size_t b) { return ev.confidence[a] > ev.confidence[b]; });
+  const std::vector<size_t> wrong = ev.mistakes();
   html +=
       fmt::format("<h2>Most confident mistakes ({} of {} misclassified)</h2><div class=\"grid\">",
                   std::min<size_t>(wrong.size(), size_t(in.worst_images)), wrong.size());

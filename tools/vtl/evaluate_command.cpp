@@ -97,11 +97,7 @@ void run_evaluate(const EvaluateArgs& args) {
   }
 
   // Misclassified images, most confident first: where mislabelled or ambiguous images are.
-  std::vector<size_t> mistakes;
-  for (size_t i = 0; i < result.labels.size(); ++i)
-    if (result.labels[i] != result.predicted[i]) mistakes.push_back(i);
-  std::stable_sort(mistakes.begin(), mistakes.end(),
-                   [&](size_t a, size_t b) { return result.confidence[a] > result.confidence[b]; });
+  const std::vector<size_t> mistakes = result.mistakes();
   auto path_of = [&](size_t i) {
     const size_t sample = i < result.indices.size() ? result.indices[i] : i;
     return dataset.samples.at(sample).path.string();
@@ -137,9 +133,7 @@ void run_evaluate(const EvaluateArgs& args) {
   for (const auto& name : loaded.class_names) width = std::max(width, name.size());
   std::cout << fmt::format("{:<{}}  precision  recall     F1  images\n", "class", width);
   for (size_t c = 0; c < loaded.class_names.size(); ++c) {
-    int64_t predicted_as_c = 0;
-    for (const auto& row : result.confusion) predicted_as_c += row[c];
-    if (result.support[c] == 0 && predicted_as_c == 0) {
+    if (!result.occurs(c)) {
       // Neither in the data nor predicted: nothing to measure (left out of macro F1).
       std::cout << fmt::format("{:<{}}  {:>9}  {:>6}  {:>5}  {:6d}\n", loaded.class_names[c], width,
                                "-", "-", "-", 0);

@@ -27,9 +27,13 @@ struct EvalResult {
   std::vector<float> confidence;                ///< softmax probability of `predicted`
   std::vector<size_t> indices;                  ///< dataset index of each sample
 
-  /// Mean F1 over the classes that occur among the labels or the predictions
-  /// (scikit-learn's f1_score(average="macro")).
+  /// Whether class `c` occurs among the labels or the predictions (a class that does not
+  /// has no precision, recall or F1 to speak of).
+  bool occurs(size_t c) const;
+  /// Mean F1 over the classes that occur (scikit-learn's f1_score(average="macro")).
   double macro_f1() const;
+  /// The misclassified samples (positions in `labels`), most confident first.
+  std::vector<size_t> mistakes() const;
   /// {"count", "loss", "top1", "top5", "macro_f1", "per_class": [{name, precision, recall,
   ///  f1, support}], "confusion": [[...]]}
   nlohmann::json to_json(const std::vector<std::string>& classes) const;
