@@ -9,15 +9,14 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "classifier.h"
 #include "commands.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/preprocessing.h"
 #include "vtl/core/text.h"
 #include "vtl/models/batch_norm.h"
-#include "vtl/models/model_folder.h"
 #include "vtl/models/onnx_export.h"
-#include "vtl/models/pretrained.h"
 
 namespace vtl::cli {
 namespace {
@@ -33,49 +32,11 @@ struct ExportArgs {
   bool json = false;
 };
 
-/// The network to export with what a runtime needs around it.
-struct Exportable {
-  std::shared_ptr<torch::nn::Module> module;
-  std::function<torch::Tensor(torch::Tensor)> forward;
-  Preprocessing preprocessing;
-  std::vector<std::string> class_names;  ///< empty for features
-  std::string architecture, source;
-};
-
-Exportable open_exportable(const ExportArgs& args) {
-  if (models::is_model_folder(args.model)) {
-    VTL_CHECK(args.weights.empty(),
-              "--weights does not apply to a trained model folder ({} has its own weights)",
-              args.model);
-    auto loaded = models::load_model_folder(args.model);
-    auto model = loaded.model;
-    Exportable out{model.ptr(),          nullptr,
-                   loaded.preprocessing, {},
-                   loaded.architecture,  "trained model folder " + args.model};
-    if (args.features) {
-      out.forward = [model](torch::Tensor x) mutable { return model->features(x); };
-    } else {
-      out.forward = [model](torch::Tensor x) mutable { return model->forward(x); };
-      out.class_names = loaded.class_names;
-    }
-    return out;
-  }
-  VTL_CHECK(!fs::is_directory(args.model),
-            "{} is a folder but not a trained model folder (no model.json)", args.model);
-  auto pretrained = models::load_pretrained(args.model, args.weights,
-                                            models::ModelOptions().include_top(!args.features));
-  auto model = pretrained.model;
-  return {model.ptr(),
-          [model](torch::Tensor x) mutable { return model->forward(x); },
-          pretrained.preprocessing,
-          args.features ? std::vector<std::string>{} : pretrained.class_names,
-          args.model,
-          "weights " + pretrained.weights};
-}
-
 void run_export(const ExportArgs& args) {
   VTL_CHECK(!args.out.empty(), "no output file given (--out FILE.onnx)");
-  Exportable exportable = open_exportable(args);
+  Classifier exportable = open_network(args.model, args.weights, !args.features);
+  if (args.features) exportable.class_names.clear();
+  const auto forward = args.features ? exportable.pooled_features : exportable.logits;
   exportable.module->eval();
   // Inference only: BatchNorm folded into the convolutions, one ONNX node less each.
   models::fold_batch_norms(*exportable.module);
@@ -102,8 +63,7 @@ void run_export(const ExportArgs& args) {
   if (!exportable.class_names.empty())
     options.metadata.emplace_back("vtl.class_names", nlohmann::json(exportable.class_names).dump());
 
-  const auto summary =
-      models::export_onnx(exportable.forward, *exportable.module, args.out, options);
+  const auto summary = models::export_onnx(forward, *exportable.module, args.out, options);
 
   // The same facts beside the file, for runtimes that do not read ONNX metadata (OpenCV's
   // DNN module): examples/onnx_opencv.cpp classifies images with them.
