@@ -5,6 +5,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "vtl/core/error.h"
+#include "vtl/data/image.h"
 
 namespace vtl::data {
 
@@ -51,6 +52,13 @@ torch::Tensor eval_transform(const cv::Mat& rgb, const Preprocessing& p) {
 torch::Tensor stack_batch(const std::vector<torch::Tensor>& images) {
   VTL_CHECK(!images.empty(), "cannot make a batch of zero images");
   return torch::stack(images);
+}
+
+torch::Tensor load_eval_input(const std::filesystem::path& path,
+                              const Preprocessing& preprocessing) {
+  DecodeOptions decode;
+  decode.min_short_side = preprocessing.resize;  // no more pixels decoded than resized to
+  return eval_transform(load_image_rgb(path, decode), preprocessing);
 }
 
 }  // namespace vtl::data

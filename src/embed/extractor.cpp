@@ -152,7 +152,7 @@ torch::Tensor FeatureExtractor::preprocess(const cv::Mat& rgb) const {
 }
 
 torch::Tensor FeatureExtractor::load(const std::filesystem::path& path) const {
-  return preprocess(data::load_image_rgb(path, decode_options()));
+  return data::load_eval_input(path, spec_.preprocessing);
 }
 
 void FeatureExtractor::to(const torch::Device& device) {

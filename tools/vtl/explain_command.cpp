@@ -16,7 +16,6 @@
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
 #include "vtl/data/batch_reader.h"
-#include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/device.h"
@@ -88,10 +87,8 @@ void run_explain(const ExplainOptions& options) {
   fs::create_directories(options.out);
   if (!options.json) std::cout << "model: " << classifier.description << "\n";
 
-  data::DecodeOptions decode;
-  decode.min_short_side = classifier.preprocessing.resize;
   data::BatchReader reader(images, size_t(options.batch), [&](const fs::path& path) {
-    return data::eval_transform(data::load_image_rgb(path, decode), classifier.preprocessing);
+    return data::load_eval_input(path, classifier.preprocessing);
   });
   std::set<std::string> used_names;
   nlohmann::json results = nlohmann::json::array();

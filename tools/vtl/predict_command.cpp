@@ -13,7 +13,6 @@
 #include "vtl/core/error.h"
 #include "vtl/data/batch_reader.h"
 #include "vtl/data/dataset.h"
-#include "vtl/data/image.h"
 #include "vtl/data/preprocess.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/device.h"
@@ -53,11 +52,9 @@ void run_predict(const PredictOptions& options) {
   }
 
   torch::NoGradGuard no_grad;
-  data::DecodeOptions decode;
-  decode.min_short_side = classifier.preprocessing.resize;
   nlohmann::json results = nlohmann::json::array();
   data::BatchReader reader(images, size_t(options.batch), [&](const fs::path& path) {
-    return data::eval_transform(data::load_image_rgb(path, decode), classifier.preprocessing);
+    return data::load_eval_input(path, classifier.preprocessing);
   });
   const int64_t k = std::min<int64_t>(options.top, int64_t(classifier.class_names.size()));
   const size_t failures = answer_each_image(

@@ -2,6 +2,7 @@
 // The evaluation transform of a Preprocessing preset (torchvision's
 // Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize), on OpenCV images.
 
+#include <filesystem>
 #include <vector>
 
 #include <torch/torch.h>
@@ -13,6 +14,12 @@ namespace vtl::data {
 
 /// CV_8UC3 RGB image -> float32 [3, crop, crop] normalized tensor.
 torch::Tensor eval_transform(const cv::Mat& rgb, const Preprocessing& preprocessing);
+
+/// An image file -> the network's float32 [3, crop, crop] input: decoded as load_image_rgb
+/// does (JPEGs at a reduced scale when the resize side allows it), then eval_transform.
+/// Throws vtl::Error naming an unreadable file.
+torch::Tensor load_eval_input(const std::filesystem::path& path,
+                              const Preprocessing& preprocessing);
 
 /// CV_8UC3 RGB (any size) -> float32 [3, H, W] in [0, 1] (no resizing, no normalization).
 torch::Tensor to_tensor(const cv::Mat& rgb);
