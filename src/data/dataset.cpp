@@ -246,18 +246,54 @@ bool names_label_column(const std::string& name) {
   return names.count(lowercase(name)) > 0;
 }
 
+/// A column that marks the validation rows (fastai's `is_valid`): true/false.
+bool names_validation_flag_column(const std::string& name) {
+  static const std::set<std::string> names = {"is_valid", "valid", "is_val", "is_validation"};
+  return names.count(lowercase(name)) > 0;
+}
+
+/// A column that names each row's split: train/valid/test.
+bool names_split_column(const std::string& name) {
+  static const std::set<std::string> names = {"split", "subset", "set", "partition"};
+  return names.count(lowercase(name)) > 0;
+}
+
+/// The split a split column's `value` gives; std::nullopt for a value it cannot mean.
+std::optional<Split> parse_split_value(const std::string& value, bool validation_flag) {
+  static const std::map<std::string, bool> flags = {{"true", true},   {"1", true},  {"yes", true},
+                                                    {"false", false}, {"0", false}, {"no", false}};
+  if (!validation_flag) return split_named(value);
+  const auto flag = flags.find(lowercase(value));
+  if (flag == flags.end()) return std::nullopt;
+  return flag->second ? Split::validation : Split::train;
+}
+
+/// Where a header puts the path, the label and, when it has one, the split.
+struct CsvColumns {
+  size_t path = 0, label = 1;
+  std::optional<size_t> split;
+  bool split_is_flag = false;  ///< an `is_valid` column rather than a `split` column
+  size_t needed() const { return std::max({path, label, split.value_or(0)}) + 1; }
+};
+
 }  // namespace
 
 Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes) {
   std::ifstream in(csv);
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
   const fs::path base = csv.parent_path();
-  std::vector<std::pair<fs::path, std::string>> rows;
+  struct Row {
+    fs::path file;
+    std::string label;
+    Split split = Split::unmarked;
+  };
+  std::vector<Row> rows;
   std::string line;
   int line_number = 0;
   // With a header: the columns it names (other columns, such as an index, are ignored).
   // Without one: two columns, path and label.
-  std::optional<std::pair<size_t, size_t>> columns;
+  std::optional<CsvColumns> columns;
+  std::string split_name;  // the split column's name, for messages
   while (std::getline(in, line)) {
     ++line_number;
     if (line_number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
@@ -269,27 +305,53 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
       const auto path_column = std::find_if(fields.begin(), fields.end(), names_path_column);
       const auto label_column = std::find_if(fields.begin(), fields.end(), names_label_column);
       if (path_column != fields.end() || label_column != fields.end()) {
-        size_t path_index = size_t(path_column - fields.begin());
-        size_t label_index = size_t(label_column - fields.begin());
-        if (path_column == fields.end()) path_index = label_index == 0 ? 1 : 0;
-        if (label_column == fields.end()) label_index = fields.size() - 1;
+        CsvColumns named;
+        auto flag_column = std::find_if(fields.begin(), fields.end(), names_validation_flag_column);
+        auto split_column = std::find_if(fields.begin(), fields.end(), names_split_column);
+        if (flag_column != fields.end() || split_column != fields.end()) {
+          named.split_is_flag = flag_column != fields.end();
+          named.split = size_t((named.split_is_flag ? flag_column : split_column) - fields.begin());
+          split_name = fields[*named.split];
+        }
+        // A column the header does not name: the first (path) or last (label) of the others.
+        auto unnamed = [&](bool first) {
+          std::vector<size_t> free;
+          for (size_t i = 0; i < fields.size(); ++i)
+            if (i != size_t(path_column - fields.begin()) &&
+                i != size_t(label_column - fields.begin()) && i != named.split.value_or(SIZE_MAX))
+              free.push_back(i);
+          return free.empty() ? SIZE_MAX : (first ? free.front() : free.back());
+        };
+        named.path =
+            path_column != fields.end() ? size_t(path_column - fields.begin()) : unnamed(true);
+        named.label =
+            label_column != fields.end() ? size_t(label_column - fields.begin()) : unnamed(false);
         std::error_code exists_error;
-        const fs::path first = fields[path_index];
-        if (path_index != label_index &&
-            !fs::is_regular_file(first.is_relative() ? base / first : first, exists_error)) {
-          columns = {path_index, label_index};
-          continue;
+        if (named.path != SIZE_MAX && named.label != SIZE_MAX && named.path != named.label) {
+          const fs::path first = fields[named.path];
+          if (!fs::is_regular_file(first.is_relative() ? base / first : first, exists_error)) {
+            columns = named;
+            continue;
+          }
         }
       }
     }
-    std::string path, label;
+    Row row;
+    std::string path;
     if (columns) {
-      VTL_CHECK(std::max(columns->first, columns->second) < fields.size(),
+      VTL_CHECK(columns->needed() <= fields.size(),
                 "{}:{}: expected {} columns as the header says, got {}: '{}'", csv.string(),
-                line_number, std::max(columns->first, columns->second) + 1, fields.size(),
-                trim(line));
-      path = fields[columns->first];
-      label = fields[columns->second];
+                line_number, columns->needed(), fields.size(), trim(line));
+      path = fields[columns->path];
+      row.label = fields[columns->label];
+      if (columns->split) {
+        const auto split = parse_split_value(fields[*columns->split], columns->split_is_flag);
+        VTL_CHECK(
+            split, "{}:{}: the {} column says '{}': expected {}", csv.string(), line_number,
+            split_name, fields[*columns->split],
+            columns->split_is_flag ? "true or false (1 or 0, yes or no)" : "train, valid or test");
+        row.split = *split;
+      }
     } else {
       VTL_CHECK(fields.size() >= 2,
                 "{}:{}: expected `path,label`, got '{}' (a header row `path,label` may name the "
@@ -298,35 +360,36 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
       // An unquoted path may hold commas: the label is the last field.
       const auto comma = line.find('"') == std::string::npos ? line.rfind(',') : std::string::npos;
       path = comma != std::string::npos ? trim(line.substr(0, comma)) : fields[0];
-      label = fields.back();
+      row.label = fields.back();
     }
-    VTL_CHECK(!path.empty() && !label.empty(), "{}:{}: empty path or label", csv.string(),
+    VTL_CHECK(!path.empty() && !row.label.empty(), "{}:{}: empty path or label", csv.string(),
               line_number);
-    fs::path file = path;
-    if (file.is_relative()) file = base / file;
-    rows.emplace_back(file, label);
+    row.file = path;
+    if (row.file.is_relative()) row.file = base / row.file;
+    rows.push_back(std::move(row));
   }
   VTL_CHECK(!rows.empty(), "{}: the CSV list has no rows", csv.string());
 
   Dataset dataset;
   if (classes.empty()) {
     std::set<std::string> names;
-    for (const auto& row : rows) names.insert(row.second);
+    for (const auto& row : rows) names.insert(row.label);
     dataset.classes.assign(names.begin(), names.end());
   } else {
     dataset.classes = classes;
   }
   const ClassIndex index(dataset.classes);
   std::error_code ec;
-  for (const auto& [file, label] : rows) {
-    const int64_t id = index.find(label);
-    VTL_CHECK(id >= 0, "{}: label '{}' is not one of the model's {} classes", csv.string(), label,
-              dataset.classes.size());
-    if (!fs::is_regular_file(file, ec)) {
-      dataset.skipped.push_back({file, "no such file"});
+  dataset.marks_splits = columns && columns->split;
+  for (const auto& row : rows) {
+    const int64_t id = index.find(row.label);
+    VTL_CHECK(id >= 0, "{}: label '{}' is not one of the model's {} classes", csv.string(),
+              row.label, dataset.classes.size());
+    if (!fs::is_regular_file(row.file, ec)) {
+      dataset.skipped.push_back({row.file, "no such file"});
       continue;
     }
-    dataset.samples.push_back({file, id});
+    dataset.samples.push_back({row.file, id, row.split});
   }
   const auto counts = dataset.class_counts();
   if (classes.empty()) {
@@ -373,6 +436,38 @@ Dataset open_dataset(const fs::path& path, const std::vector<std::string>& class
   if (fs::is_directory(path, ec)) return scan_class_folders(path, classes);
   VTL_CHECK(fs::exists(path, ec), "{}: no such folder or CSV file", path.string());
   return read_csv_list(path, classes);
+}
+
+Dataset select_split(const Dataset& dataset, Split split) {
+  Dataset part;
+  part.classes = dataset.classes;
+  for (const auto& sample : dataset.samples)
+    if (sample.split == split) part.samples.push_back(sample);
+  if (split == Split::train) part.skipped = dataset.skipped;
+  return part;
+}
+
+std::optional<Split> split_named(const std::string& folder_name) {
+  const std::string name = lowercase(folder_name);
+  if (name == "train" || name == "training") return Split::train;
+  if (name == "val" || name == "valid" || name == "validation" || name == "dev")
+    return Split::validation;
+  if (name == "test" || name == "testing") return Split::test;
+  return std::nullopt;
+}
+
+const char* to_string(Split split) {
+  switch (split) {
+    case Split::train:
+      return "train";
+    case Split::validation:
+      return "validation";
+    case Split::test:
+      return "test";
+    case Split::unmarked:
+      break;
+  }
+  return "unmarked";
 }
 
 std::pair<Dataset, Dataset> split_stratified(const Dataset& dataset, double val_fraction,

@@ -2,26 +2,10 @@
 
 #include <string>
 
-#include "vtl/core/text.h"
 #include "vtl/data/dataset.h"
 
 namespace vtl::data {
 namespace fs = std::filesystem;
-
-namespace {
-
-enum class Split { none, train, validation, test };
-
-Split split_named(const std::string& folder_name) {
-  const std::string name = lowercase(folder_name);
-  if (name == "train" || name == "training") return Split::train;
-  if (name == "val" || name == "valid" || name == "validation" || name == "dev")
-    return Split::validation;
-  if (name == "test" || name == "testing") return Split::test;
-  return Split::none;
-}
-
-}  // namespace
 
 std::optional<SplitFolders> find_split_folders(const fs::path& root) {
   std::error_code ec;
@@ -32,11 +16,11 @@ std::optional<SplitFolders> find_split_folders(const fs::path& root) {
     const std::string name = entry.path().filename().string();
     if (is_hidden_name(name) || !entry.is_directory(ec)) continue;
     any_subfolder = true;
-    const Split split = split_named(name);
-    if (split == Split::none) return std::nullopt;  // a class folder: a plain class tree
-    fs::path& slot = split == Split::train        ? folders.train
-                     : split == Split::validation ? folders.validation
-                                                  : folders.test;
+    const auto split = split_named(name);
+    if (!split) return std::nullopt;  // a class folder: a plain class tree
+    fs::path& slot = *split == Split::train        ? folders.train
+                     : *split == Split::validation ? folders.validation
+                                                   : folders.test;
     // Two folders for one split (train/ and Training/) is ambiguous: not a split layout.
     if (!slot.empty()) return std::nullopt;
     slot = entry.path();

@@ -1,11 +1,14 @@
 #include <fstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "data/small_png.h"
 #include "train/clipart_fixture.h"
+#include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/split_folders.h"
+#include "vtl/data/splits.h"
 
 namespace vtl::data {
 namespace {
@@ -68,6 +71,122 @@ TEST(SplitFolders, ClassTreesAndUnlabelledTestFoldersAreRecognisedForWhatTheyAre
     EXPECT_FALSE(find_split_folders(dir.path()).has_value());
   }
   EXPECT_FALSE(find_split_folders("/nonexistent/vtl").has_value());
+}
+
+/// Writes `rows` PNGs img/<i>.png and `name` holding `header` and one line per image made by
+/// `line(i)`; returns the CSV's path.
+template <typename Line>
+fs::path write_csv(const fs::path& dir, const std::string& name, const std::string& header,
+                   int rows, Line line) {
+  std::ofstream csv(dir / name);
+  csv << header << "\n";
+  for (int i = 0; i < rows; ++i) {
+    write_png(dir / "img" / (std::to_string(i) + ".png"), i * 10);
+    csv << line(i) << "\n";
+  }
+  return dir / name;
+}
+
+TEST(SplitColumn, FastaiIsValidColumnChoosesTheValidationRows) {
+  TempDir dir("vtl_split_is_valid");
+  // fastai's from_df layout: name,label,is_valid; rows 0-2 of each class train, row 3 valid.
+  const auto csv = write_csv(dir.path(), "labels.csv", "name,label,is_valid", 8, [](int i) {
+    return fmt::format("img/{}.png,{},{}", i, i % 2 ? "seven" : "three", i >= 6 ? "True" : "False");
+  });
+  const auto all = read_csv_list(csv);
+  EXPECT_TRUE(all.marks_splits);
+  ASSERT_EQ(all.samples.size(), 8u);
+  EXPECT_EQ(all.samples[7].split, Split::validation);
+  EXPECT_EQ(all.samples[0].split, Split::train);
+
+  const auto split = open_training_split(csv, {}, 0.5, 0);
+  ASSERT_EQ(split.train.samples.size(), 6u);
+  ASSERT_EQ(split.validation.samples.size(), 2u);
+  EXPECT_EQ(split.validation.samples[0].path, dir.path() / "img" / "6.png");
+  EXPECT_EQ(split.validation.samples[1].path, dir.path() / "img" / "7.png");
+  EXPECT_EQ(split.train.classes, (std::vector<std::string>{"seven", "three"}));
+  EXPECT_NE(split.description.find("split column: training on the 6 rows marked train, "
+                                   "validating on the 2 rows marked valid"),
+            std::string::npos)
+      << split.description;
+
+  // A validation path given explicitly wins over the column.
+  const auto other = write_csv(dir.path(), "other.csv", "path,label", 2, [](int i) {
+    return fmt::format("img/{}.png,{}", i, i % 2 ? "seven" : "three");
+  });
+  const auto explicit_val = open_training_split(csv, other, 0.5, 0);
+  EXPECT_EQ(explicit_val.train.samples.size(), 6u);
+  EXPECT_EQ(explicit_val.validation.samples.size(), 2u);
+  EXPECT_EQ(explicit_val.validation.samples[0].path, dir.path() / "img" / "0.png");
+
+  // A file without a split column is split by fraction, as before.
+  const auto plain = open_training_split(other, {}, 0.5, 0);
+  EXPECT_TRUE(plain.description.empty());
+  EXPECT_EQ(plain.train.samples.size() + plain.validation.samples.size(), 2u);
+}
+
+TEST(SplitColumn, SplitColumnWithTestRowsLeavesThemForEvaluation) {
+  TempDir dir("vtl_split_column");
+  const char* parts[] = {"train", "train", "train", "train", "Valid", "valid", "TEST", "test"};
+  const auto csv = write_csv(dir.path(), "data.csv", "filename,class,split", 8, [&](int i) {
+    return fmt::format("img/{}.png,{},{}", i, i % 2 ? "b" : "a", parts[i]);
+  });
+  const auto split = open_training_split(csv, {}, 0.5, 0);
+  EXPECT_EQ(split.train.samples.size(), 4u);
+  EXPECT_EQ(split.validation.samples.size(), 2u);
+  EXPECT_NE(split.description.find("(2 test rows are left for `vtl evaluate`)"), std::string::npos)
+      << split.description;
+
+  const auto evaluation = open_evaluation_set(csv, {"a", "b"});
+  ASSERT_EQ(evaluation.images.samples.size(), 2u);
+  EXPECT_EQ(evaluation.images.samples[0].path, dir.path() / "img" / "6.png");
+  EXPECT_EQ(evaluation.images.samples[1].label, 1);
+  EXPECT_EQ(evaluation.source, csv);
+  EXPECT_NE(evaluation.description.find("evaluating on the 2 rows marked test"), std::string::npos)
+      << evaluation.description;
+
+  // Without valid rows: a fraction of the train rows validates; evaluation takes test rows.
+  const auto no_valid = write_csv(dir.path(), "no_valid.csv", "image,label,subset", 8, [](int i) {
+    return fmt::format("img/{}.png,{},{}", i, i % 2 ? "b" : "a", i < 6 ? "training" : "testing");
+  });
+  const auto fraction = open_training_split(no_valid, {}, 0.5, 0);
+  EXPECT_EQ(fraction.train.samples.size() + fraction.validation.samples.size(), 6u);
+  EXPECT_EQ(fraction.validation.samples.size(), 4u);  // half of 3 per class, rounded to 2
+  EXPECT_NE(fraction.description.find("0.5 of each class (no row is marked valid)"),
+            std::string::npos)
+      << fraction.description;
+}
+
+TEST(SplitColumn, ValuesTheColumnCannotMeanAreErrorsNamingTheLine) {
+  TempDir dir("vtl_split_column_bad");
+  const auto bad_flag = write_csv(dir.path(), "flag.csv", "path,label,is_valid", 3, [](int i) {
+    return fmt::format("img/{}.png,a,{}", i, i == 2 ? "maybe" : "0");
+  });
+  try {
+    read_csv_list(bad_flag);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "flag.csv:4: the is_valid column says 'maybe': expected true or false"),
+              std::string::npos)
+        << e.what();
+  }
+  const auto bad_split = write_csv(dir.path(), "split.csv", "path,label,split", 2, [](int i) {
+    return fmt::format("img/{}.png,a,{}", i, i == 0 ? "train" : "holdout");
+  });
+  try {
+    read_csv_list(bad_split);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "split.csv:3: the split column says 'holdout': expected train, valid or test"),
+              std::string::npos)
+        << e.what();
+  }
+  // Every row marked valid or test: nothing to train on.
+  const auto no_train = write_csv(dir.path(), "no_train.csv", "path,label,split", 2,
+                                  [](int i) { return fmt::format("img/{}.png,a,valid", i); });
+  EXPECT_THROW(open_training_split(no_train, {}, 0.5, 0), Error);
 }
 
 }  // namespace

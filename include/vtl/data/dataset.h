@@ -4,14 +4,19 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace vtl::data {
 
+/// Which part of a dataset an image belongs to, when the dataset says (a CSV split column).
+enum class Split { unmarked, train, validation, test };
+
 struct Sample {
   std::filesystem::path path;
   int64_t label = 0;  ///< index into Dataset::classes
+  Split split = Split::unmarked;
 };
 
 /// A file a dataset or loader could not use, with the reason (shown to the user and
@@ -26,6 +31,8 @@ struct Dataset {
   std::vector<std::string> classes;  ///< class id -> name
   std::vector<Sample> samples;
   std::vector<SkippedFile> skipped;  ///< files left out while listing
+  /// Every sample's split is marked (a CSV with a split column; see read_csv_list).
+  bool marks_splits = false;
 
   /// Images per class, index = class id.
   std::vector<int64_t> class_counts() const;
@@ -53,6 +60,10 @@ Dataset scan_class_folders(const std::filesystem::path& root,
 /// are relative to the CSV's folder; labels are class names). Classes are the sorted
 /// distinct labels unless `classes` is given. Malformed lines throw vtl::Error naming the
 /// file and line; rows whose file is missing are skipped and listed.
+/// A header may also name a split column, which marks every row's Split (marks_splits):
+/// fastai's `is_valid` (also `valid`, `is_val`, `is_validation`: true/false, 1/0, yes/no)
+/// or `split` (also `subset`, `set`, `partition`: train/training, val/valid/validation/dev,
+/// test/testing; any case).
 Dataset read_csv_list(const std::filesystem::path& csv,
                       const std::vector<std::string>& classes = {});
 
@@ -76,6 +87,17 @@ bool has_subfolders(const std::filesystem::path& root);
 /// their images, labelled by their class folders; pick one split to train or evaluate.
 Dataset open_dataset(const std::filesystem::path& path,
                      const std::vector<std::string>& classes = {});
+
+/// The samples of `dataset` marked `split`, with its classes (and, for Split::train, its
+/// skipped files, so that they are reported once).
+Dataset select_split(const Dataset& dataset, Split split);
+
+/// "train", "validation", "test" or "unmarked".
+const char* to_string(Split split);
+
+/// The split a folder name or a CSV split column's value names: train|training,
+/// val|valid|validation|dev, test|testing (any case); std::nullopt for any other name.
+std::optional<Split> split_named(const std::string& name);
 
 /// Splits `dataset` into (train, validation) with `val_fraction` of each class (rounded,
 /// at least one image per class when the class has two or more) in validation, chosen by
