@@ -2,7 +2,7 @@
 
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
-#include "vtl/data/split_folders.h"
+#include "vtl/data/splits.h"
 
 namespace vtl::train {
 
@@ -11,14 +11,9 @@ TrainData load_image_folder(const std::filesystem::path& root, const Preprocessi
   VTL_CHECK(val_fraction > 0 && val_fraction < 1,
             "the validation fraction must be between 0 and 1 (got {})", val_fraction);
   TrainData out;
-  const auto folders = data::find_split_folders(root);
-  if (folders && !folders->validation.empty()) {
-    out.train = data::open_dataset(folders->train);
-    out.val = data::open_dataset(folders->validation, out.train.classes);
-  } else {
-    std::tie(out.train, out.val) = data::split_stratified(
-        data::open_dataset(folders ? folders->train : root), val_fraction, seed);
-  }
+  auto split = data::open_training_split(root, {}, val_fraction, seed);
+  out.train = std::move(split.train);
+  out.val = std::move(split.validation);
   VTL_CHECK(out.train.classes.size() >= 2, "{}: need at least 2 classes, found {}", root.string(),
             out.train.classes.size());
   out.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, preprocessing.resize);
@@ -32,8 +27,10 @@ TrainData load_image_folder(const std::filesystem::path& root, const Preprocessi
   return out;
 }
 
-std::vector<EpochMetrics> fit(models::TransferModel& model, const TrainData& data,
-                              const FitOptions& options) {
+namespace {
+
+/// The trainer configuration of one fit() call.
+TrainConfig config_of(const FitOptions& options) {
   TrainConfig config;
   config.strategy = Strategy::trainable;
   config.epochs = options.epochs();
@@ -43,11 +40,27 @@ std::vector<EpochMetrics> fit(models::TransferModel& model, const TrainData& dat
   config.train_bn = options.train_bn();
   config.seed = options.seed();
   config.device = options.device();
-  Trainer trainer(model, config, data);
+  return config;
+}
+
+}  // namespace
+
+std::vector<EpochMetrics> fit(models::TransferModel& model, const TrainData& data,
+                              const FitOptions& options) {
+  Trainer trainer(model, config_of(options), data);
   trainer.on_epoch = options.on_epoch();
   trainer.fit();
   model->eval();
   return trainer.history();
+}
+
+LrRangeResult find_lr(models::TransferModel& model, const TrainData& data,
+                      const FitOptions& options, const LrRangeOptions& range) {
+  Trainer trainer(model, config_of(options), data);
+  trainer.show_progress = false;
+  auto result = trainer.find_lr(range);
+  model->eval();
+  return result;
 }
 
 }  // namespace vtl::train

@@ -14,7 +14,7 @@
 #include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
-#include "vtl/data/split_folders.h"
+#include "vtl/data/splits.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/precision.h"
 #include "vtl/models/pretrained.h"
@@ -84,6 +84,124 @@ void write_split(const fs::path& path, const data::Dataset& train, const data::D
     }
   }
   write_file_atomically(path, text);
+}
+
+/// What a run trains: its images (listed, split, decoded; unreadable ones skipped and, when
+/// `skipped_file` is given, listed there) and its model, built as the options say.
+struct PreparedRun {
+  TrainData train_data;
+  std::vector<data::SkippedFile> skipped;
+  models::TransferModel model{nullptr};
+  std::string base_weights = "random";
+};
+
+PreparedRun prepare_run(const RunOptions& options,
+                        const std::function<void(const std::string&)>& log,
+                        const fs::path& skipped_file) {
+  const bool writer = !options.group || options.group->is_writer();
+  // Data.
+  // Split folders or a CSV split column say which images train and validate (an explicit
+  // --val-dir wins); their test images are left for `vtl evaluate`.
+  auto split = data::open_training_split(options.data, options.val_dir, options.val_split,
+                                         options.config.seed);
+  if (!split.description.empty()) log(split.description);
+  data::Dataset train_set = std::move(split.train), val_set = std::move(split.validation);
+  VTL_CHECK(train_set.classes.size() >= 2, "{}: need at least 2 classes, found {}",
+            options.data.string(), train_set.classes.size());
+
+  // Model: initialisation (and dropout masks) follow --seed.
+  torch::manual_seed(options.config.seed);
+  models::Model base{nullptr};
+  Preprocessing preprocessing;
+  std::string base_weights = "random";
+  models::TransferModel model{nullptr};
+  const int64_t num_classes = int64_t(train_set.classes.size());
+  if (models::is_model_folder(options.model)) {
+    auto loaded = models::load_model_folder(options.model);
+    preprocessing = loaded.preprocessing;
+    base_weights = "model folder " + options.model;
+    model = loaded.model;
+    if (loaded.class_names != train_set.classes) {
+      model->reset_head(num_classes);
+      log(fmt::format("model folder {}: base reused, new head for {} classes", options.model,
+                      num_classes));
+    }
+  } else {
+    const auto& info = models::model_info(options.model);
+    if (options.weights.empty()) {
+      base = models::create_model(options.model, models::ModelOptions().include_top(false));
+      preprocessing = preset_for_size(Preprocessing{}, int(info.default_input_size));
+    } else {
+      auto pretrained = models::load_pretrained(options.model, options.weights,
+                                                models::ModelOptions().include_top(false));
+      base = pretrained.model;
+      preprocessing = pretrained.preprocessing;
+      base_weights = pretrained.weights;
+      log(fmt::format("base {}: {}", options.model, pretrained.report.summary()));
+    }
+    model = models::TransferModel(base, num_classes, options.dropout);
+  }
+  if (options.img_size > 0) preprocessing = preset_for_size(preprocessing, options.img_size);
+
+  // Images: decoded once, shrunk to what the transforms need, unreadable ones skipped.
+  data::DecodeOptions decode;
+  decode.max_pixels = options.max_image_pixels;
+  auto store = std::make_shared<data::ImageStore>(decode, preprocessing.resize);
+  for (auto* part : {&train_set, &val_set}) {
+    std::optional<ProgressLine> progress;
+    if (options.progress && writer) progress.emplace();
+    const std::string what =
+        part == &train_set ? "reading the training images" : "reading the validation images";
+    store->prepare(*part, options.workers, [&](size_t done, size_t total) {
+      if (progress)
+        progress->show(what + ": " + progress->counted(int64_t(done), int64_t(total), "images"),
+                       done == total);
+    });
+  }
+  std::vector<data::SkippedFile> skipped = train_set.skipped;
+  for (const auto& file : val_set.skipped) skipped.push_back(file);
+  if (!skipped_file.empty()) {
+    fs::create_directories(skipped_file.parent_path());
+    write_skipped(skipped_file, skipped);
+  }
+  log(fmt::format("classes ({}): {}", train_set.classes.size(), train_set.describe_counts()));
+  log(fmt::format("train {} images, validation {} images, skipped {}{}", train_set.samples.size(),
+                  val_set.samples.size(), skipped.size(),
+                  skipped_file.empty() || skipped.empty()
+                      ? std::string()
+                      : fmt::format(" (listed in {})", skipped_file.string())));
+  for (size_t i = 0; i < std::min<size_t>(skipped.size(), 5); ++i)
+    log(fmt::format("  skipped {}: {}", skipped[i].path.string(), skipped[i].reason));
+  VTL_CHECK(!val_set.samples.empty(),
+            "no validation images: give --val-dir or a --val-split with 2+ images per class");
+  {
+    // Validation metrics only speak for the classes validation has.
+    std::vector<std::string> unvalidated;
+    const auto val_counts = val_set.class_counts();
+    for (size_t k = 0; k < val_counts.size(); ++k)
+      if (val_counts[k] == 0) unvalidated.push_back(val_set.classes[k]);
+    if (!unvalidated.empty())
+      log(fmt::format(
+          "warning: validation has no images of {} of the {} classes ({}{}); "
+          "val_acc and val_loss speak for the others only",
+          unvalidated.size(), val_counts.size(),
+          fmt::join(unvalidated.begin(),
+                    unvalidated.begin() + std::min<size_t>(unvalidated.size(), 5), ", "),
+          unvalidated.size() > 5 ? ", ..." : ""));
+  }
+
+  PreparedRun prepared;
+  TrainData& train_data = prepared.train_data;
+  train_data.train = std::move(train_set);
+  train_data.val = std::move(val_set);
+  train_data.store = store;
+  train_data.preprocessing = preprocessing;
+  train_data.augment = options.augment ? options.augment_options : data::AugmentOptions::none();
+  train_data.workers = options.workers;
+  prepared.skipped = std::move(skipped);
+  prepared.model = model;
+  prepared.base_weights = base_weights;
+  return prepared;
 }
 
 }  // namespace
@@ -177,125 +295,17 @@ RunResult run_training(const RunOptions& options, bool resume,
               out.string(), out.string());
   }
 
-  // Data.
-  data::Dataset train_set, val_set;
-  // A root of split folders trains on its train/ and validates on its val/ when it has one
-  // (an explicit --val-dir wins); its test/ is left for `vtl evaluate`.
-  fs::path train_path = options.data, val_path = options.val_dir;
-  if (const auto folders = data::find_split_folders(options.data)) {
-    train_path = folders->train;
-    if (val_path.empty()) val_path = folders->validation;
-    log(fmt::format(
-        "{}: split folders: training on {}, validating on {}{}", options.data.string(),
-        train_path.string(),
-        val_path.empty() ? fmt::format("{:g} of each class", options.val_split) : val_path.string(),
-        folders->test.empty()
-            ? std::string()
-            : fmt::format(" ({} is left for `vtl evaluate`)", folders->test.string())));
-  }
-  data::Dataset all = data::open_dataset(train_path);
-  if (!val_path.empty()) {
-    train_set = std::move(all);
-    val_set = data::open_dataset(val_path, train_set.classes);
-  } else {
-    std::tie(train_set, val_set) =
-        data::split_stratified(all, options.val_split, options.config.seed);
-  }
-  VTL_CHECK(train_set.classes.size() >= 2, "{}: need at least 2 classes, found {}",
-            options.data.string(), train_set.classes.size());
-
-  // Model: initialisation (and dropout masks) follow --seed.
-  torch::manual_seed(options.config.seed);
-  models::Model base{nullptr};
-  Preprocessing preprocessing;
-  std::string base_weights = "random";
-  models::TransferModel model{nullptr};
-  const int64_t num_classes = int64_t(train_set.classes.size());
-  if (models::is_model_folder(options.model)) {
-    auto loaded = models::load_model_folder(options.model);
-    preprocessing = loaded.preprocessing;
-    base_weights = "model folder " + options.model;
-    model = loaded.model;
-    if (loaded.class_names != train_set.classes) {
-      model->reset_head(num_classes);
-      log(fmt::format("model folder {}: base reused, new head for {} classes", options.model,
-                      num_classes));
-    }
-  } else {
-    const auto& info = models::model_info(options.model);
-    if (options.weights.empty()) {
-      base = models::create_model(options.model, models::ModelOptions().include_top(false));
-      preprocessing = preset_for_size(Preprocessing{}, int(info.default_input_size));
-    } else {
-      auto pretrained = models::load_pretrained(options.model, options.weights,
-                                                models::ModelOptions().include_top(false));
-      base = pretrained.model;
-      preprocessing = pretrained.preprocessing;
-      base_weights = pretrained.weights;
-      log(fmt::format("base {}: {}", options.model, pretrained.report.summary()));
-    }
-    model = models::TransferModel(base, num_classes, options.dropout);
-  }
-  if (options.img_size > 0) preprocessing = preset_for_size(preprocessing, options.img_size);
-
-  // Images: decoded once, shrunk to what the transforms need, unreadable ones skipped.
-  data::DecodeOptions decode;
-  decode.max_pixels = options.max_image_pixels;
-  auto store = std::make_shared<data::ImageStore>(decode, preprocessing.resize);
-  for (auto* part : {&train_set, &val_set}) {
-    std::optional<ProgressLine> progress;
-    if (options.progress && writer) progress.emplace();
-    const std::string what =
-        part == &train_set ? "reading the training images" : "reading the validation images";
-    store->prepare(*part, options.workers, [&](size_t done, size_t total) {
-      if (progress)
-        progress->show(what + ": " + progress->counted(int64_t(done), int64_t(total), "images"),
-                       done == total);
-    });
-  }
-  std::vector<data::SkippedFile> skipped = train_set.skipped;
-  for (const auto& file : val_set.skipped) skipped.push_back(file);
-  if (writer) {
-    fs::create_directories(out);
-    write_skipped(out / "skipped.txt", skipped);
-  }
-  log(fmt::format("classes ({}): {}", train_set.classes.size(), train_set.describe_counts()));
-  log(fmt::format("train {} images, validation {} images, skipped {} (listed in {})",
-                  train_set.samples.size(), val_set.samples.size(), skipped.size(),
-                  (out / "skipped.txt").string()));
-  for (size_t i = 0; i < std::min<size_t>(skipped.size(), 5); ++i)
-    log(fmt::format("  skipped {}: {}", skipped[i].path.string(), skipped[i].reason));
-  VTL_CHECK(!val_set.samples.empty(),
-            "no validation images: give --val-dir or a --val-split with 2+ images per class");
-  {
-    // Validation metrics only speak for the classes validation has.
-    std::vector<std::string> unvalidated;
-    const auto val_counts = val_set.class_counts();
-    for (size_t k = 0; k < val_counts.size(); ++k)
-      if (val_counts[k] == 0) unvalidated.push_back(val_set.classes[k]);
-    if (!unvalidated.empty())
-      log(fmt::format(
-          "warning: validation has no images of {} of the {} classes ({}{}); "
-          "val_acc and val_loss speak for the others only",
-          unvalidated.size(), val_counts.size(),
-          fmt::join(unvalidated.begin(),
-                    unvalidated.begin() + std::min<size_t>(unvalidated.size(), 5), ", "),
-          unvalidated.size() > 5 ? ", ..." : ""));
-  }
+  PreparedRun prepared = prepare_run(options, log, writer ? out / "skipped.txt" : fs::path());
+  const auto& train_set = prepared.train_data.train;
+  const auto& val_set = prepared.train_data.val;
+  const auto& skipped = prepared.skipped;
 
   if (!resume && writer) {
     write_file_atomically(out / "run.json", options.to_json().dump(2) + "\n");
     write_split(out / "split.jsonl", train_set, val_set);
   }
 
-  TrainData train_data;
-  train_data.train = train_set;
-  train_data.val = val_set;
-  train_data.store = store;
-  train_data.preprocessing = preprocessing;
-  train_data.augment = options.augment ? options.augment_options : data::AugmentOptions::none();
-  train_data.workers = options.workers;
-  Trainer trainer(model, options.config, train_data, out, options.group);
+  Trainer trainer(prepared.model, options.config, prepared.train_data, out, options.group);
   const auto advice = models::precision_advice(parse_precision(options.config.amp),
                                                torch::Device(options.config.device));
   if (!advice.empty()) log("note: " + advice);
@@ -325,8 +335,8 @@ RunResult run_training(const RunOptions& options, bool resume,
 
   models::ModelFolderInfo info;
   info.class_names = train_set.classes;
-  info.preprocessing = preprocessing;
-  info.base_weights = base_weights;
+  info.preprocessing = prepared.train_data.preprocessing;
+  info.base_weights = prepared.base_weights;
   nlohmann::json history = nlohmann::json::array();
   for (const auto& m : result.history) history.push_back(m.to_json());
   info.training = {{"config", options.config.to_json()},
@@ -353,7 +363,7 @@ RunResult run_training(const RunOptions& options, bool resume,
     report.evaluation = result.validation;
     report.samples = val_set.samples;
     report.settings = options.to_json();
-    report.settings["base_weights"] = base_weights;
+    report.settings["base_weights"] = prepared.base_weights;
     write_report(out / "report.html", report);
   }
   log(
@@ -361,6 +371,53 @@ RunResult run_training(const RunOptions& options, bool resume,
                   "folder {} ({:.1f}s)",
                   result.validation.top1, result.validation.top5, result.validation.loss,
                   result.validation.count, out.string(), result.seconds));
+  return result;
+}
+
+LrRangeResult find_learning_rate(const RunOptions& options, const LrRangeOptions& range,
+                                 const std::function<void(const std::string&)>& log_fn) {
+  range.validate();
+  VTL_CHECK(!options.group || options.group->size() == 1,
+            "the learning-rate range test runs in one process (without --distributed)");
+  auto log = [&](const std::string& line) {
+    if (log_fn)
+      log_fn(line);
+    else
+      std::cout << line << std::endl;
+  };
+  PreparedRun prepared = prepare_run(options, log, fs::path());
+  TrainConfig config = options.config;
+  const bool finetune = config.strategy == Strategy::finetune;
+  if (finetune) config.finetune_epochs = 0;  // phase 1 trains; phase 2 is tested
+  Trainer trainer(prepared.model, config, prepared.train_data);
+  trainer.show_progress = options.progress;
+  if (finetune && config.epochs > 0) {
+    log(fmt::format("phase 1: training the head for {} epoch{} at lr {:g}, then testing phase 2",
+                    config.epochs, config.epochs == 1 ? "" : "s", config.lr));
+    trainer.on_epoch = [&](const EpochMetrics& m) {
+      log(
+          fmt::format("epoch {:3d} (phase 1)  loss {:.4f}  acc {:.4f}  val_loss {:.4f}  val_acc "
+                      "{:.4f}  {:.1f}s",
+                      m.epoch, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.seconds));
+    };
+    trainer.fit();
+  }
+  const int phase = finetune ? 2 : 1;
+  log(fmt::format("learning-rate range test of phase {} ({}): {} steps from {:.1e} to {:.1e}",
+                  phase, finetune ? "fine-tuning" : to_string(config.strategy), range.steps,
+                  range.start_lr, range.end_lr));
+  const auto result = trainer.find_lr(range, phase);
+  auto curve = render_lr_curve_text(result);
+  if (!curve.empty() && curve.back() == '\n') curve.pop_back();  // log adds the line end
+  log(curve);
+  if (!options.out.empty()) {
+    write_lr_range_files(
+        options.out, result,
+        fmt::format("Learning-rate range test — {} ({}, phase {})", prepared.model->architecture(),
+                    to_string(config.strategy), phase));
+    log(fmt::format("curve: {}, {}", (options.out / "lr_find.html").string(),
+                    (options.out / "lr_find.csv").string()));
+  }
   return result;
 }
 

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -451,6 +452,24 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_batch(const torch::Tens
   return {targets, logits.to(torch::kFloat32)};  // the loss in full precision
 }
 
+std::pair<torch::Tensor, torch::Tensor> Trainer::local_step(const torch::Tensor& inputs,
+                                                            const torch::Tensor& labels,
+                                                            bool are_features, bool frozen,
+                                                            std::mt19937_64& mix_rng, double lr) {
+  auto [targets, logits] = forward_batch(inputs, labels, are_features, frozen, mix_rng);
+  auto loss = loss_of(logits, targets);
+  set_gradients_to_none(*optimizer_);
+  scaler_.scaled(loss).backward();
+  const auto parameters = trainable_parameters(model_);
+  const bool finite = scaler_.unscale(parameters);
+  if (config_.clip_grad_norm > 0 && finite)
+    torch::nn::utils::clip_grad_norm_(parameters, config_.clip_grad_norm);
+  set_lr(lr);
+  if (finite) optimizer_->step();  // fp16 overflow: skip the step, the scale halves
+  scaler_.update(finite);
+  return {loss.detach(), logits.detach()};
+}
+
 double Trainer::distributed_step(const Phase& phase, int64_t step, int64_t steps_per_epoch,
                                  const torch::Tensor& inputs, const torch::Tensor& labels,
                                  bool are_features, bool frozen, std::mt19937_64& mix_rng,
@@ -533,18 +552,8 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
       maybe_kill_for_test(++steps_this_process_);
       return;
     }
-    auto [targets, logits] = forward_batch(inputs, labels, are_features, frozen, mix_rng);
-    auto loss = loss_of(logits, targets);
-    set_gradients_to_none(*optimizer_);
-    scaler_.scaled(loss).backward();
-    const auto parameters = trainable_parameters(model_);
-    const bool finite = scaler_.unscale(parameters);
-    if (config_.clip_grad_norm > 0 && finite)
-      torch::nn::utils::clip_grad_norm_(parameters, config_.clip_grad_norm);
     lr = lr_at(phase, epoch_in_phase * steps_per_epoch + step_index, steps_per_epoch);
-    set_lr(lr);
-    if (finite) optimizer_->step();  // fp16 overflow: skip the step, the scale halves
-    scaler_.update(finite);
+    auto [loss, logits] = local_step(inputs, labels, are_features, frozen, mix_rng, lr);
     const int64_t n = labels.size(0);
     loss_sum += loss.item<double>() * double(n);
     correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
@@ -592,12 +601,7 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     // epoch. The global batch sizes decide, so every rank takes the same decision.
     const int64_t world = distributed() ? group_->size() : 1;
     const int64_t last_batch = int64_t(data_.train.samples.size()) % config_.batch_size;
-    bool batchnorm_trains = false;
-    for (const auto& module : model_->modules(/*include_self=*/false)) {
-      batchnorm_trains |= module->is_training() && (module->as<models::BatchNorm2d>() ||
-                                                    module->as<torch::nn::BatchNorm1d>());
-    }
-    const bool skip_last = batchnorm_trains && last_batch >= 1 && last_batch < 2 * world;
+    const bool skip_last = batchnorm_trains() && last_batch >= 1 && last_batch < 2 * world;
     const int64_t steps = int64_t(train_loader_->num_batches()) - (skip_last ? 1 : 0);
     ProgressBar bar(show_progress && writer(), fmt::format("epoch {}", epoch + 1), size_t(steps));
     train_loader_->start_epoch(epoch);
@@ -855,6 +859,132 @@ void Trainer::fit(bool resume) {
     }
   }
   if (keep_files) write_metrics();
+}
+
+bool Trainer::batchnorm_trains() {
+  for (const auto& module : model_->modules(/*include_self=*/false))
+    if (module->is_training() &&
+        (module->as<models::BatchNorm2d>() || module->as<torch::nn::BatchNorm1d>()))
+      return true;
+  return false;
+}
+
+LrRangeResult Trainer::find_lr(const LrRangeOptions& options, int phase_index) {
+  options.validate();
+  VTL_CHECK(!distributed(), "the learning-rate range test runs in one process, not on {} ranks",
+            distributed() ? group_->size() : 1);
+  const auto all = phases();
+  VTL_CHECK(phase_index >= 1 && size_t(phase_index) <= all.size(),
+            "the {} strategy has no phase {} to test", to_string(config_.strategy), phase_index);
+  const Phase& phase = all[size_t(phase_index) - 1];
+
+  // What the test changes and gives back: weights and buffers, the generator (dropout,
+  // augmentation), the loss scale; fit() builds its own optimizer and freezing.
+  std::stringstream saved;
+  {
+    torch::serialize::OutputArchive archive;
+    model_->save(archive);
+    archive.save_to(saved);
+  }
+  torch::Tensor generator_state;
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator_state = generator.get_state();
+  }
+
+  apply_freezing(phase, /*log_event=*/false);
+  make_optimizer(phase);
+  const bool cached = use_cache(phase);
+  const bool frozen = base_is_frozen(model_);
+  const bool bn_trains =
+      config_.train_bn && (phase.index == 2 || config_.strategy == Strategy::trainable);
+  if (cached) build_cache();
+  set_training_mode(model_, !cached && base_trains(phase), !cached && bn_trains);
+  std::mt19937_64 mix_rng(data::mix_seed(config_.seed, 0, 0x1F1D));
+
+  LrRangeResult result;
+  result.phase = phase.index;
+  {
+    std::optional<models::FoldedBatchNorms> folded;  // as train_epoch runs the frozen part
+    if (!cached) folded.emplace(*model_->base);
+    const bool skip_single = !cached && batchnorm_trains();
+    // Batches in training order, pass after pass, until the test ends.
+    int64_t pass = 0, row = 0;
+    torch::Tensor order;
+    bool loader_started = false;
+    auto next_batch = [&]() -> std::pair<torch::Tensor, torch::Tensor> {
+      if (cached) {
+        const int64_t n = cache_train_x_.size(0);
+        if (!order.defined() || row >= n) {
+          std::vector<int64_t> rows(size_t(n), 0);
+          for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = i;
+          std::mt19937_64 rng(data::mix_seed(config_.seed, uint64_t(pass++), 0x5EED));
+          std::shuffle(rows.begin(), rows.end(), rng);
+          order = torch::tensor(rows, torch::kInt64).to(device_);
+          row = 0;
+        }
+        auto rows = order.slice(0, row, std::min(n, row + config_.batch_size));
+        row += config_.batch_size;
+        return {cache_train_x_.index_select(0, rows), cache_train_y_.index_select(0, rows)};
+      }
+      for (;;) {
+        if (!loader_started) {
+          train_loader_->start_epoch(pass++);
+          loader_started = true;
+        }
+        auto batch = train_loader_->next();
+        if (!batch) {
+          loader_started = false;
+          continue;
+        }
+        if (skip_single && batch->labels.size(0) < 2) continue;
+        return {batch->images.to(device_, /*non_blocking=*/true),
+                batch->labels.to(device_, /*non_blocking=*/true)};
+      }
+    };
+    ProgressBar bar(show_progress, "lr range test", size_t(options.steps));
+    double average = 0, best = std::numeric_limits<double>::infinity();
+    int64_t images = 0;
+    for (int64_t step = 0; step < options.steps; ++step) {
+      const double lr = options.start_lr * std::pow(options.end_lr / options.start_lr,
+                                                    double(step) / double(options.steps - 1));
+      auto [inputs, labels] = next_batch();
+      auto [loss_tensor, logits] = local_step(inputs, labels, cached, frozen, mix_rng, lr);
+      const double loss = loss_tensor.item<double>();
+      average = options.smoothing * average + (1 - options.smoothing) * loss;
+      const double smoothed = average / (1 - std::pow(options.smoothing, double(step + 1)));
+      result.lrs.push_back(lr);
+      result.losses.push_back(loss);
+      result.smoothed.push_back(smoothed);
+      images += labels.size(0);
+      bar.update(
+          size_t(step + 1), images, smoothed,
+          double(logits.argmax(1).eq(labels).sum().item<int64_t>()) / double(labels.size(0)));
+      best = std::min(best, smoothed);
+      if (!std::isfinite(smoothed) || smoothed > options.divergence * best) {
+        result.diverged = step + 1 < options.steps;
+        break;
+      }
+      stop_if_requested();
+    }
+  }
+
+  optimizer_.reset();
+  scaler_ = LossScaler(precision_ == Precision::fp16);
+  {
+    torch::serialize::InputArchive archive;
+    archive.load_from(saved);
+    model_->load(archive);
+  }
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(generator_state);
+  }
+  model_->eval();
+  suggest_learning_rates(result, options.steps);
+  return result;
 }
 
 void Trainer::stop_if_requested() const {

@@ -1,6 +1,7 @@
 // `vtl train`, `vtl train --resume` after SIGKILL or Ctrl-C, and `vtl evaluate` on a tiny
 // real set.
 
+#include <algorithm>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -146,6 +147,87 @@ TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {
       run_cli("evaluate " + (runs_.path() / "nope").string() + " " + data_.path().string());
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.output.find("nope"), std::string::npos) << missing.output;
+}
+
+TEST_F(TrainCli, FindLrPrintsTheCurveAndASuggestionAndTrainsNothing) {
+  const fs::path out = runs_.path() / "lr_find";
+  auto found = run_cli("train " + data_.path().string() +
+                       " --model resnet18 --img-size 32 --batch-size 8 --no-augment --quiet "
+                       "--find-lr --find-lr-steps 30 --out " +
+                       out.string());
+  ASSERT_EQ(found.exit_code, 0) << found.output;
+  EXPECT_NE(found.output.find("learning-rate range test of phase 1 (features): 30 steps"),
+            std::string::npos)
+      << found.output;
+  EXPECT_NE(found.output.find("(valley)"), std::string::npos) << found.output;
+  EXPECT_NE(found.output.find("train with: --lr "), std::string::npos) << found.output;
+  const std::string csv = read_file(out / "lr_find.csv");
+  EXPECT_EQ(csv.rfind("step,lr,loss,smoothed_loss\n1,1e-07,", 0), 0u) << csv;
+  EXPECT_TRUE(fs::exists(out / "lr_find.html"));
+  // Nothing of a run: no checkpoint, model, run.json or split.
+  for (const char* name : {"checkpoint", "model.safetensors", "run.json", "split.jsonl"})
+    EXPECT_FALSE(fs::exists(out / name)) << name;
+
+  // finetune: phase 1 trains the head, then phase 2's rate is suggested; no --out needed.
+  auto finetune = run_cli("train " + data_.path().string() +
+                          " --model resnet18 --img-size 32 --batch-size 8 --no-augment --quiet "
+                          "--strategy finetune --epochs 1 --unfreeze 4 --find-lr "
+                          "--find-lr-steps 12 --find-lr-range 1e-6 1");
+  ASSERT_EQ(finetune.exit_code, 0) << finetune.output;
+  EXPECT_NE(finetune.output.find("phase 1: training the head for 1 epoch"), std::string::npos)
+      << finetune.output;
+  EXPECT_NE(finetune.output.find("range test of phase 2 (fine-tuning): 12 steps from 1.0e-06 to "
+                                 "1.0e+00"),
+            std::string::npos)
+      << finetune.output;
+  EXPECT_NE(finetune.output.find("train with: --finetune-lr "), std::string::npos)
+      << finetune.output;
+
+  auto bad = run_cli("train " + data_.path().string() + " --find-lr --find-lr-range 1 1e-3");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.output.find("must be above its start"), std::string::npos) << bad.output;
+}
+
+TEST_F(TrainCli, CsvSplitColumnTrainsValidatesAndEvaluatesOnItsRows) {
+  // fastai's from_df with valid_col plus test rows: of each class's 12 images, 8 train,
+  // 2 valid, 2 test.
+  const fs::path csv = runs_.path() / "images.csv";
+  {
+    std::ofstream out(csv);
+    out << "filename,label,split\n";
+    for (const std::string category : {"animals", "geography", "shapes"}) {
+      std::vector<fs::path> files;
+      for (const auto& entry : fs::directory_iterator(data_.path() / category))
+        files.push_back(entry.path());
+      std::sort(files.begin(), files.end());
+      for (size_t i = 0; i < files.size(); ++i)
+        out << files[i].string() << "," << category << ","
+            << (i < 8    ? "train"
+                : i < 10 ? "valid"
+                         : "test")
+            << "\n";
+    }
+  }
+  const fs::path run = runs_.path() / "csv_split";
+  auto trained = run_cli("train " + csv.string() +
+                         " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
+                         "--no-augment --out " +
+                         run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_NE(trained.output.find("split column: training on the 24 rows marked train, validating "
+                                "on the 6 rows marked valid (6 test rows are left for `vtl "
+                                "evaluate`)"),
+            std::string::npos)
+      << trained.output;
+  EXPECT_NE(trained.output.find("train 24 images, validation 6 images"), std::string::npos)
+      << trained.output;
+
+  auto evaluated = run_cli("evaluate " + run.string() + " " + csv.string());
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  EXPECT_NE(evaluated.output.find("split column: evaluating on the 6 rows marked test"),
+            std::string::npos)
+      << evaluated.output;
+  EXPECT_NE(evaluated.output.find(": 6 images"), std::string::npos) << evaluated.output;
 }
 
 TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {

@@ -13,7 +13,7 @@
 #include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
-#include "vtl/data/split_folders.h"
+#include "vtl/data/splits.h"
 #include "vtl/models/batch_norm.h"
 #include "vtl/models/device.h"
 #include "vtl/models/model_folder.h"
@@ -43,21 +43,13 @@ void run_evaluate(const EvaluateArgs& args) {
   auto loaded = models::load_model_folder(args.model_dir);
   models::fold_batch_norms(*loaded.model);  // inference only: one pass less per BatchNorm
   loaded.model->to(device);
-  // A root of split folders is evaluated on its test/, or its val/ without one.
-  std::string data_path = args.data;
-  if (const auto folders = data::find_split_folders(args.data)) {
-    data_path = (!folders->test.empty()         ? folders->test
-                 : !folders->validation.empty() ? folders->validation
-                                                : folders->train)
-                    .string();
-    if (!args.json)
-      std::cout << fmt::format("{}: split folders: evaluating on {}{}\n", args.data, data_path,
-                               folders->test.empty() && folders->validation.empty()
-                                   ? " (the training images: there is no val/ or test/)"
-                                   : "");
-  }
-  // The data's class names must be the model's; folders/labels the model lacks are errors.
-  auto dataset = data::open_dataset(data_path, loaded.class_names);
+  // Split folders are evaluated on their test/ (else val/), a CSV with a split column on its
+  // test rows (else valid rows). The data's class names must be the model's; folders or
+  // labels the model lacks are errors.
+  auto evaluation = data::open_evaluation_set(args.data, loaded.class_names);
+  if (!args.json && !evaluation.description.empty()) std::cout << evaluation.description << "\n";
+  auto& dataset = evaluation.images;
+  const std::string data_path = evaluation.source.string();
   data::DecodeOptions decode;
   decode.max_pixels = args.max_image_pixels;
   // prepare() decodes every image once (unreadable ones are left out and listed) and keeps

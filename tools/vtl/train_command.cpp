@@ -27,6 +27,10 @@ void add_train_command(CLI::App& app) {
   auto distributed = std::make_shared<bool>(false);
   auto dist_timeout = std::make_shared<double>(0.0);
   auto dist_store_file = std::make_shared<std::string>();
+  auto find_lr = std::make_shared<bool>(false);
+  auto lr_range = std::make_shared<train::LrRangeOptions>();
+  auto lr_range_bounds = std::make_shared<std::vector<double>>(
+      std::vector<double>{lr_range->start_lr, lr_range->end_lr});
   auto& c = options->config;
 
   auto* cmd = app.add_subcommand(
@@ -126,6 +130,17 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--out", options->out, "run folder (becomes the model folder)");
   cmd->add_option("--resume", *resume, "continue the interrupted run in this folder");
   cmd->add_flag("--quiet", *quiet, "no progress bar");
+  cmd->add_flag("--find-lr", *find_lr,
+                "instead of training, run the learning-rate range test (fastai's lr_find) with "
+                "these options and print the loss curve and a suggested --lr (with --strategy "
+                "finetune: phase 1 trains, then --finetune-lr is tested); with --out, writes "
+                "lr_find.csv and lr_find.html there");
+  cmd->add_option("--find-lr-steps", lr_range->steps, "steps of the range test")
+      ->capture_default_str();
+  cmd->add_option("--find-lr-range", *lr_range_bounds,
+                  "first and last learning rate of the range test")
+      ->expected(2)
+      ->capture_default_str();
   cmd->add_flag("--distributed", *distributed,
                 "data-parallel over the ranks torchrun's environment describes (RANK, "
                 "WORLD_SIZE, MASTER_ADDR, MASTER_PORT); --batch-size stays the global batch "
@@ -171,13 +186,26 @@ void add_train_command(CLI::App& app) {
         return;
       }
       VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
-      VTL_CHECK(!options->out.empty(), "vtl train: give the run folder with --out DIR");
+      VTL_CHECK(*find_lr || !options->out.empty(), "vtl train: give the run folder with --out DIR");
       auto run = *options;
       run.config.strategy = train::parse_strategy(*strategy);
       run.config.balanced_class_weights = *class_weight == "balanced";
       run.augment = !*no_augment;
       run.progress = !*quiet;
       run.group = group;
+      if (*find_lr) {
+        VTL_CHECK(!group, "--find-lr runs in one process: leave out --distributed");
+        auto range = *lr_range;
+        range.start_lr = lr_range_bounds->at(0);
+        range.end_lr = lr_range_bounds->at(1);
+        const auto curve = train::find_learning_rate(run, range);
+        if (curve.valley > 0)
+          std::cout << fmt::format(
+              "train with: --{} {:.1e}\n",
+              run.config.strategy == train::Strategy::finetune ? "finetune-lr" : "lr",
+              curve.valley);
+        return;
+      }
       train::run_training(run);
     } catch (const Interrupted& e) {
       std::error_code ec;

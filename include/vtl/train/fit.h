@@ -74,4 +74,14 @@ struct FitOptions {
 std::vector<EpochMetrics> fit(models::TransferModel& model, const TrainData& data,
                               const FitOptions& options = {});
 
+/// The learning-rate range test (lr_finder.h, fastai's `learn.lr_find()`) of what fit()
+/// would train now with `options` (its lr and epochs are not used): the trainable
+/// parameters take `range.steps` steps at geometrically growing learning rates; the model
+/// gets its weights back. Call it again after unfreeze_last to choose the fine-tuning rate:
+///
+///   auto curve = vtl::train::find_lr(model, images);
+///   vtl::train::fit(model, images, vtl::train::FitOptions().lr(curve.valley));
+LrRangeResult find_lr(models::TransferModel& model, const TrainData& data,
+                      const FitOptions& options = {}, const LrRangeOptions& range = {});
+
 }  // namespace vtl::train

@@ -22,6 +22,7 @@
 
 #include "vtl/data/transforms.h"
 #include "vtl/dist/process_group.h"
+#include "vtl/train/lr_finder.h"
 #include "vtl/train/metrics.h"
 #include "vtl/train/trainer.h"
 
@@ -63,6 +64,15 @@ struct RunResult {
 /// the human-readable lines (class counts, epochs, where files went); default: stdout.
 RunResult run_training(const RunOptions& options, bool resume = false,
                        const std::function<void(const std::string&)>& log = {});
+
+/// The learning-rate range test (lr_finder.h) of the run these options describe, in place of
+/// the run: the same data, split, model, augmentation, optimizer and batch size. `features`
+/// and `full` test their one phase. `finetune` tests its phase 2: phase 1 first trains the
+/// head (config.epochs at config.lr; 0 when `model` is a model folder whose head is trained)
+/// and the unfrozen layers are then tested. The curve and suggestions go to `log`; with
+/// `out` set, lr_find.csv and lr_find.html are written there and nothing else.
+LrRangeResult find_learning_rate(const RunOptions& options, const LrRangeOptions& range = {},
+                                 const std::function<void(const std::string&)>& log = {});
 
 /// Reads run_dir/run.json and continues that run from its last checkpoint (with `group`:
 /// rank 0's run.json and checkpoint, sent to every rank).

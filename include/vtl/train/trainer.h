@@ -39,6 +39,7 @@
 #include "vtl/data/loader.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/models/transfer_model.h"
+#include "vtl/train/lr_finder.h"
 #include "vtl/train/metrics.h"
 #include "vtl/train/mixed_precision.h"
 
@@ -125,6 +126,14 @@ class Trainer {
   /// epochs, and `resume` repeats the interrupted one.
   void fit(bool resume = false);
 
+  /// The learning-rate range test (lr_finder.h) of phase `phase` (1, or 2 of finetune):
+  /// that phase's freezing, optimizer, augmentation and feature cache, as fit() would use
+  /// them, with the learning rate growing geometrically instead of the schedule. The
+  /// model's weights and buffers and the CPU random generator are put back afterwards;
+  /// nothing is written. One process only (throws vtl::Error with a process group of
+  /// several ranks).
+  LrRangeResult find_lr(const LrRangeOptions& options, int phase = 1);
+
   const std::vector<EpochMetrics>& history() const { return history_; }
   /// Phase boundaries and early stops, for the report ("phase 2 from epoch 6").
   const nlohmann::json& events() const { return events_; }
@@ -156,6 +165,9 @@ class Trainer {
   void announce_events();
   void apply_freezing(const Phase& phase, bool log_event);
   bool base_trains(const Phase& phase) const;
+  /// True when some BatchNorm layer of the model is in training mode (it cannot take a
+  /// batch of one image).
+  bool batchnorm_trains();
   bool use_cache(const Phase& phase);
   void make_optimizer(const Phase& phase);
   double lr_at(const Phase& phase, int64_t step, int64_t steps_per_epoch) const;
@@ -176,6 +188,12 @@ class Trainer {
                                                         const torch::Tensor& labels,
                                                         bool are_features, bool frozen,
                                                         std::mt19937_64& mix_rng);
+  /// One optimizer step of this process alone at learning rate `lr`: the batch's mean loss
+  /// (a scalar tensor) and its float32 logits [N, K].
+  std::pair<torch::Tensor, torch::Tensor> local_step(const torch::Tensor& inputs,
+                                                     const torch::Tensor& labels, bool are_features,
+                                                     bool frozen, std::mt19937_64& mix_rng,
+                                                     double lr);
   /// One data-parallel optimizer step (step index `step` of the phase) on this rank's share
   /// (possibly empty) of a batch; adds the whole batch's loss sum, hits and images to the
   /// accumulators; returns the learning rate used.
