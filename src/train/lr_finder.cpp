@@ -127,10 +127,12 @@ void write_lr_range_files(const fs::path& dir, const LrRangeResult& result,
                        result.smoothed[i]);
   write_file_atomically(dir / "lr_find.csv", csv);
 
-  // The curve: x = log10(lr), y = smoothed loss over the finite points.
+  // The curve: x = log10(lr), y = smoothed loss over the finite points; without the last 5
+  // (as fastai plots it), whose blow-up would flatten the rest.
   const double width = 640, height = 320, left = 60, right = 16, top = 20, bottom = 40;
   std::vector<size_t> points;
-  for (size_t i = 0; i < result.lrs.size(); ++i)
+  const size_t plotted = result.lrs.size() > 10 ? result.lrs.size() - 5 : result.lrs.size();
+  for (size_t i = 0; i < plotted; ++i)
     if (std::isfinite(result.smoothed[i])) points.push_back(i);
   std::string svg;
   if (!points.empty()) {
@@ -141,7 +143,7 @@ void write_lr_range_files(const fs::path& dir, const LrRangeResult& result,
     }
     if (!(hi > lo)) hi = lo + 1;
     const double x0 = std::floor(std::log10(result.lrs.front()));
-    const double x1 = std::max(x0 + 1, std::ceil(std::log10(result.lrs.back())));
+    const double x1 = std::max(x0 + 1, std::ceil(std::log10(result.lrs[points.back()])));
     auto x = [&](double lr) {
       return left + (std::log10(lr) - x0) / (x1 - x0) * (width - left - right);
     };
@@ -175,7 +177,7 @@ void write_lr_range_files(const fs::path& dir, const LrRangeResult& result,
     } marks[] = {{"valley", result.valley, "#d62728"},
                  {"steep", result.steep, "#2ca02c"},
                  {"minimum/10", result.minimum, "#9467bd"}};
-    double legend_y = top + 12;
+    double legend_y = top + 12;  // top left: the blow-up is at the right
     for (const auto& mark : marks) {
       if (mark.lr <= 0) continue;
       const size_t i = nearest_step(result, mark.lr);
@@ -184,17 +186,20 @@ void write_lr_range_files(const fs::path& dir, const LrRangeResult& result,
           "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\" fill=\"{}\"/>"
           "<circle cx=\"{}\" cy=\"{:.1f}\" r=\"5\" fill=\"{}\"/>"
           "<text x=\"{}\" y=\"{:.1f}\" class=\"a\">{} {:.1e}</text>",
-          x(mark.lr), y(result.smoothed[i]), mark.color, width - right - 130, legend_y - 4,
-          mark.color, width - right - 120, legend_y, mark.name, mark.lr);
+          x(mark.lr), y(result.smoothed[i]), mark.color, left + 14, legend_y - 4, mark.color,
+          left + 24, legend_y, mark.name, mark.lr);
       legend_y += 16;
     }
     svg += "</svg>";
   }
   std::string page = page_begin(title);
-  page += fmt::format("<p>{} steps from {:.1e} to {:.1e}{}.</p>", result.lrs.size(),
+  page += fmt::format("<p>{} steps from {:.1e} to {:.1e}{}{}.</p>", result.lrs.size(),
                       result.lrs.empty() ? 0.0 : result.lrs.front(),
                       result.lrs.empty() ? 0.0 : result.lrs.back(),
-                      result.diverged ? ", stopped when the loss diverged" : "");
+                      result.diverged ? ", stopped when the loss diverged" : "",
+                      plotted < result.lrs.size()
+                          ? fmt::format("; the last {} are not drawn", result.lrs.size() - plotted)
+                          : std::string());
   page += svg;
   page += "<p>" + html_escape(suggestions_text(result)) + "</p>";
   page += page_end();
