@@ -1,5 +1,6 @@
 #include "vtl/train/freeze.h"
 
+#include <cmath>
 #include <set>
 
 #include <fmt/format.h>
@@ -80,6 +81,29 @@ std::vector<torch::Tensor> trainable_parameters(models::TransferModel& model) {
   for (auto& parameter : model->parameters(true))
     if (parameter.requires_grad()) out.push_back(parameter);
   return out;
+}
+
+std::vector<ParameterGroup> layerwise_parameter_groups(models::TransferModel& model, double ratio) {
+  VTL_CHECK(ratio >= 1, "the learning-rate ratio must be 1 or more (got {})", ratio);
+  std::vector<ParameterGroup> groups;
+  std::set<const void*> grouped;
+  for (const auto& layer : weighted_layers(model->base)) {
+    ParameterGroup group{layer.name, {}, 1.0};
+    for (auto& parameter : layer.module->parameters(false)) {
+      if (!parameter.requires_grad()) continue;
+      group.parameters.push_back(parameter);
+      grouped.insert(parameter.unsafeGetTensorImpl());
+    }
+    if (!group.parameters.empty()) groups.push_back(std::move(group));
+  }
+  ParameterGroup rest{"head", {}, 1.0};
+  for (auto& parameter : trainable_parameters(model))
+    if (!grouped.count(parameter.unsafeGetTensorImpl())) rest.parameters.push_back(parameter);
+  const double n = double(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g)
+    groups[g].lr_scale = std::pow(ratio, -(n - double(g)) / n);
+  if (!rest.parameters.empty()) groups.push_back(std::move(rest));
+  return groups;
 }
 
 bool base_is_frozen(models::TransferModel& model) {

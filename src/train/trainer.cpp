@@ -56,6 +56,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"batch_size", batch_size},
           {"lr", lr},
           {"finetune_lr", finetune_lr},
+          {"finetune_lr_ratio", finetune_lr_ratio},
           {"unfreeze", unfreeze},
           {"unfreeze_from", unfreeze_from},
           {"train_bn", train_bn},
@@ -91,6 +92,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
   VTL_READ(batch_size);
   VTL_READ(lr);
   VTL_READ(finetune_lr);
+  VTL_READ(finetune_lr_ratio);
   VTL_READ(unfreeze);
   VTL_READ(unfreeze_from);
   VTL_READ(train_bn);
@@ -155,6 +157,8 @@ void validate(const TrainConfig& c) {
   VTL_CHECK(c.epochs >= 0 && c.finetune_epochs >= 0, "epochs must be 0 or more");
   VTL_CHECK(c.batch_size > 0, "--batch-size must be positive (got {})", c.batch_size);
   VTL_CHECK(c.lr > 0 && c.finetune_lr > 0, "learning rates must be positive");
+  VTL_CHECK(c.finetune_lr_ratio >= 1, "--finetune-lr-ratio must be 1 or more (got {})",
+            c.finetune_lr_ratio);
   VTL_CHECK(c.optimizer == "adam" || c.optimizer == "adamw" || c.optimizer == "sgd",
             "unknown optimizer '{}': expected adam, adamw or sgd", c.optimizer);
   VTL_CHECK(c.schedule == "constant" || c.schedule == "step" || c.schedule == "cosine" ||
@@ -293,10 +297,15 @@ void Trainer::apply_freezing(const Phase& phase, bool log_event) {
     auto names = config_.unfreeze_from.empty() ? unfreeze_last(model_, config_.unfreeze)
                                                : unfreeze_from(model_, config_.unfreeze_from);
     if (!log_event) return;
+    const std::string rates =
+        config_.finetune_lr_ratio > 1
+            ? fmt::format("lr {:g} at {} rising to {:g}", phase.lr / config_.finetune_lr_ratio,
+                          names.empty() ? "" : names.front(), phase.lr)
+            : fmt::format("lr {}", phase.lr);
     events_.push_back({{"epoch", phase.first_epoch + 1},
-                       {"event", fmt::format("phase 2: {} layers unfrozen ({} .. {}), lr {}",
+                       {"event", fmt::format("phase 2: {} layers unfrozen ({} .. {}), {}",
                                              names.size(), names.empty() ? "" : names.front(),
-                                             names.empty() ? "" : names.back(), phase.lr)}});
+                                             names.empty() ? "" : names.back(), rates)}});
   }
 }
 
@@ -315,20 +324,34 @@ bool Trainer::use_cache(const Phase& phase) {
 }
 
 void Trainer::make_optimizer(const Phase& phase) {
-  auto params = trainable_parameters(model_);
-  VTL_CHECK(!params.empty(), "nothing to train: every parameter is frozen");
+  VTL_CHECK(!trainable_parameters(model_).empty(), "nothing to train: every parameter is frozen");
+  // Phase 2 with a learning-rate ratio: a group per unfrozen layer (layerwise_parameter_groups);
+  // otherwise one group.
+  const double ratio = phase.index == 2 ? config_.finetune_lr_ratio : 1.0;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  group_lr_scales_.clear();
+  if (ratio > 1) {
+    for (auto& group : layerwise_parameter_groups(model_, ratio)) {
+      groups.emplace_back(group.parameters);
+      group_lr_scales_.push_back(group.lr_scale);
+    }
+  } else {
+    groups.emplace_back(trainable_parameters(model_));
+    group_lr_scales_.push_back(1.0);
+  }
   if (config_.optimizer == "sgd") {
-    optimizer_ = std::make_unique<MultiTensorSGD>(params, torch::optim::SGDOptions(phase.lr)
+    optimizer_ = std::make_unique<MultiTensorSGD>(groups, torch::optim::SGDOptions(phase.lr)
                                                               .momentum(config_.momentum)
                                                               .nesterov(config_.nesterov)
                                                               .weight_decay(config_.weight_decay));
   } else if (config_.optimizer == "adamw") {
     optimizer_ = std::make_unique<MultiTensorAdamW>(
-        params, torch::optim::AdamWOptions(phase.lr).weight_decay(config_.weight_decay));
+        groups, torch::optim::AdamWOptions(phase.lr).weight_decay(config_.weight_decay));
   } else {
     optimizer_ = std::make_unique<MultiTensorAdam>(
-        params, torch::optim::AdamOptions(phase.lr).weight_decay(config_.weight_decay));
+        groups, torch::optim::AdamOptions(phase.lr).weight_decay(config_.weight_decay));
   }
+  set_lr(phase.lr);
 }
 
 double Trainer::lr_at(const Phase& phase, int64_t step, int64_t steps_per_epoch) const {
@@ -358,7 +381,9 @@ double Trainer::lr_at(const Phase& phase, int64_t step, int64_t steps_per_epoch)
 }
 
 void Trainer::set_lr(double lr) {
-  for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+  auto& groups = optimizer_->param_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    groups[g].options().set_lr(lr * (g < group_lr_scales_.size() ? group_lr_scales_[g] : 1.0));
 }
 
 torch::Tensor Trainer::loss_of(const torch::Tensor& logits, const torch::Tensor& targets) const {

@@ -1,3 +1,4 @@
+#include <cmath>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -80,6 +81,27 @@ TEST(Freeze, UnfreezeFromBlockAndUnknownBlock) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layer4"), std::string::npos) << e.what();
   }
+}
+
+TEST(Freeze, LayerwiseGroupsCoverTheTrainableParametersWithRisingRates) {
+  models::TransferModel model(
+      models::create_model("mobilenet_v3_small", models::ModelOptions().include_top(false)), 4);
+  freeze_base(model);
+  const auto names = unfreeze_last(model, 3);
+  const auto groups = layerwise_parameter_groups(model, 1000);
+  ASSERT_EQ(groups.size(), 4u);  // 3 layers, then the head
+  size_t parameters = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    EXPECT_EQ(groups[g].name, g < 3 ? names[g] : "head");
+    EXPECT_NEAR(groups[g].lr_scale, std::pow(1000.0, -(3.0 - double(g)) / 3.0), 1e-12);
+    parameters += groups[g].parameters.size();
+  }
+  EXPECT_EQ(parameters, trainable_parameters(model).size());
+  EXPECT_EQ(groups.back().parameters.size(), 2u);  // head weight and bias
+  EXPECT_DOUBLE_EQ(groups.front().lr_scale, 1e-3);
+  EXPECT_THROW(layerwise_parameter_groups(model, 0.5), Error);
+  // Ratio 1: every group at the phase's rate.
+  for (const auto& group : layerwise_parameter_groups(model, 1)) EXPECT_EQ(group.lr_scale, 1.0);
 }
 
 TEST(Freeze, BaseBatchNormStaysInInferenceMode) {

@@ -1,4 +1,5 @@
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -106,6 +107,49 @@ TEST(Trainer, FinetuneChangesOnlyTheUnfrozenLayers) {
       EXPECT_TRUE(same(before, after, key)) << key;
     }
   }
+}
+
+TEST(Trainer, FinetuneLrRatioGivesEachUnfrozenLayerItsRate) {
+  VTL_REQUIRE_CLIPART();
+  TinySet set(8);
+  const auto data = tiny_data(set.dir.path(), /*augment=*/false);
+  // One plain SGD step of phase 2 from the same weights, with one rate and with ratio 100:
+  // every layer's change is the same gradient times its rate.
+  std::map<std::string, torch::Tensor> change[2];
+  for (int run = 0; run < 2; ++run) {
+    torch::manual_seed(0);
+    models::TransferModel model(
+        models::create_model("resnet18", models::ModelOptions().include_top(false)), 3, 0.0);
+    const auto before = model->export_state_dict();
+    TrainConfig config;
+    config.strategy = Strategy::finetune;
+    config.epochs = 0;
+    config.finetune_epochs = 1;
+    config.finetune_lr = 0.5;
+    config.finetune_lr_ratio = run == 0 ? 1.0 : 100.0;
+    config.unfreeze = 4;  // layer4.1.conv1, layer4.1.bn1, layer4.1.conv2, layer4.1.bn2
+    config.optimizer = "sgd";
+    config.momentum = 0;
+    config.batch_size = 64;  // all 18 training images: one step
+    Trainer trainer(model, config, data);
+    trainer.show_progress = false;
+    trainer.fit();
+    const auto after = model->export_state_dict();
+    for (const auto& [key, value] : before) change[run][key] = after.at(key) - value;
+  }
+  // Scales 100^-(4-g)/4 for the 4 layers, then 1 for the head.
+  const std::vector<std::pair<std::string, double>> expected = {{"layer4.1.conv1.weight", 0.01},
+                                                                {"layer4.1.bn1.weight", 0.0316228},
+                                                                {"layer4.1.conv2.weight", 0.1},
+                                                                {"layer4.1.bn2.bias", 0.316228},
+                                                                {"fc.weight", 1.0},
+                                                                {"fc.bias", 1.0}};
+  for (const auto& [key, scale] : expected) {
+    const double one_rate = change[0].at(key).norm().item<double>();
+    ASSERT_GT(one_rate, 0) << key;
+    EXPECT_NEAR(change[1].at(key).norm().item<double>() / one_rate, scale, 0.01 * scale) << key;
+  }
+  EXPECT_EQ(change[1].at("layer4.0.conv2.weight").abs().max().item<double>(), 0);  // frozen
 }
 
 TEST(Trainer, CachedFeaturesTrainTheSameHeadAsTheUncachedPath) {

@@ -38,8 +38,9 @@ void add_train_command(CLI::App& app) {
       "Train a new head on a pretrained base (features), then fine-tune its last layers "
       "(finetune), or train everything (full); writes a model folder with report.html");
   cmd->add_option("data", options->data,
-                  "class-folder tree (one subfolder per class), CSV of path,label, or a folder of "
-                  "train/ val/ test/ class trees (trains on train/, validates on val/)");
+                  "class-folder tree (one subfolder per class), CSV of path,label (an is_valid "
+                  "or split column marks the validation rows), or a folder of train/ val/ test/ "
+                  "class trees (trains on train/, validates on val/)");
   cmd->add_option("--model", options->model,
                   "registered model name (`vtl models`) or a model folder from an earlier run")
       ->capture_default_str();
@@ -57,6 +58,10 @@ void add_train_command(CLI::App& app) {
                   "input side in pixels (default: the weights' preset)");
   cmd->add_option("--lr", c.lr, "learning rate (phase 1)")->capture_default_str();
   cmd->add_option("--finetune-lr", c.finetune_lr, "learning rate of phase 2")
+      ->capture_default_str();
+  cmd->add_option("--finetune-lr-ratio", c.finetune_lr_ratio,
+                  "phase 2: the first unfrozen layer learns this many times slower than the "
+                  "head, the rates rising layer by layer (fastai's slice(lr/100, lr) is 100)")
       ->capture_default_str();
   auto* unfreeze = cmd->add_option("--unfreeze", c.unfreeze,
                                    "phase 2 unfreezes the last N layers (a layer = a conv, "

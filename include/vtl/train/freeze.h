@@ -53,6 +53,20 @@ void unfreeze_all(models::TransferModel& model);
 /// The parameters with requires_grad, in registration order (what the optimizer gets).
 std::vector<torch::Tensor> trainable_parameters(models::TransferModel& model);
 
+/// Trainable parameters that share a learning rate (an optimizer parameter group).
+struct ParameterGroup {
+  std::string name;  ///< the base layer's name, or "head"
+  std::vector<torch::Tensor> parameters;
+  double lr_scale = 1;  ///< multiplies the phase's learning rate
+};
+
+/// The trainable parameters for discriminative learning rates (fastai's `slice(lr / ratio,
+/// lr)`): one group per trainable weighted layer of the base, in order, then one for the
+/// rest (the head). With n base groups, group g (0-based) learns at lr x ratio^-((n - g) / n):
+/// the first trainable layer at lr / ratio, rising geometrically to lr for the head.
+/// `ratio` 1 gives every group lr. Throws vtl::Error for a ratio below 1.
+std::vector<ParameterGroup> layerwise_parameter_groups(models::TransferModel& model, double ratio);
+
 /// True when no parameter of the base requires grad.
 bool base_is_frozen(models::TransferModel& model);
 

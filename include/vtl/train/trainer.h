@@ -57,6 +57,10 @@ struct TrainConfig {
   int64_t batch_size = 32;
   double lr = 1e-3;
   double finetune_lr = 1e-5;
+  /// finetune phase 2: the first unfrozen layer learns at finetune_lr / this, the rates
+  /// rising geometrically layer by layer to finetune_lr for the head (fastai's
+  /// `slice(lr / ratio, lr)`; freeze.h layerwise_parameter_groups); 1: one rate.
+  double finetune_lr_ratio = 1.0;
   int64_t unfreeze = 10;           ///< finetune: last N weighted layers (freeze.h)
   std::string unfreeze_from;       ///< finetune: unfreeze from this block instead
   bool train_bn = false;           ///< finetune: unfrozen BatchNorm layers train
@@ -215,6 +219,7 @@ class Trainer {
   std::unique_ptr<data::Loader> train_loader_, val_loader_;
   std::unique_ptr<data::Loader> val_share_loader_;  ///< this rank's validation images
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<double> group_lr_scales_;  ///< per optimizer parameter group (make_optimizer)
   torch::Tensor class_weights_;
   int64_t steps_this_process_ = 0;
 
