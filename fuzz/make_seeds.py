@@ -284,6 +284,20 @@ def get(path):
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
 
 
+def csv_seeds():
+    put("csv", "plain", "img/a.png,cat\nimg/b.png,dog\n")
+    put("csv", "header", "path,label\nimg/a.png,cat\nimg/b.png,dog\nimg/missing.png,dog\n")
+    put("csv", "excel", "\ufeffFilename,Class\r\nimg/a.png,cat\r\nimg/b.png,dog\r\n")
+    put("csv", "pandas", ",image,label\n0,\"img/a.png\",cat\n1,img/b.png,dog\n")
+    put("csv", "is-valid", "name,label,is_valid\nimg/a.png,cat,False\nimg/b.png,dog,True\n"
+        "img/a.png,dog,false\nimg/b.png,cat,1\n")
+    put("csv", "split", "filename,class,split\nimg/a.png,cat,train\nimg/b.png,dog,Valid\n"
+        "img/a.png,dog,TEST\nimg/b.png,cat,training\n")
+    put("csv", "bad-split", "path,label,split\nimg/a.png,cat,holdout\n")
+    put("csv", "short-row", "image,index,label\nimg/a.png,3\n")
+    put("csv", "quotes", "\"img/a.png\",\"c\"\"at\"\n\"unterminated,dog\n")
+
+
 def upload_seeds():
     png = image_bytes(sample_image(size=(20, 16)), "PNG")
     image = ("image", "query.png", "image/png", png)
@@ -308,5 +322,6 @@ if __name__ == "__main__":
     safetensors_seeds()
     npy_seeds()
     json_seeds()
+    csv_seeds()
     image_seeds()
     upload_seeds()

@@ -3,7 +3,7 @@
 # the upload target also needs the server.
 set(VTL_FUZZ_TARGET_SOURCES
   targets.cpp input_file.cpp pth_target.cpp safetensors_target.cpp npy_target.cpp
-  json_target.cpp image_target.cpp)
+  json_target.cpp csv_target.cpp image_target.cpp)
 if(VTL_WITH_SERVER)
   list(APPEND VTL_FUZZ_TARGET_SOURCES upload_target.cpp)
 endif()

@@ -8,6 +8,7 @@ const std::vector<FuzzTarget>& fuzz_targets() {
     {"safetensors", fuzz_safetensors},
     {"npy", fuzz_npy},
     {"json", fuzz_json},
+    {"csv", fuzz_csv},
     {"image", fuzz_image},
 #if defined(VTL_HAVE_SERVE)
     {"upload", fuzz_upload},

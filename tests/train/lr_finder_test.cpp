@@ -10,6 +10,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "train/clipart_fixture.h"
+#include "train/small_train_data.h"
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
 #include "vtl/models/registry.h"
@@ -115,16 +116,7 @@ TEST(LrFinder, OptionsAreChecked) {
 /// 3 classes of real images at 32 px: 36 to train, 12 to validate.
 TrainData clipart_data(const fs::path& root, bool augment) {
   vtl::testing::make_clipart_set(root, {"animals", "geography", "shapes"}, 16);
-  auto [train, val] = data::split_stratified(data::scan_class_folders(root), 0.25, 0);
-  TrainData d;
-  d.preprocessing = preset_for_size(Preprocessing{}, 32);
-  d.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, d.preprocessing.resize);
-  d.store->prepare(train, 2);
-  d.store->prepare(val, 2);
-  d.train = train;
-  d.val = val;
-  d.augment = augment ? data::AugmentOptions{} : data::AugmentOptions::none();
-  return d;
+  return vtl::testing::small_train_data(root, augment);
 }
 
 models::TransferModel clipart_model() {
@@ -150,16 +142,7 @@ TrainData colour_data(const fs::path& root) {
       cv::imwrite((root / names[c] / fmt::format("{:02d}.png", i)).string(), image);
     }
   }
-  auto [train, val] = data::split_stratified(data::scan_class_folders(root), 0.25, 0);
-  TrainData d;
-  d.preprocessing = preset_for_size(Preprocessing{}, 32);
-  d.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, d.preprocessing.resize);
-  d.store->prepare(train, 2);
-  d.store->prepare(val, 2);
-  d.train = train;
-  d.val = val;
-  d.augment = data::AugmentOptions::none();
-  return d;
+  return vtl::testing::small_train_data(root, /*augment=*/false);
 }
 
 TEST(LrFinder, RangeTestGivesTheWeightsBackAndItsSuggestionTrains) {

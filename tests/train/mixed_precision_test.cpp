@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "train/clipart_fixture.h"
+#include "train/small_train_data.h"
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
 #include "vtl/models/registry.h"
@@ -61,17 +62,7 @@ TEST(MixedPrecision, PrecisionNamesAndDevices) {
 }
 
 TrainData tiny_data(const fs::path& root) {
-  auto all = data::scan_class_folders(root);
-  auto [train, val] = data::split_stratified(all, 0.25, 0);
-  TrainData d;
-  d.preprocessing = preset_for_size(Preprocessing{}, 32);
-  d.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, d.preprocessing.resize);
-  d.store->prepare(train, 2);
-  d.store->prepare(val, 2);
-  d.train = train;
-  d.val = val;
-  d.augment = data::AugmentOptions::none();
-  return d;
+  return vtl::testing::small_train_data(root, /*augment=*/false);
 }
 
 /// Full training with mixed precision and NHWC on `device`: finite losses that fall,

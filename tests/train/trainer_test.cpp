@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "train/clipart_fixture.h"
+#include "train/small_train_data.h"
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
 #include "vtl/models/model_folder.h"
@@ -26,18 +27,7 @@ struct TinySet {
 };
 
 TrainData tiny_data(const fs::path& root, bool augment, int img_size = 32) {
-  auto all = data::scan_class_folders(root);
-  auto [train, val] = data::split_stratified(all, 0.25, 0);
-  TrainData d;
-  d.preprocessing = preset_for_size(Preprocessing{}, img_size);
-  d.store = std::make_shared<data::ImageStore>(data::DecodeOptions{}, d.preprocessing.resize);
-  d.store->prepare(train, 2);
-  d.store->prepare(val, 2);
-  d.train = train;
-  d.val = val;
-  d.augment = augment ? data::AugmentOptions{} : data::AugmentOptions::none();
-  d.workers = 2;
-  return d;
+  return vtl::testing::small_train_data(root, augment, img_size);
 }
 
 models::TransferModel tiny_model(int64_t classes = 3) {

@@ -1,0 +1,33 @@
+// CSV image lists (`vtl train data.csv`): users export them from spreadsheets and pandas,
+// so they are outside data. read_csv_list must answer any bytes with a dataset or a
+// vtl::Error naming the file and line; the split of a list with a split column
+// (open_training_split) likewise.
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "input_file.h"
+#include "targets.h"
+#include "vtl/data/dataset.h"
+#include "vtl/data/splits.h"
+
+namespace vtl::fuzz {
+
+Outcome fuzz_csv(const uint8_t* data, size_t size) {
+  // Images the seed lists name (img/a.png, img/b.png), next to the list, made once.
+  static const bool images = [] {
+    std::vector<uchar> png;
+    cv::imencode(".png", cv::Mat(4, 6, CV_8UC3, cv::Scalar(10, 200, 90)), png);
+    write_input("img/a.png", png.data(), png.size());
+    write_input("img/b.png", png.data(), png.size());
+    return true;
+  }();
+  (void)images;
+  const auto path = write_input("list.csv", data, size);
+  return accept_or_reject([&] {
+    const auto dataset = data::read_csv_list(path);
+    if (dataset.marks_splits) data::open_training_split(path, {}, 0.5, 0);
+  });
+}
+
+}  // namespace vtl::fuzz
