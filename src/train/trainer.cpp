@@ -209,6 +209,31 @@ void maybe_kill_for_test(int64_t steps) {
   if (env && steps == std::atoll(env)) std::raise(signal ? std::atoi(signal) : SIGKILL);
 }
 
+/// The state of LibTorch's default CPU generator (dropout masks, initialisation), and
+/// setting it back: what checkpoints keep and the range test gives back.
+torch::Tensor cpu_generator_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_cpu_generator_state(const torch::Tensor& state) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+/// Row indices 0..rows-1 of the feature cache in the training order of `epoch` (a shuffle
+/// seeded with (seed, epoch)), as an int64 tensor on `device`.
+torch::Tensor cached_rows_in_order(int64_t rows, uint64_t seed, uint64_t epoch,
+                                   const torch::Device& device) {
+  std::vector<int64_t> order(size_t(rows), 0);
+  for (int64_t i = 0; i < rows; ++i) order[size_t(i)] = i;
+  std::mt19937_64 rng(data::mix_seed(seed, epoch, 0x5EED));
+  std::shuffle(order.begin(), order.end(), rng);
+  return torch::tensor(order, torch::kInt64).to(device);
+}
+
 }  // namespace
 
 Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data, fs::path run_dir,
@@ -594,11 +619,7 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     build_cache();
     set_training_mode(model_, false, false);
     const int64_t n = cache_train_x_.size(0);
-    std::vector<int64_t> order(n);
-    for (int64_t i = 0; i < n; ++i) order[i] = i;
-    std::mt19937_64 rng(data::mix_seed(config_.seed, uint64_t(epoch), 0x5EED));
-    std::shuffle(order.begin(), order.end(), rng);
-    auto index = torch::tensor(order, torch::kInt64).to(device_);
+    auto index = cached_rows_in_order(n, config_.seed, uint64_t(epoch), device_);
     const int64_t steps = (n + config_.batch_size - 1) / config_.batch_size;
     for (int64_t s = 0; s < steps; ++s) {
       auto rows = index.slice(0, s * config_.batch_size, std::min(n, (s + 1) * config_.batch_size));
@@ -680,11 +701,7 @@ void Trainer::save_checkpoint(const fs::path& path, int64_t epochs_done) {
     optimizer_->save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
   }
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    archive.write("rng", generator.get_state());
-  }
+  archive.write("rng", cpu_generator_state());
   nlohmann::json state = {{"epochs_done", epochs_done},
                           {"lr_scale", lr_scale_},
                           {"plateau_best", plateau_best_},
@@ -752,9 +769,7 @@ bool Trainer::load_checkpoint(const fs::path& path) {
     for (const auto& m : state.at("history")) history_.push_back(EpochMetrics::from_json(m));
     torch::Tensor rng;
     archive->read("rng", rng);
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(rng);
+    set_cpu_generator_state(rng);
   } catch (const c10::Error& e) {
     fail("{}: cannot read the checkpoint: {}", path.string(), e.what_without_backtrace());
   } catch (const nlohmann::json::exception& e) {
@@ -911,12 +926,7 @@ LrRangeResult Trainer::find_lr(const LrRangeOptions& options, int phase_index) {
     model_->save(archive);
     archive.save_to(saved);
   }
-  torch::Tensor generator_state;
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator_state = generator.get_state();
-  }
+  const torch::Tensor generator_state = cpu_generator_state();
 
   apply_freezing(phase, /*log_event=*/false);
   make_optimizer(phase);
@@ -942,11 +952,7 @@ LrRangeResult Trainer::find_lr(const LrRangeOptions& options, int phase_index) {
       if (cached) {
         const int64_t n = cache_train_x_.size(0);
         if (!order.defined() || row >= n) {
-          std::vector<int64_t> rows(size_t(n), 0);
-          for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = i;
-          std::mt19937_64 rng(data::mix_seed(config_.seed, uint64_t(pass++), 0x5EED));
-          std::shuffle(rows.begin(), rows.end(), rng);
-          order = torch::tensor(rows, torch::kInt64).to(device_);
+          order = cached_rows_in_order(n, config_.seed, uint64_t(pass++), device_);
           row = 0;
         }
         auto rows = order.slice(0, row, std::min(n, row + config_.batch_size));
@@ -1002,11 +1008,7 @@ LrRangeResult Trainer::find_lr(const LrRangeOptions& options, int phase_index) {
     archive.load_from(saved);
     model_->load(archive);
   }
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    generator.set_state(generator_state);
-  }
+  set_cpu_generator_state(generator_state);
   model_->eval();
   suggest_learning_rates(result, options.steps);
   return result;
