@@ -235,9 +235,10 @@ std::vector<std::string> split_csv_fields(const std::string& line) {
 
 /// Column names a header may give the image path and the label.
 bool names_path_column(const std::string& name) {
-  static const std::set<std::string> names = {"path",     "file",      "filename", "file_name",
-                                              "filepath", "file_path", "image",    "image_path",
-                                              "img",      "img_path"};
+  static const std::set<std::string> names = {"path",       "file",      "filename",   "file_name",
+                                              "filepath",   "file_path", "fname",      "image",
+                                              "image_path", "img",       "img_path",   "id",
+                                              "image_id",   "img_id",    "image_name", "img_name"};
   return names.count(lowercase(name)) > 0;
 }
 
@@ -276,6 +277,49 @@ struct CsvColumns {
   size_t needed() const { return std::max({path, label, split.value_or(0)}) + 1; }
 };
 
+/// Finds the images that CSV rows name by a bare name, as Kaggle's lists do: an `id` or
+/// `image_id` column holding "0a1b2c" or "0a1b2c.jpg", with the images in a folder beside
+/// the CSV (train/, train_images/, ...). Lists every image under `root` once, on the first
+/// lookup.
+class BareNameIndex {
+ public:
+  explicit BareNameIndex(fs::path root) : root_(std::move(root)) {}
+
+  /// The one image under the root whose file name is `name` or, when `name` has no image
+  /// extension, whose name without its extension is `name`; std::nullopt with `why` set
+  /// when there is none or more than one.
+  std::optional<fs::path> find(const std::string& name, std::string& why) {
+    if (!listed_) list();
+    const auto found = by_name_.find(name);
+    if (found == by_name_.end() || found->second.empty()) {
+      why = fmt::format("no such file, nor an image named '{}' under {}", name, root_.string());
+      return std::nullopt;
+    }
+    if (found->second.size() > 1) {
+      why = fmt::format("{} images under {} are named '{}' ({}, {}): give the folder in the CSV",
+                        found->second.size(), root_.string(), name, found->second[0].string(),
+                        found->second[1].string());
+      return std::nullopt;
+    }
+    return found->second.front();
+  }
+
+ private:
+  void list() {
+    listed_ = true;
+    std::vector<SkippedFile> unresolved;  // reported by whoever lists the folder for use
+    for (const auto& listed : list_images(root_, &unresolved)) {
+      const fs::path path = listed.lexically_normal();  // "./train/x.jpg" -> "train/x.jpg"
+      by_name_[path.filename().string()].push_back(path);
+      by_name_[path.stem().string()].push_back(path);
+    }
+  }
+
+  fs::path root_;
+  bool listed_ = false;
+  std::map<std::string, std::vector<fs::path>> by_name_;  ///< file name and stem -> images
+};
+
 }  // namespace
 
 Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes) {
@@ -284,6 +328,7 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   const fs::path base = csv.parent_path();
   struct Row {
     fs::path file;
+    std::string bare_name;  ///< the path field when it names no folder ("0a1b2c", "x.jpg")
     std::string label;
     Split split = Split::unmarked;
   };
@@ -365,6 +410,7 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
     VTL_CHECK(!path.empty() && !row.label.empty(), "{}:{}: empty path or label", csv.string(),
               line_number);
     row.file = path;
+    if (!row.file.has_parent_path()) row.bare_name = path;
     if (row.file.is_relative()) row.file = base / row.file;
     rows.push_back(std::move(row));
   }
@@ -381,21 +427,34 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   const ClassIndex index(dataset.classes);
   std::error_code ec;
   dataset.marks_splits = columns && columns->split;
+  BareNameIndex bare_names(base.empty() ? fs::path(".") : base);
   for (const auto& row : rows) {
     const int64_t id = index.find(row.label);
     VTL_CHECK(id >= 0, "{}: label '{}' is not one of the model's {} classes", csv.string(),
               row.label, dataset.classes.size());
-    if (!fs::is_regular_file(row.file, ec)) {
-      dataset.skipped.push_back({row.file, "no such file"});
-      continue;
+    fs::path file = row.file;
+    if (!fs::is_regular_file(file, ec)) {
+      // Only a bare name is looked for elsewhere: "cats/1.jpg" is never taken for "dogs/1.jpg".
+      std::string why = "no such file";
+      std::optional<fs::path> found;
+      if (!row.bare_name.empty()) found = bare_names.find(row.bare_name, why);
+      if (!found) {
+        dataset.skipped.push_back({row.file, why});
+        continue;
+      }
+      file = *found;
     }
-    dataset.samples.push_back({row.file, id, row.split});
+    dataset.samples.push_back({file, id, row.split});
   }
   const auto counts = dataset.class_counts();
   if (classes.empty()) {
     for (size_t i = 0; i < counts.size(); ++i)
-      VTL_CHECK(counts[i] > 0, "{}: class '{}' has no existing images", csv.string(),
-                dataset.classes[i]);
+      VTL_CHECK(counts[i] > 0, "{}: class '{}' has no existing images{}", csv.string(),
+                dataset.classes[i],
+                dataset.skipped.empty()
+                    ? std::string()
+                    : fmt::format("; left out: {}: {}", dataset.skipped.front().path.string(),
+                                  dataset.skipped.front().reason));
   }
   return dataset;
 }

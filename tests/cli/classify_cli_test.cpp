@@ -1,3 +1,4 @@
+#include <fstream>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -88,6 +89,28 @@ TEST(ClassifyCli, PredictTakesNewImagesAndFolders) {
     EXPECT_NE(path.find("/" + answer.at("class").get<std::string>() + "/"), std::string::npos)
         << path;
   }
+
+  // --csv: the same answers as a table (image,label,probability; an SVM or a forest gives
+  // no probability).
+  const auto table = dir / "predictions.csv";
+  run = run_cli("classify predict " + classifier + " " + (dir / "data").string() + " --csv " +
+                table.string() + " --csv-image name");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::ifstream in(table);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "image,label,probability");
+  size_t rows = 0;
+  while (std::getline(in, line)) {
+    const std::string name = line.substr(0, line.find(','));
+    const std::string label = line.substr(name.size() + 1, line.rfind(',') - name.size() - 1);
+    bool matched = false;
+    for (const auto& [path, class_name] : by_features)
+      if (std::filesystem::path(path).filename() == name) matched = class_name == label;
+    EXPECT_TRUE(matched) << line;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 12u);
 }
 
 TEST(ClassifyCli, CompareUsesTheTrainingRunsSplitAndShowsItsNeuralHead) {

@@ -165,6 +165,80 @@ TEST_F(PredictCommand, FoldersAreExpandedAndBatchingDoesNotChangeTheAnswers) {
   }
 }
 
+/// The fields of each line of a CSV file (RFC 4180 quoting, one line per row).
+std::vector<std::vector<std::string>> read_csv_rows(const fs::path& file) {
+  std::vector<std::vector<std::string>> rows;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields(1);
+    bool quoted = false;
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (quoted && line[i] == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (line[i] == '"') {
+        quoted = !quoted;
+      } else if (line[i] == ',' && !quoted) {
+        fields.emplace_back();
+      } else {
+        fields.back() += line[i];
+      }
+    }
+    rows.push_back(fields);
+  }
+  return rows;
+}
+
+TEST_F(PredictCommand, CsvOfLabelsOrOfEveryClassProbabilityForKaggle) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  if (!testing::have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  const auto images = home_ / "images";
+  testing::make_class_tree(images, 1);  // 3 images in bugs/, fruit/, homes/
+  std::ofstream(images / "fruit" / "a_broken.png") << "not an image";
+  const std::string common = images.string() + " --model resnet18 --weights " + weights;
+  const auto labels_csv = home_ / "out" / "labels.csv";
+  auto labels = run_cli("predict " + common + " --top 1 --json --csv " + labels_csv.string(), env_);
+  EXPECT_EQ(labels.exit_code, 1) << labels.output;  // the broken image is reported...
+  EXPECT_NE(labels.output.find("wrote 3 rows to"), std::string::npos) << labels.output;
+  const auto json = predictions_json(labels.output);
+  const auto rows = read_csv_rows(labels_csv);  // ...and the others are in the file
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"image", "label", "probability"}));
+  size_t row = 1;
+  for (const auto& answer : json) {
+    if (answer.contains("error")) continue;
+    ASSERT_EQ(rows[row].size(), 3u);
+    EXPECT_EQ(rows[row][0], answer["path"].get<std::string>());
+    EXPECT_EQ(rows[row][1], answer["predictions"][0]["label"].get<std::string>());
+    EXPECT_NEAR(std::stod(rows[row][2]), answer["predictions"][0]["probability"].get<double>(),
+                1e-5);
+    ++row;
+  }
+
+  const auto submission_csv = home_ / "submission.csv";
+  auto submission =
+      run_cli("predict " + images.string() + "/bugs --model resnet18 --weights " + weights +
+                  " --csv " + submission_csv.string() + " --csv-image stem --csv-probabilities",
+              env_);
+  ASSERT_EQ(submission.exit_code, 0) << submission.output;
+  EXPECT_EQ(submission.output.find("  1. "), std::string::npos) << "no per-image listing";
+  const auto table = read_csv_rows(submission_csv);
+  ASSERT_EQ(table.size(), 2u);
+  ASSERT_EQ(table[0].size(), 1001u);
+  EXPECT_EQ(table[0][0], "id");
+  EXPECT_EQ(table[1][0], fs::path(json[0]["path"].get<std::string>()).stem().string());
+  double sum = 0;
+  size_t best = 1;
+  for (size_t c = 1; c < table[1].size(); ++c) {
+    sum += std::stod(table[1][c]);
+    if (std::stod(table[1][c]) > std::stod(table[1][best])) best = c;
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-3);
+  EXPECT_EQ(table[0][best], json[0]["predictions"][0]["label"].get<std::string>());
+}
+
 TEST_F(PredictCommand, DeviceNamesAreCheckedBeforeAnythingIsLoaded) {
   auto unknown = run_cli("predict " + kSample + " --model resnet18 --device gpu", env_);
   EXPECT_EQ(unknown.exit_code, 1);

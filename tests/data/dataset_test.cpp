@@ -150,6 +150,52 @@ TEST(Dataset, CsvListsAsSpreadsheetsAndPandasWriteThem) {
   }
 }
 
+// Kaggle's lists name images by id ("labels.csv": `id,breed`, the images in train/ as
+// `<id>.jpg`; cassava's `image_id,label` with "123.jpg" in train_images/).
+TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
+  TempDir dir("vtl_dataset_csv_ids");
+  write_png(dir.path() / "train" / "0a1b.png", 1);
+  write_png(dir.path() / "train" / "77ff.png", 2);
+  write_png(dir.path() / "train_images" / "1000.png", 3);
+  write_png(dir.path() / "cats" / "1.png", 4);
+  write_png(dir.path() / "a" / "dup.png", 5);
+  write_png(dir.path() / "b" / "dup.png", 6);
+  const auto read = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.path() / name) << text;
+    return read_csv_list(dir.path() / name);
+  };
+  const auto breeds = read("labels.csv", "id,breed\n0a1b,boxer\n77ff,pug\nmissing,pug\n");
+  EXPECT_EQ(breeds.classes, (std::vector<std::string>{"boxer", "pug"}));
+  ASSERT_EQ(breeds.samples.size(), 2u);
+  EXPECT_EQ(breeds.samples[0].path, dir.path() / "train" / "0a1b.png");
+  EXPECT_EQ(breeds.samples[1].path, dir.path() / "train" / "77ff.png");
+  ASSERT_EQ(breeds.skipped.size(), 1u);
+  EXPECT_NE(breeds.skipped[0].reason.find("nor an image named 'missing'"), std::string::npos)
+      << breeds.skipped[0].reason;
+
+  const auto cassava = read("train.csv", "image_id,label\n1000.png,3\n0a1b.png,1\n");
+  ASSERT_EQ(cassava.samples.size(), 2u);
+  EXPECT_EQ(cassava.samples[0].path, dir.path() / "train_images" / "1000.png");
+  EXPECT_EQ(cassava.classes, (std::vector<std::string>{"1", "3"}));
+
+  // A name that is two images is not guessed at; a path with a folder is taken as written.
+  const auto unsure = read("unsure.csv", "id,label\ndup,x\ncats/1.png,x\ndogs/1.png,y\n0a1b,y\n");
+  ASSERT_EQ(unsure.samples.size(), 2u);
+  ASSERT_EQ(unsure.skipped.size(), 2u);
+  EXPECT_NE(unsure.skipped[0].reason.find("2 images under"), std::string::npos)
+      << unsure.skipped[0].reason;
+  EXPECT_EQ(unsure.skipped[1].reason, "no such file");
+
+  try {
+    read("none.csv", "id,label\nnope,x\n");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("class 'x' has no existing images; left out:"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Dataset, StratifiedSplitKeepsEveryClassInBothParts) {
   Dataset ds;
   ds.classes = {"a", "b", "c"};

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "prediction_csv.h"
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
 #include "vtl/data/image.h"
@@ -40,6 +41,7 @@ struct ClassifyArgs {
   uint64_t seed = 0;
   embed::ClassicalParams params;
   bool json = false;
+  PredictionCsvOptions csv;  // predict --csv
 };
 
 std::vector<int64_t> labels_of(const embed::FeatureSet& set) {
@@ -149,6 +151,7 @@ void predict_images(const ClassifyArgs& args) {
   VTL_CHECK(!images.empty(), "no images to classify");
   auto extractor = embed::extractor_for_spec(trained_on);
   extractor.to(device);
+  PredictionCsv csv(args.csv, classes);
   nlohmann::json out = nlohmann::json::array();
   data::BatchReader reader(images, size_t(std::max<int64_t>(args.batch, 1)),
                            [&](const std::filesystem::path& path) { return extractor.load(path); });
@@ -158,6 +161,7 @@ void predict_images(const ClassifyArgs& args) {
         return classifier.predict(extractor.embed(batch.stacked()));
       },
       [&](const std::string& path, int64_t label) {
+        csv.add_label(path, label);
         if (args.json) {
           out.push_back({{"path", path}, {"label", label}, {"class", class_name(classes, label)}});
         } else {
@@ -169,6 +173,7 @@ void predict_images(const ClassifyArgs& args) {
         if (args.json) out.push_back({{"path", path}, {"error", error}});
       });
   if (args.json) std::cout << json_text(out) << "\n";
+  csv.write();
   VTL_CHECK(unreadable == 0, "{} of {} images could not be read", unreadable, images.size());
 }
 
@@ -184,9 +189,11 @@ void run_predict(ClassifyArgs args) {
   const auto set = embed::load_features(args.features);
   const auto [classifier, description, classes, trained_on] = open_classifier(args, set);
   const auto predicted = classifier.predict(set.features);
+  PredictionCsv csv(args.csv, classes);
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < predicted.size(); ++i) {
     const std::string name = class_name(classes, predicted[i]);
+    csv.add_label(set.rows[i].path.string(), predicted[i]);
     if (args.json) {
       out.push_back(
           {{"path", set.rows[i].path.string()}, {"label", predicted[i]}, {"class", name}});
@@ -195,6 +202,7 @@ void run_predict(ClassifyArgs args) {
     }
   }
   if (args.json) std::cout << json_text(out) << "\n";
+  csv.write();
 }
 
 void run_evaluate(const ClassifyArgs& args) {
@@ -369,6 +377,7 @@ void add_classify_command(CLI::App& app) {
   predict->add_option("--batch-size,--batch", args->batch, "Images: per forward pass (default 32)");
   add_max_image_pixels_option(predict);
   predict->add_flag("--json", args->json, "Print predictions as JSON");
+  add_prediction_csv_options(predict, args->csv, /*with_probabilities=*/false);
   predict->callback([args] { run_predict(*args); });
 
   auto* evaluate =

@@ -1,8 +1,10 @@
 // vtl predict IMAGE|FOLDER... --model NAME|MODEL_DIR [--weights NAME|FILE] [--top K]
 //             [--batch B] [--device cpu|cuda] [--amp off|bf16|fp16] [--json]
+//             [--csv FILE [--csv-image path|name|stem] [--csv-probabilities]]
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <torch/torch.h>
@@ -10,7 +12,9 @@
 
 #include "classifier.h"
 #include "commands.h"
+#include "prediction_csv.h"
 #include "vtl/core/error.h"
+#include "vtl/core/progress_line.h"
 #include "vtl/data/batch_reader.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/preprocess.h"
@@ -33,6 +37,7 @@ struct PredictOptions {
   std::string amp = "off";
   bool tta = false;
   bool json = false;
+  PredictionCsvOptions csv;
 };
 
 void run_predict(const PredictOptions& options) {
@@ -46,6 +51,19 @@ void run_predict(const PredictOptions& options) {
   classifier.module->eval();
   models::fold_batch_norms(*classifier.module);
   classifier.module->to(device);
+  PredictionCsv csv(options.csv, classifier.class_names);
+  // With --csv the table is the answer: the terminal shows progress instead of every image.
+  const bool print_each = !options.json && !csv.enabled();
+  std::optional<ProgressLine> progress;
+  if (csv.enabled() && !options.json) progress.emplace();
+  size_t answered = 0;
+  const auto report = [&] {
+    ++answered;
+    if (progress)
+      progress->show(
+          "predict: " + progress->counted(int64_t(answered), int64_t(images.size()), "images"),
+          answered == images.size());
+  };
   if (!options.json) {
     std::cout << "model: " << classifier.description << " on " << device.str() << "\n";
     print_precision_note(precision, device);
@@ -73,22 +91,29 @@ void run_predict(const PredictOptions& options) {
       [&](const std::string& path, const torch::Tensor& probabilities) {
         auto [values, indices] = probabilities.topk(k);
         nlohmann::json predictions = nlohmann::json::array();
-        if (!options.json) std::cout << path << "\n";
+        if (print_each) std::cout << path << "\n";
         for (int64_t j = 0; j < k; ++j) {
           const int64_t id = indices[j].item<int64_t>();
           const double p = values[j].item<double>();
           const std::string& label = classifier.class_names.at(static_cast<size_t>(id));
           predictions.push_back({{"class_id", id}, {"label", label}, {"probability", p}});
-          if (!options.json)
+          if (print_each)
             std::cout << fmt::format("  {:>2}. {:<32} {:6.2f}%\n", j + 1, label, 100 * p);
         }
-        if (!options.json) std::cout.flush();
-        results.push_back({{"path", path}, {"predictions", predictions}});
+        if (print_each) std::cout.flush();
+        if (options.json) results.push_back({{"path", path}, {"predictions", predictions}});
+        const auto row = probabilities.contiguous();
+        csv.add(path,
+                std::vector<float>(row.data_ptr<float>(), row.data_ptr<float>() + row.numel()));
+        report();
       },
       [&](const std::string& path, const std::string& error) {
-        results.push_back({{"path", path}, {"error", error}});
+        if (options.json) results.push_back({{"path", path}, {"error", error}});
+        report();
       });
   if (options.json) std::cout << json_text(results, 2) << "\n";
+  progress.reset();
+  csv.write();
   VTL_CHECK(failures == 0, "{} of {} images could not be read", failures, images.size());
 }
 
@@ -122,6 +147,7 @@ void add_predict_command(CLI::App& app) {
                     "Test-time augmentation: average with the horizontally mirrored image "
                     "(two forward passes)");
   command->add_flag("--json", options->json, "Print the predictions as JSON");
+  add_prediction_csv_options(command, options->csv, /*with_probabilities=*/true);
   add_max_image_pixels_option(command);
   command->callback([options] { run_predict(*options); });
 }

@@ -60,6 +60,9 @@ Dataset scan_class_folders(const std::filesystem::path& root,
 /// are relative to the CSV's folder; labels are class names). Classes are the sorted
 /// distinct labels unless `classes` is given. Malformed lines throw vtl::Error naming the
 /// file and line; rows whose file is missing are skipped and listed.
+/// A path that names no folder and is not beside the CSV ("0a1b2c" or "0a1b2c.jpg": Kaggle's
+/// `id`/`image_id` columns) is the one image under the CSV's folder, at any depth, with
+/// that file name or that name plus an image extension; none or several: skipped, saying so.
 /// A header may also name a split column, which marks every row's Split (marks_splits):
 /// fastai's `is_valid` (also `valid`, `is_val`, `is_validation`: true/false, 1/0, yes/no)
 /// or `split` (also `subset`, `set`, `partition`: train/training, val/valid/validation/dev,
