@@ -247,6 +247,13 @@ bool names_label_column(const std::string& name) {
   return names.count(lowercase(name)) > 0;
 }
 
+/// A column that only numbers the rows: what pandas writes for its index ("" or
+/// "Unnamed: 0" when read back and written again), or "index".
+bool names_index_column(const std::string& name) {
+  const std::string lower = lowercase(name);
+  return lower.empty() || lower == "index" || starts_with(lower, "unnamed:");
+}
+
 /// A column that marks the validation rows (fastai's `is_valid`): true/false.
 bool names_validation_flag_column(const std::string& name) {
   static const std::set<std::string> names = {"is_valid", "valid", "is_val", "is_validation"};
@@ -358,23 +365,35 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
           named.split = size_t((named.split_is_flag ? flag_column : split_column) - fields.begin());
           split_name = fields[*named.split];
         }
-        // A column the header does not name: the first (path) or last (label) of the others.
-        auto unnamed = [&](bool first) {
-          std::vector<size_t> free;
-          for (size_t i = 0; i < fields.size(); ++i)
-            if (i != size_t(path_column - fields.begin()) &&
-                i != size_t(label_column - fields.begin()) && i != named.split.value_or(SIZE_MAX))
-              free.push_back(i);
-          return free.empty() ? SIZE_MAX : (first ? free.front() : free.back());
-        };
-        named.path =
-            path_column != fields.end() ? size_t(path_column - fields.begin()) : unnamed(true);
-        named.label =
-            label_column != fields.end() ? size_t(label_column - fields.begin()) : unnamed(false);
+        // A column the header does not name is the only other one, not counting an index
+        // column (pandas' unnamed first column, "index", "Unnamed: 0").
+        std::vector<size_t> others;
+        for (size_t i = 0; i < fields.size(); ++i)
+          if (i != size_t(path_column - fields.begin()) &&
+              i != size_t(label_column - fields.begin()) && i != named.split.value_or(SIZE_MAX) &&
+              !names_index_column(fields[i]))
+            others.push_back(i);
+        const bool path_named = path_column != fields.end();
+        const bool label_named = label_column != fields.end();
+        named.path = path_named ? size_t(path_column - fields.begin())
+                                : (others.empty() ? SIZE_MAX : others.front());
+        named.label = label_named ? size_t(label_column - fields.begin())
+                                  : (others.empty() ? SIZE_MAX : others.back());
         std::error_code exists_error;
         if (named.path != SIZE_MAX && named.label != SIZE_MAX && named.path != named.label) {
           const fs::path first = fields[named.path];
           if (!fs::is_regular_file(first.is_relative() ? base / first : first, exists_error)) {
+            if (!(path_named && label_named) && others.size() > 1) {
+              std::string candidates;
+              for (const size_t i : others)
+                candidates += (candidates.empty() ? "'" : ", '") + fields[i] + "'";
+              fail(
+                  "{}:1: which column is the {}? the header names {} but not the {}, and "
+                  "could mean any of {}; name it `{}` in the header",
+                  csv.string(), path_named ? "label" : "image path",
+                  path_named ? "the image column" : "the label column",
+                  path_named ? "label" : "image path", candidates, path_named ? "label" : "path");
+            }
             columns = named;
             continue;
           }

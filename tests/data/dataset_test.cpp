@@ -186,6 +186,26 @@ TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
       << unsure.skipped[0].reason;
   EXPECT_EQ(unsure.skipped[1].reason, "no such file");
 
+  // More columns than the header names: which is the label is asked, not guessed
+  // (HAM10000's metadata: lesion_id,image_id,dx,dx_type,age,sex,localization).
+  try {
+    read("ham.csv", "lesion_id,image_id,dx,age\nL1,0a1b,nv,40\n");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ham.csv:1: which column is the label?"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("'lesion_id', 'dx', 'age'; name it `label`"),
+              std::string::npos)
+        << e.what();
+  }
+  const auto renamed = read("ham_renamed.csv", ",lesion_id,image_id,label,age\n0,L1,0a1b,nv,40\n");
+  ASSERT_EQ(renamed.samples.size(), 1u);
+  EXPECT_EQ(renamed.classes, (std::vector<std::string>{"nv"}));
+  const auto indexed = read("indexed.csv", "Unnamed: 0,id,breed\n0,0a1b,boxer\n");
+  ASSERT_EQ(indexed.samples.size(), 1u);
+  EXPECT_EQ(indexed.classes, (std::vector<std::string>{"boxer"}));
+
   try {
     read("none.csv", "id,label\nnope,x\n");
     FAIL() << "expected an error";
