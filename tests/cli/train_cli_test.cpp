@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -77,9 +78,30 @@ TEST_F(TrainCli, ResumeAfterSigkillMidEpochMatchesAnUninterruptedRun) {
   EXPECT_EQ(json["count"], 36);
   EXPECT_EQ(json["per_class"].size(), 3u);
   EXPECT_EQ(json["confusion"].size(), 3u);
-  auto text = run_cli("evaluate " + killed.string() + " " + data_.path().string());
+  const fs::path table = runs_.path() / "per_image.csv";
+  auto text = run_cli("evaluate " + killed.string() + " " + data_.path().string() + " --csv " +
+                      table.string());
   EXPECT_NE(text.output.find("top-1"), std::string::npos) << text.output;
   EXPECT_NE(text.output.find("geography"), std::string::npos);
+  // --csv: one row per image, agreeing with the JSON's accuracy and mistakes.
+  std::ifstream in(table);
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "image,label,predicted,probability,correct");
+  std::set<std::string> wrong;
+  size_t rows = 0, correct = 0;
+  while (std::getline(in, line)) {
+    ++rows;
+    if (line.back() == '1')
+      ++correct;
+    else
+      wrong.insert(line.substr(0, line.find(',')));
+  }
+  EXPECT_EQ(rows, 36u);
+  EXPECT_NEAR(double(correct) / 36, json["top1"].get<double>(), 1e-9);
+  std::set<std::string> json_wrong;
+  for (const auto& mistake : json["mistakes"]) json_wrong.insert(mistake["path"]);
+  EXPECT_EQ(wrong, json_wrong);
 }
 
 // Ctrl-C (here raised by the trainer itself after step 10, in epoch 3) ends the step,

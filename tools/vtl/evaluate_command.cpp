@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "prediction_csv.h"
+#include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
@@ -33,6 +35,7 @@ struct EvaluateArgs {
   std::string amp = "off";
   std::string device = "cpu";
   std::string report;
+  std::string csv;  ///< per-image table, when given
 };
 
 void run_evaluate(const EvaluateArgs& args) {
@@ -95,6 +98,21 @@ void run_evaluate(const EvaluateArgs& args) {
     return dataset.samples.at(sample).path.string();
   };
   const auto& names = loaded.class_names;
+  if (!args.csv.empty()) {
+    // In the data's order (the loader may answer batches out of it).
+    std::vector<size_t> order(result.labels.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    if (result.indices.size() == order.size())
+      std::sort(order.begin(), order.end(),
+                [&](size_t a, size_t b) { return result.indices[a] < result.indices[b]; });
+    std::string table = "image,label,predicted,probability,correct\n";
+    for (const size_t i : order)
+      table += fmt::format("{},{},{},{:.6g},{}\n", csv_field(path_of(i)),
+                           csv_field(names.at(size_t(result.labels[i]))),
+                           csv_field(names.at(size_t(result.predicted[i]))), result.confidence[i],
+                           result.labels[i] == result.predicted[i] ? 1 : 0);
+    write_file_atomically(args.csv, table);
+  }
 
   if (args.json) {
     auto json = result.to_json(loaded.class_names);
@@ -192,6 +210,9 @@ void add_evaluate_command(CLI::App& app) {
       ->check(CLI::IsMember({"off", "bf16", "fp16"}))
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print the metrics as JSON");
+  cmd->add_option("--csv", args->csv,
+                  "also write one row per image to this CSV file: "
+                  "image,label,predicted,probability,correct");
   cmd->callback([args] { run_evaluate(*args); });
 }
 

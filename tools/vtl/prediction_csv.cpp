@@ -10,9 +10,6 @@
 namespace vtl::cli {
 namespace fs = std::filesystem;
 
-namespace {
-
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line end.
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
   std::string quoted = "\"";
@@ -22,8 +19,6 @@ std::string csv_field(const std::string& text) {
   }
   return quoted + "\"";
 }
-
-}  // namespace
 
 void add_prediction_csv_options(CLI::App* command, PredictionCsvOptions& options,
                                 bool with_probabilities) {

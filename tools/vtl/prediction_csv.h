@@ -12,6 +12,10 @@
 
 namespace vtl::cli {
 
+/// One CSV field (RFC 4180): `text`, in double quotes when it holds a comma, a quote or a
+/// line end.
+std::string csv_field(const std::string& text);
+
 /// What the CLI options say about the CSV; `file` empty: no CSV.
 struct PredictionCsvOptions {
   std::filesystem::path file;
