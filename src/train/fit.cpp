@@ -35,6 +35,7 @@ TrainConfig config_of(const FitOptions& options) {
   config.strategy = Strategy::trainable;
   config.epochs = options.epochs();
   config.lr = options.lr();
+  config.finetune_lr_ratio = options.lr_ratio();
   config.optimizer = options.optimizer();
   config.batch_size = options.batch_size();
   config.train_bn = options.train_bn();

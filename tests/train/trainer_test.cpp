@@ -9,6 +9,7 @@
 #include "vtl/data/dataset.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/registry.h"
+#include "vtl/train/fit.h"
 #include "vtl/train/freeze.h"
 #include "vtl/train/run.h"
 #include "vtl/train/trainer.h"
@@ -140,6 +141,34 @@ TEST(Trainer, FinetuneLrRatioGivesEachUnfrozenLayerItsRate) {
     EXPECT_NEAR(change[1].at(key).norm().item<double>() / one_rate, scale, 0.01 * scale) << key;
   }
   EXPECT_EQ(change[1].at("layer4.0.conv2.weight").abs().max().item<double>(), 0);  // frozen
+}
+
+// The library's fit() takes the same ratio (FitOptions::lr_ratio) for whatever is trainable.
+TEST(Trainer, FitLrRatioGivesEachTrainableLayerItsRate) {
+  VTL_REQUIRE_CLIPART();
+  TinySet set(8);
+  const auto data = tiny_data(set.dir.path(), /*augment=*/false);
+  std::map<std::string, torch::Tensor> change[2];
+  for (int run = 0; run < 2; ++run) {
+    torch::manual_seed(0);
+    models::TransferModel model(
+        models::create_model("resnet18", models::ModelOptions().include_top(false)), 3, 0.0);
+    freeze_base(model);
+    unfreeze_last(model, 2);  // layer4.1.conv2, layer4.1.bn2
+    const auto before = model->export_state_dict();
+    // SGD's first step with momentum is the plain gradient step; 18 images, one batch.
+    fit(model, data,
+        FitOptions().epochs(1).lr(0.5).optimizer("sgd").batch_size(64).lr_ratio(run ? 100 : 1));
+    const auto after = model->export_state_dict();
+    for (const auto& [key, value] : before) change[run][key] = after.at(key) - value;
+  }
+  for (const auto& [key, scale] : std::vector<std::pair<std::string, double>>{
+           {"layer4.1.conv2.weight", 0.01}, {"layer4.1.bn2.weight", 0.1}, {"fc.weight", 1.0}}) {
+    const double one_rate = change[0].at(key).norm().item<double>();
+    ASSERT_GT(one_rate, 0) << key;
+    EXPECT_NEAR(change[1].at(key).norm().item<double>() / one_rate, scale, 0.01 * scale) << key;
+  }
+  EXPECT_EQ(change[1].at("layer4.1.conv1.weight").abs().max().item<double>(), 0);  // frozen
 }
 
 TEST(Trainer, CachedFeaturesTrainTheSameHeadAsTheUncachedPath) {

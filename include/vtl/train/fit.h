@@ -47,6 +47,10 @@ struct FitOptions {
   TORCH_ARG(int64_t, epochs) = 5;
   /// Learning rate, constant over the call.
   TORCH_ARG(double, lr) = 1e-3;
+  /// Discriminative learning rates (fastai's `slice(lr / lr_ratio, lr)`): the first
+  /// trainable layer of the base learns at lr / lr_ratio, rising geometrically layer by
+  /// layer to lr for the head (layerwise_parameter_groups). 1: every parameter at lr.
+  TORCH_ARG(double, lr_ratio) = 1;
   /// "adam", "adamw" or "sgd" (momentum 0.9).
   TORCH_ARG(std::string, optimizer) = "adam";
   /// Images per step.
