@@ -130,6 +130,36 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
   return files;
 }
 
+/// "; if a CSV list holds the labels, give its path instead of the folder (found: a.csv)"
+/// when `root` or its parent holds CSV files (Kaggle's `labels.csv` beside `train/`), else "".
+std::string csv_list_hint(const fs::path& root) {
+  fs::path folder = root;
+  if (!folder.has_filename()) folder = folder.parent_path();  // "train/" -> "train"
+  const fs::path parent = folder.has_parent_path() ? folder.parent_path() : folder / "..";
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const fs::path& dir : {folder, parent})
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+      if (entry.is_regular_file(ec) && lowercase(entry.path().extension().string()) == ".csv")
+        found.push_back(entry.path().lexically_normal());
+  if (found.empty()) return "";
+  // Names that sound like a labels list first (labels.csv, train.csv).
+  const auto sounds_like_labels = [](const fs::path& path) {
+    const std::string name = lowercase(path.filename().string());
+    return name.find("label") != std::string::npos || name.find("train") != std::string::npos;
+  };
+  std::sort(found.begin(), found.end(), [&](const fs::path& a, const fs::path& b) {
+    return std::make_pair(!sounds_like_labels(a), a) < std::make_pair(!sounds_like_labels(b), b);
+  });
+  std::string names;
+  for (size_t i = 0; i < found.size() && i < 3; ++i) names += (i ? ", " : "") + found[i].string();
+  if (found.size() > 3) names += ", ...";
+  return fmt::format(
+      "; if a CSV list holds the labels, give its path instead of the folder "
+      "(found: {})",
+      names);
+}
+
 }  // namespace
 
 std::vector<fs::path> list_images(const fs::path& root, std::vector<SkippedFile>* skipped) {
@@ -169,7 +199,8 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
   std::sort(class_dirs.begin(), class_dirs.end());
   std::sort(loose_images.begin(), loose_images.end());
   VTL_CHECK(!class_dirs.empty(),
-            "{}: no class folders (expected one subfolder of images per class)", root.string());
+            "{}: no class folders (expected one subfolder of images per class){}", root.string(),
+            csv_list_hint(root));
 
   Dataset dataset;
   // Next to class folders an image has no class: it is listed, not guessed at.
@@ -192,7 +223,7 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
     if (files.empty()) {
       const size_t unreadable = dataset.skipped.size() - skipped_before;
       fail("{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif){}", dir.string(), name,
-           unreadable == 0 ? std::string()
+           unreadable == 0 ? csv_list_hint(root)
                            : fmt::format("; left out: {}: {}",
                                          dataset.skipped[skipped_before].path.filename().string(),
                                          dataset.skipped[skipped_before].reason));

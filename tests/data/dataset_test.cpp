@@ -206,6 +206,19 @@ TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
   ASSERT_EQ(indexed.samples.size(), 1u);
   EXPECT_EQ(indexed.classes, (std::vector<std::string>{"boxer"}));
 
+  // The folder of images, or the folder above it, given instead of the list: the error
+  // points at the list.
+  try {
+    open_dataset(dir.path() / "train");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no class folders"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("give its path instead of the folder (found: " +
+                                         (dir.path() / "labels.csv").string()),
+              std::string::npos)
+        << e.what();
+  }
+
   try {
     read("none.csv", "id,label\nnope,x\n");
     FAIL() << "expected an error";
