@@ -459,6 +459,11 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
     }
     VTL_CHECK(!path.empty() && !row.label.empty(), "{}:{}: empty path or label", csv.string(),
               line_number);
+    // A list written on Windows (images\cat\1.jpg), unless a file is named so here.
+    std::error_code exists_error;
+    if (path.find('\\') != std::string::npos &&
+        !fs::exists(fs::path(path).is_relative() ? base / path : fs::path(path), exists_error))
+      std::replace(path.begin(), path.end(), '\\', '/');
     row.file = path;
     if (!row.file.has_parent_path()) row.bare_name = path;
     if (row.file.is_relative()) row.file = base / row.file;

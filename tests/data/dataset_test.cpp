@@ -135,6 +135,11 @@ TEST(Dataset, CsvListsAsSpreadsheetsAndPandasWriteThem) {
   EXPECT_EQ(plain.samples[0].path, dir.path() / "img" / "a, b.png");
   EXPECT_EQ(plain.samples[1].path, dir.path() / "img" / "1.png");
 
+  // Written on Windows: backslashes between folders.
+  const auto windows = read("windows.csv", "path,label\r\nimg\\1.png,cat\r\n");
+  ASSERT_EQ(windows.samples.size(), 1u);
+  EXPECT_EQ(windows.samples[0].path, dir.path() / "img" / "1.png");
+
   // A header naming one of the two columns.
   const auto named = read("named.csv", "name,class\nimg/1.png,cat\n");
   ASSERT_EQ(named.samples.size(), 1u);
