@@ -1,4 +1,6 @@
+#include <array>
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -100,24 +102,47 @@ TEST(Trainer, FinetuneChangesOnlyTheUnfrozenLayers) {
   }
 }
 
+/// Each parameter's change in one training call `train(model, ratio)` from the same
+/// random resnet18 (3 classes), with learning-rate ratio 1 and `ratio`: {one rate, ratio}.
+using ParameterChanges = std::map<std::string, torch::Tensor>;
+std::array<ParameterChanges, 2> changes_with_ratio(
+    double ratio, const std::function<void(models::TransferModel&, double)>& train) {
+  std::array<ParameterChanges, 2> change;
+  for (int run = 0; run < 2; ++run) {
+    torch::manual_seed(0);
+    models::TransferModel model(
+        models::create_model("resnet18", models::ModelOptions().include_top(false)), 3, 0.0);
+    const auto before = model->export_state_dict();
+    train(model, run == 0 ? 1.0 : ratio);
+    const auto after = model->export_state_dict();
+    for (const auto& [key, value] : before) change[run][key] = after.at(key) - value;
+  }
+  return change;
+}
+
+/// Every listed parameter moved `scale` times as far with the ratio as with one rate (1 %).
+void expect_scaled_changes(const std::array<ParameterChanges, 2>& change,
+                           const std::vector<std::pair<std::string, double>>& expected) {
+  for (const auto& [key, scale] : expected) {
+    const double one_rate = change[0].at(key).norm().item<double>();
+    ASSERT_GT(one_rate, 0) << key;
+    EXPECT_NEAR(change[1].at(key).norm().item<double>() / one_rate, scale, 0.01 * scale) << key;
+  }
+}
+
 TEST(Trainer, FinetuneLrRatioGivesEachUnfrozenLayerItsRate) {
   VTL_REQUIRE_CLIPART();
   TinySet set(8);
   const auto data = tiny_data(set.dir.path(), /*augment=*/false);
   // One plain SGD step of phase 2 from the same weights, with one rate and with ratio 100:
   // every layer's change is the same gradient times its rate.
-  std::map<std::string, torch::Tensor> change[2];
-  for (int run = 0; run < 2; ++run) {
-    torch::manual_seed(0);
-    models::TransferModel model(
-        models::create_model("resnet18", models::ModelOptions().include_top(false)), 3, 0.0);
-    const auto before = model->export_state_dict();
+  const auto change = changes_with_ratio(100, [&](models::TransferModel& model, double ratio) {
     TrainConfig config;
     config.strategy = Strategy::finetune;
     config.epochs = 0;
     config.finetune_epochs = 1;
     config.finetune_lr = 0.5;
-    config.finetune_lr_ratio = run == 0 ? 1.0 : 100.0;
+    config.finetune_lr_ratio = ratio;
     config.unfreeze = 4;  // layer4.1.conv1, layer4.1.bn1, layer4.1.conv2, layer4.1.bn2
     config.optimizer = "sgd";
     config.momentum = 0;
@@ -125,21 +150,14 @@ TEST(Trainer, FinetuneLrRatioGivesEachUnfrozenLayerItsRate) {
     Trainer trainer(model, config, data);
     trainer.show_progress = false;
     trainer.fit();
-    const auto after = model->export_state_dict();
-    for (const auto& [key, value] : before) change[run][key] = after.at(key) - value;
-  }
+  });
   // Scales 100^-(4-g)/4 for the 4 layers, then 1 for the head.
-  const std::vector<std::pair<std::string, double>> expected = {{"layer4.1.conv1.weight", 0.01},
-                                                                {"layer4.1.bn1.weight", 0.0316228},
-                                                                {"layer4.1.conv2.weight", 0.1},
-                                                                {"layer4.1.bn2.bias", 0.316228},
-                                                                {"fc.weight", 1.0},
-                                                                {"fc.bias", 1.0}};
-  for (const auto& [key, scale] : expected) {
-    const double one_rate = change[0].at(key).norm().item<double>();
-    ASSERT_GT(one_rate, 0) << key;
-    EXPECT_NEAR(change[1].at(key).norm().item<double>() / one_rate, scale, 0.01 * scale) << key;
-  }
+  expect_scaled_changes(change, {{"layer4.1.conv1.weight", 0.01},
+                                 {"layer4.1.bn1.weight", 0.0316228},
+                                 {"layer4.1.conv2.weight", 0.1},
+                                 {"layer4.1.bn2.bias", 0.316228},
+                                 {"fc.weight", 1.0},
+                                 {"fc.bias", 1.0}});
   EXPECT_EQ(change[1].at("layer4.0.conv2.weight").abs().max().item<double>(), 0);  // frozen
 }
 
@@ -148,26 +166,15 @@ TEST(Trainer, FitLrRatioGivesEachTrainableLayerItsRate) {
   VTL_REQUIRE_CLIPART();
   TinySet set(8);
   const auto data = tiny_data(set.dir.path(), /*augment=*/false);
-  std::map<std::string, torch::Tensor> change[2];
-  for (int run = 0; run < 2; ++run) {
-    torch::manual_seed(0);
-    models::TransferModel model(
-        models::create_model("resnet18", models::ModelOptions().include_top(false)), 3, 0.0);
+  const auto change = changes_with_ratio(100, [&](models::TransferModel& model, double ratio) {
     freeze_base(model);
     unfreeze_last(model, 2);  // layer4.1.conv2, layer4.1.bn2
-    const auto before = model->export_state_dict();
     // SGD's first step with momentum is the plain gradient step; 18 images, one batch.
     fit(model, data,
-        FitOptions().epochs(1).lr(0.5).optimizer("sgd").batch_size(64).lr_ratio(run ? 100 : 1));
-    const auto after = model->export_state_dict();
-    for (const auto& [key, value] : before) change[run][key] = after.at(key) - value;
-  }
-  for (const auto& [key, scale] : std::vector<std::pair<std::string, double>>{
-           {"layer4.1.conv2.weight", 0.01}, {"layer4.1.bn2.weight", 0.1}, {"fc.weight", 1.0}}) {
-    const double one_rate = change[0].at(key).norm().item<double>();
-    ASSERT_GT(one_rate, 0) << key;
-    EXPECT_NEAR(change[1].at(key).norm().item<double>() / one_rate, scale, 0.01 * scale) << key;
-  }
+        FitOptions().epochs(1).lr(0.5).optimizer("sgd").batch_size(64).lr_ratio(ratio));
+  });
+  expect_scaled_changes(
+      change, {{"layer4.1.conv2.weight", 0.01}, {"layer4.1.bn2.weight", 0.1}, {"fc.weight", 1.0}});
   EXPECT_EQ(change[1].at("layer4.1.conv1.weight").abs().max().item<double>(), 0);  // frozen
 }
 
