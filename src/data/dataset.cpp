@@ -358,6 +358,42 @@ class BareNameIndex {
   std::map<std::string, std::vector<fs::path>> by_name_;  ///< file name and stem -> images
 };
 
+/// An image path as a CSV row writes it, relative to the CSV's folder `base`.
+struct ListedPath {
+  fs::path file;          ///< as written, joined to the CSV's folder when relative
+  std::string bare_name;  ///< the field when it names no folder ("0a1b2c", "x.jpg")
+};
+
+ListedPath listed_path(std::string written, const fs::path& base) {
+  // A list written on Windows (images\cat\1.jpg), unless a file is named so here.
+  std::error_code ec;
+  if (written.find('\\') != std::string::npos &&
+      !fs::exists(fs::path(written).is_relative() ? base / written : fs::path(written), ec))
+    std::replace(written.begin(), written.end(), '\\', '/');
+  ListedPath listed;
+  listed.file = written;
+  if (!listed.file.has_parent_path()) listed.bare_name = written;
+  if (listed.file.is_relative()) listed.file = base / listed.file;
+  return listed;
+}
+
+/// The image a row means: its file, else the one image under the CSV's folder its bare name
+/// names (only a bare name is looked for elsewhere: "cats/1.jpg" is never taken for
+/// "dogs/1.jpg"); std::nullopt with `why` when there is none.
+std::optional<fs::path> resolve_listed(const ListedPath& listed, BareNameIndex& bare_names,
+                                       std::string& why) {
+  std::error_code ec;
+  if (fs::is_regular_file(listed.file, ec)) return listed.file;
+  why = "no such file";
+  if (listed.bare_name.empty()) return std::nullopt;
+  return bare_names.find(listed.bare_name, why);
+}
+
+/// The CSV's folder, for resolving its relative paths ("." for a CSV named without one).
+fs::path folder_of(const fs::path& csv) {
+  return csv.parent_path().empty() ? fs::path(".") : csv.parent_path();
+}
+
 }  // namespace
 
 Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes) {
@@ -365,8 +401,7 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
   const fs::path base = csv.parent_path();
   struct Row {
-    fs::path file;
-    std::string bare_name;  ///< the path field when it names no folder ("0a1b2c", "x.jpg")
+    ListedPath listed;
     std::string label;
     Split split = Split::unmarked;
   };
@@ -459,14 +494,7 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
     }
     VTL_CHECK(!path.empty() && !row.label.empty(), "{}:{}: empty path or label", csv.string(),
               line_number);
-    // A list written on Windows (images\cat\1.jpg), unless a file is named so here.
-    std::error_code exists_error;
-    if (path.find('\\') != std::string::npos &&
-        !fs::exists(fs::path(path).is_relative() ? base / path : fs::path(path), exists_error))
-      std::replace(path.begin(), path.end(), '\\', '/');
-    row.file = path;
-    if (!row.file.has_parent_path()) row.bare_name = path;
-    if (row.file.is_relative()) row.file = base / row.file;
+    row.listed = listed_path(path, base);
     rows.push_back(std::move(row));
   }
   VTL_CHECK(!rows.empty(), "{}: the CSV list has no rows", csv.string());
@@ -480,26 +508,19 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
     dataset.classes = classes;
   }
   const ClassIndex index(dataset.classes);
-  std::error_code ec;
   dataset.marks_splits = columns && columns->split;
-  BareNameIndex bare_names(base.empty() ? fs::path(".") : base);
+  BareNameIndex bare_names(folder_of(csv));
   for (const auto& row : rows) {
     const int64_t id = index.find(row.label);
     VTL_CHECK(id >= 0, "{}: label '{}' is not one of the model's {} classes", csv.string(),
               row.label, dataset.classes.size());
-    fs::path file = row.file;
-    if (!fs::is_regular_file(file, ec)) {
-      // Only a bare name is looked for elsewhere: "cats/1.jpg" is never taken for "dogs/1.jpg".
-      std::string why = "no such file";
-      std::optional<fs::path> found;
-      if (!row.bare_name.empty()) found = bare_names.find(row.bare_name, why);
-      if (!found) {
-        dataset.skipped.push_back({row.file, why});
-        continue;
-      }
-      file = *found;
+    std::string why;
+    const auto file = resolve_listed(row.listed, bare_names, why);
+    if (!file) {
+      dataset.skipped.push_back({row.listed.file, why});
+      continue;
     }
-    dataset.samples.push_back({file, id, row.split});
+    dataset.samples.push_back({*file, id, row.split});
   }
   const auto counts = dataset.class_counts();
   if (classes.empty()) {
@@ -512,6 +533,42 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
                                   dataset.skipped.front().reason));
   }
   return dataset;
+}
+
+std::vector<fs::path> read_image_list(const fs::path& csv, std::vector<SkippedFile>* skipped) {
+  std::ifstream in(csv);
+  VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
+  const fs::path base = csv.parent_path();
+  BareNameIndex bare_names(folder_of(csv));
+  std::vector<fs::path> images;
+  size_t column = 0;  // the path column: the one a header names, else the first
+  std::string line;
+  int line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (line_number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
+    if (trim(line).empty()) continue;
+    const auto fields = split_csv_fields(line);
+    if (line_number == 1) {
+      const auto path_column = std::find_if(fields.begin(), fields.end(), names_path_column);
+      if (path_column != fields.end()) {
+        column = size_t(path_column - fields.begin());
+        continue;
+      }
+      if (std::any_of(fields.begin(), fields.end(), names_label_column)) continue;
+    }
+    VTL_CHECK(column < fields.size(),
+              "{}:{}: expected at least {} columns as the header says, got '{}'", csv.string(),
+              line_number, column + 1, trim(line));
+    VTL_CHECK(!fields[column].empty(), "{}:{}: empty path", csv.string(), line_number);
+    const ListedPath listed = listed_path(fields[column], base);
+    std::string why;
+    if (const auto file = resolve_listed(listed, bare_names, why))
+      images.push_back(*file);
+    else if (skipped)
+      skipped->push_back({listed.file, why});
+  }
+  return images;
 }
 
 namespace {

@@ -237,6 +237,25 @@ TEST_F(PredictCommand, CsvOfLabelsOrOfEveryClassProbabilityForKaggle) {
   }
   EXPECT_NEAR(sum, 1.0, 1e-3);
   EXPECT_EQ(table[0][best], json[0]["predictions"][0]["label"].get<std::string>());
+
+  // A CSV argument lists the images (Kaggle's sample_submission.csv: ids, in its order).
+  const std::string first = fs::path(json[0]["path"].get<std::string>()).stem().string();
+  const std::string last = fs::path(json.back()["path"].get<std::string>()).stem().string();
+  std::ofstream(images / "sample_submission.csv") << "id,label\n"
+                                                  << last << ",x\n"
+                                                  << first << ",x\n";
+  const auto ordered_csv = home_ / "ordered.csv";
+  auto ordered = run_cli("predict " + (images / "sample_submission.csv").string() +
+                             " --model resnet18 --weights " + weights + " --csv " +
+                             ordered_csv.string() + " --csv-image stem",
+                         env_);
+  ASSERT_EQ(ordered.exit_code, 0) << ordered.output;
+  const auto ordered_rows = read_csv_rows(ordered_csv);
+  ASSERT_EQ(ordered_rows.size(), 3u);
+  EXPECT_EQ(ordered_rows[0], (std::vector<std::string>{"id", "label", "probability"}));
+  EXPECT_EQ(ordered_rows[1][0], last);
+  EXPECT_EQ(ordered_rows[2][0], first);
+  EXPECT_EQ(ordered_rows[2][1], json[0]["predictions"][0]["label"].get<std::string>());
 }
 
 TEST_F(PredictCommand, DeviceNamesAreCheckedBeforeAnythingIsLoaded) {

@@ -211,6 +211,21 @@ TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
   ASSERT_EQ(indexed.samples.size(), 1u);
   EXPECT_EQ(indexed.classes, (std::vector<std::string>{"boxer"}));
 
+  // An unlabelled list (Kaggle's sample_submission.csv): its images in its order.
+  std::ofstream(dir.path() / "sample_submission.csv")
+      << "id,boxer,pug\n77ff,0.5,0.5\n0a1b,0.5,0.5\nnope,0.5,0.5\n";
+  std::vector<SkippedFile> skipped;
+  EXPECT_EQ(read_image_list(dir.path() / "sample_submission.csv", &skipped),
+            (std::vector<fs::path>{dir.path() / "train" / "77ff.png",
+                                   dir.path() / "train" / "0a1b.png"}));
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].path, dir.path() / "nope");
+  // Without a header: the first column.
+  std::ofstream(dir.path() / "plain_list.csv") << "train/77ff.png\ncats\\1.png,extra\n";
+  EXPECT_EQ(
+      read_image_list(dir.path() / "plain_list.csv"),
+      (std::vector<fs::path>{dir.path() / "train" / "77ff.png", dir.path() / "cats" / "1.png"}));
+
   // The folder of images, or the folder above it, given instead of the list: the error
   // points at the list.
   try {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "vtl/core/text.h"
 #include "vtl/data/image.h"
 
 namespace vtl::cli {
@@ -44,6 +45,15 @@ std::vector<std::filesystem::path> expand_image_arguments(
   std::vector<std::filesystem::path> images;
   std::vector<data::SkippedFile> left_out;
   for (const auto& argument : arguments) {
+    std::error_code ec;
+    if (lowercase(std::filesystem::path(argument).extension().string()) == ".csv" &&
+        std::filesystem::is_regular_file(argument, ec)) {
+      // A list of images (Kaggle's sample_submission.csv): its rows, in its order.
+      auto listed = data::read_image_list(argument, &left_out);
+      if (listed.empty()) left_out.push_back({argument, "a CSV list without existing images"});
+      images.insert(images.end(), listed.begin(), listed.end());
+      continue;
+    }
     if (!std::filesystem::is_directory(argument)) {
       images.emplace_back(argument);
       continue;

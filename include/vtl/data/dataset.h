@@ -70,6 +70,15 @@ Dataset scan_class_folders(const std::filesystem::path& root,
 Dataset read_csv_list(const std::filesystem::path& csv,
                       const std::vector<std::string>& classes = {});
 
+/// The images a CSV file lists, in its order, without labels (Kaggle's
+/// `sample_submission.csv` or `test.csv`): the column a header names as the path (see
+/// read_csv_list; `id`, `image_id`, `filename`, ...), else the first column. Paths resolve
+/// as read_csv_list's do (relative to the CSV's folder, bare ids found under it); rows
+/// whose image is not found are appended to `skipped` when given, with the reason. Throws
+/// vtl::Error naming the file and line for a row without the path column.
+std::vector<std::filesystem::path> read_image_list(const std::filesystem::path& csv,
+                                                   std::vector<SkippedFile>* skipped = nullptr);
+
 /// Every image file under `root` (recursive, symbolic links followed, a file reachable by
 /// two names listed once, sorted by path): an unlabelled folder for extraction and search.
 /// Paths that cannot be resolved are appended to `skipped` when given.
