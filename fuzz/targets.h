@@ -29,7 +29,8 @@ Outcome fuzz_npy(const uint8_t* data, size_t size);
 /// The JSON files vtl reads from its own folders; data[0] picks the reader (see
 /// json_target.cpp), the rest is the file.
 Outcome fuzz_json(const uint8_t* data, size_t size);
-/// data::read_csv_list (and, with a split column, data::open_training_split) on a file
+/// data::read_image_list, data::read_csv_list (and, with a split column,
+/// data::open_training_split) on a file
 /// holding the input, beside two small images img/a.png and img/b.png.
 Outcome fuzz_csv(const uint8_t* data, size_t size);
 /// data::decode_image_rgb on the input as an upload, 4 megapixels at most.
