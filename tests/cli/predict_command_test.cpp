@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "cli/run_cli.h"
+#include "cli/serve_process.h"
 #include "embed/sample_images.h"
 
 namespace vtl {
@@ -256,6 +257,26 @@ TEST_F(PredictCommand, CsvOfLabelsOrOfEveryClassProbabilityForKaggle) {
   EXPECT_EQ(ordered_rows[1][0], last);
   EXPECT_EQ(ordered_rows[2][0], first);
   EXPECT_EQ(ordered_rows[2][1], json[0]["predictions"][0]["label"].get<std::string>());
+}
+
+// Ctrl-C during `predict --csv` stops before the next batch and leaves neither the CSV
+// nor its temporary file.
+TEST_F(PredictCommand, CtrlCWithCsvLeavesNoPartialFile) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  const auto images = home_ / "many";
+  fs::create_directories(images);
+  for (int i = 0; i < 400; ++i)  // several seconds of work at one image per batch
+    fs::copy_file(kSample, images / ("image" + std::to_string(i) + ".png"));
+  const auto table = home_ / "out" / "table.csv";
+  // The child's first line ("model: ...") says the model is loaded and the images start.
+  testing::ServeProcess predict({"predict", images.string(), "--model", "resnet18", "--weights",
+                                 weights, "--batch-size", "1", "--csv", table.string()});
+  ::usleep(300 * 1000);
+  EXPECT_EQ(predict.stop(SIGINT), 130);
+  EXPECT_FALSE(fs::exists(table));
+  ASSERT_TRUE(fs::is_directory(table.parent_path()));
+  EXPECT_TRUE(fs::is_empty(table.parent_path())) << "a temporary file was left";
 }
 
 TEST_F(PredictCommand, DeviceNamesAreCheckedBeforeAnythingIsLoaded) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -16,6 +17,7 @@
 #include "commands.h"
 #include "prediction_csv.h"
 #include "vtl/core/error.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/core/text.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/classical.h"
@@ -152,6 +154,9 @@ void predict_images(const ClassifyArgs& args) {
   auto extractor = embed::extractor_for_spec(trained_on);
   extractor.to(device);
   PredictionCsv csv(args.csv, classes);
+  // Ctrl-C with --csv: stop before the next batch and leave no partial file.
+  std::optional<StopSignals> signals;
+  if (csv.enabled()) signals.emplace("stopping after this batch; the CSV is not written");
   nlohmann::json out = nlohmann::json::array();
   data::BatchReader reader(images, size_t(std::max<int64_t>(args.batch, 1)),
                            [&](const std::filesystem::path& path) { return extractor.load(path); });

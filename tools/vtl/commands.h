@@ -9,9 +9,11 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "vtl/core/stop_signals.h"
 #include "vtl/data/batch_reader.h"
 #include "vtl/data/dataset.h"
 #include "vtl/models/precision.h"
@@ -58,12 +60,16 @@ void print_precision_note(models::Precision precision, const torch::Device& devi
 /// by their row in batch.stacked() (a tensor, a vector); then, in input order, `answer(path,
 /// results[row])` for each readable image, and for each unreadable one its error goes to
 /// stderr and `unreadable(path, error)` is called. Returns how many could not be read.
+/// Under a live StopSignals (Ctrl-C), throws vtl::Interrupted before the next batch.
 template <typename Compute, typename Answer, typename Unreadable>
 size_t answer_each_image(data::BatchReader& reader,
                          const std::vector<std::filesystem::path>& images, Compute compute,
                          Answer answer, Unreadable unreadable) {
   size_t failures = 0;
   while (auto batch = reader.next()) {
+    if (stop_requested())  // only under a live StopSignals: `predict --csv`
+      throw Interrupted(fmt::format("stopped after {} of {} images", batch->first, images.size()),
+                        stop_signal());
     decltype(compute(*batch)) results{};
     if (batch->readable() > 0) results = compute(*batch);
     size_t row = 0;

@@ -15,6 +15,7 @@
 #include "prediction_csv.h"
 #include "vtl/core/error.h"
 #include "vtl/core/progress_line.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/data/batch_reader.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/preprocess.h"
@@ -52,6 +53,9 @@ void run_predict(const PredictOptions& options) {
   models::fold_batch_norms(*classifier.module);
   classifier.module->to(device);
   PredictionCsv csv(options.csv, classifier.class_names);
+  // Ctrl-C with --csv: stop before the next batch and leave no partial file.
+  std::optional<StopSignals> signals;
+  if (csv.enabled()) signals.emplace("stopping after this batch; the CSV is not written");
   // With --csv the table is the answer: the terminal shows progress instead of every image.
   const bool print_each = !options.json && !csv.enabled();
   std::optional<ProgressLine> progress;
@@ -65,7 +69,7 @@ void run_predict(const PredictOptions& options) {
           answered == images.size());
   };
   if (!options.json) {
-    std::cout << "model: " << classifier.description << " on " << device.str() << "\n";
+    std::cout << "model: " << classifier.description << " on " << device.str() << std::endl;
     print_precision_note(precision, device);
   }
 

@@ -1,5 +1,7 @@
 #include "prediction_csv.h"
 
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -45,13 +47,27 @@ PredictionCsv::PredictionCsv(PredictionCsvOptions options, std::vector<std::stri
   if (!enabled()) return;
   VTL_CHECK(!options_.probabilities || !class_names_.empty(),
             "--csv-probabilities needs a classifier that names its classes");
-  text_ = options_.image_key == "stem" ? "id" : "image";
+  // Rows go to a temporary file as they come (a table of 1,000 probabilities per image
+  // need not fit in memory); write() renames it into place.
+  if (options_.file.has_parent_path()) fs::create_directories(options_.file.parent_path());
+  temporary_ = temporary_sibling(options_.file);
+  out_.open(temporary_, std::ios::binary);
+  VTL_CHECK(out_.good(), "{}: cannot write the CSV file: {}", options_.file.string(),
+            std::strerror(errno));
+  out_ << (options_.image_key == "stem" ? "id" : "image");
   if (options_.probabilities) {
-    for (const auto& name : class_names_) text_ += "," + csv_field(name);
+    for (const auto& name : class_names_) out_ << "," << csv_field(name);
   } else {
-    text_ += ",label,probability";
+    out_ << ",label,probability";
   }
-  text_ += "\n";
+  out_ << "\n";
+}
+
+PredictionCsv::~PredictionCsv() {
+  if (temporary_.empty()) return;
+  out_.close();
+  std::error_code ec;
+  fs::remove(temporary_, ec);  // not written to the end: the target stays as it was
 }
 
 std::string PredictionCsv::key_of(const std::string& path) {
@@ -81,7 +97,7 @@ void PredictionCsv::add(const std::string& path, const std::vector<float>& proba
     row += fmt::format(",{},{:.6g}", csv_field(label),
                        probabilities.empty() ? 0.0f : probabilities[best]);
   }
-  text_ += row + "\n";
+  out_ << row << "\n";
   ++rows_;
 }
 
@@ -91,13 +107,16 @@ void PredictionCsv::add_label(const std::string& path, int64_t label) {
   const std::string name = label >= 0 && label < int64_t(class_names_.size())
                                ? class_names_[size_t(label)]
                                : std::to_string(label);
-  text_ += key_of(path) + "," + csv_field(name) + ",\n";
+  out_ << key_of(path) << "," << csv_field(name) << ",\n";
   ++rows_;
 }
 
-void PredictionCsv::write() const {
-  if (!enabled()) return;
-  write_file_atomically(options_.file, text_);
+void PredictionCsv::write() {
+  if (!enabled() || temporary_.empty()) return;
+  out_.close();
+  VTL_CHECK(!out_.fail(), "{}: cannot write the CSV file (disk full?)", temporary_.string());
+  commit_file(temporary_, options_.file);
+  temporary_.clear();
   std::cerr << fmt::format("vtl: wrote {} rows to {}\n", rows_, options_.file.string());
 }
 

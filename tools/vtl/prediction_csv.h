@@ -1,9 +1,10 @@
 #pragma once
-// `--csv FILE` of `vtl predict` and `vtl classify predict`: one row per image, written
-// when all are answered (to a temporary name, then renamed), in the forms Kaggle and
-// spreadsheets take: `image,label,probability`, or one probability column per class.
+// `--csv FILE` of `vtl predict` and `vtl classify predict`: one row per image, in the forms
+// Kaggle and spreadsheets take (`image,label,probability`, or one probability column per
+// class), streamed to a temporary name and renamed into place when all are answered.
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,8 +32,13 @@ void add_prediction_csv_options(CLI::App* command, PredictionCsvOptions& options
 class PredictionCsv {
  public:
   /// `class_names`: the classifier's classes, index = class id (column order of the
-  /// probability form). Throws vtl::Error for an unknown image_key.
+  /// probability form). When enabled, opens the temporary file now. Throws vtl::Error for
+  /// an unknown image_key or a file that cannot be written.
   PredictionCsv(PredictionCsvOptions options, std::vector<std::string> class_names);
+  /// Removes the temporary file when write() was not reached (an error, Ctrl-C).
+  ~PredictionCsv();
+  PredictionCsv(const PredictionCsv&) = delete;
+  PredictionCsv& operator=(const PredictionCsv&) = delete;
 
   bool enabled() const { return !options_.file.empty(); }
   /// The image at `path`, its class probabilities in class-id order (size = classes).
@@ -40,15 +46,16 @@ class PredictionCsv {
   /// The image at `path`, its predicted class without probabilities (a classifier that
   /// gives none: its probability column stays empty).
   void add_label(const std::string& path, int64_t label);
-  /// Writes the file (atomically) when enabled; prints where to stderr.
-  void write() const;
+  /// Renames the finished file into place when enabled; prints where to stderr.
+  void write();
 
  private:
   std::string key_of(const std::string& path);
 
   PredictionCsvOptions options_;
   std::vector<std::string> class_names_;
-  std::string text_;  ///< the rows so far, header included
+  std::filesystem::path temporary_;  ///< rows so far, header first; empty once written
+  std::ofstream out_;
   size_t rows_ = 0;
   std::set<std::string> seen_;  ///< image keys written (name, stem), to warn of repeats
 };
