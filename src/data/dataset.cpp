@@ -535,6 +535,24 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   return dataset;
 }
 
+bool csv_list_is_labelled(const fs::path& csv) {
+  std::ifstream in(csv);
+  VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
+  std::string line;
+  while (std::getline(in, line) && trim(line).empty()) {
+  }
+  if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
+  const auto fields = split_csv_fields(line);
+  if (fields.size() < 2) return false;
+  if (std::any_of(fields.begin(), fields.end(), names_label_column)) return true;
+  if (std::none_of(fields.begin(), fields.end(), names_path_column)) return true;
+  // A header naming the path: labelled when another column is left for the label.
+  return std::any_of(fields.begin(), fields.end(), [](const std::string& name) {
+    return !names_path_column(name) && !names_index_column(name) &&
+           !names_validation_flag_column(name) && !names_split_column(name);
+  });
+}
+
 std::vector<fs::path> read_image_list(const fs::path& csv, std::vector<SkippedFile>* skipped) {
   std::ifstream in(csv);
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());

@@ -17,6 +17,14 @@ std::vector<ImageItem> dataset_items(const fs::path& data, std::vector<std::stri
     if (classes) classes->clear();
     return items;
   }
+  if (fs::is_regular_file(data, ec) && !data::csv_list_is_labelled(data)) {
+    // A CSV that only lists images (Kaggle's test.csv of ids): unlabelled, in its order.
+    for (const auto& path : data::read_image_list(data, left_out))
+      items.push_back({fs::absolute(path).lexically_normal(), -1, ""});
+    VTL_CHECK(!items.empty(), "{}: none of the images it lists exists", data.string());
+    if (classes) classes->clear();
+    return items;
+  }
   const auto dataset = data::open_dataset(data);
   items.reserve(dataset.samples.size());
   for (const auto& sample : dataset.samples) {

@@ -1,3 +1,5 @@
+#include <fstream>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -65,6 +67,28 @@ TEST_F(ExtractCli, AFolderWithoutClassFoldersIsExtractedUnlabelled) {
   run = run_cli("classify fit " + (dir_ / "f").string() + " --out " + (dir_ / "clf").string());
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("no class names"), std::string::npos) << run.output;
+
+  // A CSV that only lists images (Kaggle's test.csv of ids): unlabelled rows in its order,
+  // a missing id named as left out.
+  {
+    std::ofstream list(flat / "test.csv");
+    list << "id\nspider\nmissing_id\n" << sample_items()[0].path.stem().string() << "\n";
+  }
+  run = run_cli("extract " + (flat / "test.csv").string() +
+                " --model resnet18 --image-size 64 --out " + (dir_ / "listed").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("missing_id: no such file, nor an image named 'missing_id'"),
+            std::string::npos)
+      << run.output;
+  const auto listed = embed::load_features(dir_ / "listed");
+  ASSERT_EQ(listed.rows.size(), 2u);
+  EXPECT_EQ(listed.rows[0].path.filename(), "spider.png");
+  EXPECT_EQ(listed.rows[1].path.filename(), sample_items()[0].path.filename());
+  EXPECT_EQ(listed.rows[0].label, -1);
+  // The same image gives the same features as in the folder's extraction.
+  for (size_t i = 0; i < set.rows.size(); ++i)
+    if (set.rows[i].path.filename() == "spider.png")
+      EXPECT_TRUE(torch::allclose(listed.features[0], set.features[int64_t(i)], 1e-5, 1e-5));
 }
 
 TEST_F(ExtractCli, BadArgumentsAreOneLineErrors) {

@@ -226,6 +226,18 @@ TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
       read_image_list(dir.path() / "plain_list.csv"),
       (std::vector<fs::path>{dir.path() / "train" / "77ff.png", dir.path() / "cats" / "1.png"}));
 
+  // Which lists have labels, from their first line.
+  const auto labelled = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.path() / name) << text;
+    return csv_list_is_labelled(dir.path() / name);
+  };
+  EXPECT_TRUE(labelled("l1.csv", "id,breed\n0a1b,boxer\n"));
+  EXPECT_TRUE(labelled("l2.csv", "train/77ff.png,pug\n"));
+  EXPECT_TRUE(labelled("l3.csv", "\xEF\xBB\xBF,name,class\n0,a.png,x\n"));
+  EXPECT_FALSE(labelled("u1.csv", "id\n0a1b\n"));
+  EXPECT_FALSE(labelled("u2.csv", "\n\ntrain/77ff.png\n"));
+  EXPECT_FALSE(labelled("u3.csv", ",image_id,is_valid\n0,0a1b,1\n"));
+
   // The folder of images, or the folder above it, given instead of the list: the error
   // points at the list.
   try {

@@ -79,6 +79,12 @@ Dataset read_csv_list(const std::filesystem::path& csv,
 std::vector<std::filesystem::path> read_image_list(const std::filesystem::path& csv,
                                                    std::vector<SkippedFile>* skipped = nullptr);
 
+/// Whether a CSV list has a label column, from its first line: false for one column, or a
+/// header that names the path column and nothing else but an index or split column
+/// (Kaggle's `test.csv` of `id`); then read it with read_image_list. Throws vtl::Error when
+/// the file cannot be read.
+bool csv_list_is_labelled(const std::filesystem::path& csv);
+
 /// Every image file under `root` (recursive, symbolic links followed, a file reachable by
 /// two names listed once, sorted by path): an unlabelled folder for extraction and search.
 /// Paths that cannot be resolved are appended to `skipped` when given.
