@@ -352,9 +352,8 @@ void Trainer::make_optimizer(const Phase& phase) {
   VTL_CHECK(!trainable_parameters(model_).empty(), "nothing to train: every parameter is frozen");
   // Phase 2 (or fit()'s one phase) with a learning-rate ratio: a group per unfrozen layer
   // (layerwise_parameter_groups); otherwise one group.
-  const double ratio = phase.index == 2 || config_.strategy == Strategy::trainable
-                           ? config_.finetune_lr_ratio
-                           : 1.0;
+  const double ratio =
+      phase.index == 2 || config_.strategy == Strategy::trainable ? config_.finetune_lr_ratio : 1.0;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   group_lr_scales_.clear();
   if (ratio > 1) {
