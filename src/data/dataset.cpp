@@ -235,6 +235,11 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
 
 namespace {
 
+/// Removes the UTF-8 byte-order mark that spreadsheets write before a file's first line.
+void strip_byte_order_mark(std::string& first_line) {
+  if (first_line.rfind("\xEF\xBB\xBF", 0) == 0) first_line.erase(0, 3);
+}
+
 /// Fields of one CSV line: separated by commas, a field in double quotes may hold commas
 /// and "" for a quote (RFC 4180, one line per row). Fields are trimmed.
 std::vector<std::string> split_csv_fields(const std::string& line) {
@@ -414,7 +419,7 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   std::string split_name;  // the split column's name, for messages
   while (std::getline(in, line)) {
     ++line_number;
-    if (line_number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
+    if (line_number == 1) strip_byte_order_mark(line);
     if (trim(line).empty()) continue;
     const auto fields = split_csv_fields(line);
     if (line_number == 1 && fields.size() >= 2) {
@@ -541,7 +546,7 @@ bool csv_list_is_labelled(const fs::path& csv) {
   std::string line;
   while (std::getline(in, line) && trim(line).empty()) {
   }
-  if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
+  strip_byte_order_mark(line);
   const auto fields = split_csv_fields(line);
   if (fields.size() < 2) return false;
   if (std::any_of(fields.begin(), fields.end(), names_label_column)) return true;
@@ -564,7 +569,7 @@ std::vector<fs::path> read_image_list(const fs::path& csv, std::vector<SkippedFi
   int line_number = 0;
   while (std::getline(in, line)) {
     ++line_number;
-    if (line_number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
+    if (line_number == 1) strip_byte_order_mark(line);
     if (trim(line).empty()) continue;
     const auto fields = split_csv_fields(line);
     if (line_number == 1) {

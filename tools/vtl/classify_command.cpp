@@ -166,7 +166,7 @@ void predict_images(const ClassifyArgs& args) {
         return classifier.predict(extractor.embed(batch.stacked()));
       },
       [&](const std::string& path, int64_t label) {
-        csv.add_label(path, label);
+        csv.add_label(path, class_name(classes, label));
         if (args.json) {
           out.push_back({{"path", path}, {"label", label}, {"class", class_name(classes, label)}});
         } else {
@@ -198,7 +198,7 @@ void run_predict(ClassifyArgs args) {
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < predicted.size(); ++i) {
     const std::string name = class_name(classes, predicted[i]);
-    csv.add_label(set.rows[i].path.string(), predicted[i]);
+    csv.add_label(set.rows[i].path.string(), name);
     if (args.json) {
       out.push_back(
           {{"path", set.rows[i].path.string()}, {"label", predicted[i]}, {"class", name}});

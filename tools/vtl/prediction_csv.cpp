@@ -101,13 +101,10 @@ void PredictionCsv::add(const std::string& path, const std::vector<float>& proba
   ++rows_;
 }
 
-void PredictionCsv::add_label(const std::string& path, int64_t label) {
+void PredictionCsv::add_label(const std::string& path, const std::string& class_name) {
   if (!enabled()) return;
   VTL_CHECK(!options_.probabilities, "--csv-probabilities: this classifier gives no probabilities");
-  const std::string name = label >= 0 && label < int64_t(class_names_.size())
-                               ? class_names_[size_t(label)]
-                               : std::to_string(label);
-  out_ << key_of(path) << "," << csv_field(name) << ",\n";
+  out_ << key_of(path) << "," << csv_field(class_name) << ",\n";
   ++rows_;
 }
 

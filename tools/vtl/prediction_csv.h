@@ -43,9 +43,9 @@ class PredictionCsv {
   bool enabled() const { return !options_.file.empty(); }
   /// The image at `path`, its class probabilities in class-id order (size = classes).
   void add(const std::string& path, const std::vector<float>& probabilities);
-  /// The image at `path`, its predicted class without probabilities (a classifier that
-  /// gives none: its probability column stays empty).
-  void add_label(const std::string& path, int64_t label);
+  /// The image at `path`, the name of its predicted class, without probabilities (a
+  /// classifier that gives none: its probability column stays empty).
+  void add_label(const std::string& path, const std::string& class_name);
   /// Renames the finished file into place when enabled; prints where to stderr.
   void write();
 
