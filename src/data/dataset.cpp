@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -558,38 +559,48 @@ bool csv_list_is_labelled(const fs::path& csv) {
   });
 }
 
-std::vector<fs::path> read_image_list(const fs::path& csv, std::vector<SkippedFile>* skipped) {
+ImageList read_image_list_as_written(const fs::path& csv, bool first_line_is_header) {
   std::ifstream in(csv);
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
   const fs::path base = csv.parent_path();
   BareNameIndex bare_names(folder_of(csv));
-  std::vector<fs::path> images;
-  size_t column = 0;  // the path column: the one a header names, else the first
+  ImageList list;
   std::string line;
   int line_number = 0;
+  bool first = true;
   while (std::getline(in, line)) {
     ++line_number;
     if (line_number == 1) strip_byte_order_mark(line);
     if (trim(line).empty()) continue;
     const auto fields = split_csv_fields(line);
-    if (line_number == 1) {
+    if (std::exchange(first, false)) {
       const auto path_column = std::find_if(fields.begin(), fields.end(), names_path_column);
-      if (path_column != fields.end()) {
-        column = size_t(path_column - fields.begin());
+      if (path_column != fields.end()) list.path_column = size_t(path_column - fields.begin());
+      if (first_line_is_header || path_column != fields.end() ||
+          std::any_of(fields.begin(), fields.end(), names_label_column)) {
+        list.header = fields;
         continue;
       }
-      if (std::any_of(fields.begin(), fields.end(), names_label_column)) continue;
     }
-    VTL_CHECK(column < fields.size(),
+    VTL_CHECK(list.path_column < fields.size(),
               "{}:{}: expected at least {} columns as the header says, got '{}'", csv.string(),
-              line_number, column + 1, trim(line));
-    VTL_CHECK(!fields[column].empty(), "{}:{}: empty path", csv.string(), line_number);
-    const ListedPath listed = listed_path(fields[column], base);
-    std::string why;
-    if (const auto file = resolve_listed(listed, bare_names, why))
-      images.push_back(*file);
+              line_number, list.path_column + 1, trim(line));
+    const std::string& text = fields[list.path_column];
+    VTL_CHECK(!text.empty(), "{}:{}: empty path", csv.string(), line_number);
+    ListedImage row{text, std::nullopt, {}};
+    row.image = resolve_listed(listed_path(text, base), bare_names, row.why_missing);
+    list.rows.push_back(std::move(row));
+  }
+  return list;
+}
+
+std::vector<fs::path> read_image_list(const fs::path& csv, std::vector<SkippedFile>* skipped) {
+  std::vector<fs::path> images;
+  for (const auto& row : read_image_list_as_written(csv).rows) {
+    if (row.image)
+      images.push_back(*row.image);
     else if (skipped)
-      skipped->push_back({listed.file, why});
+      skipped->push_back({listed_path(row.listed, csv.parent_path()).file, row.why_missing});
   }
   return images;
 }

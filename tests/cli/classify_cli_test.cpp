@@ -111,6 +111,23 @@ TEST(ClassifyCli, PredictTakesNewImagesAndFolders) {
     ++rows;
   }
   EXPECT_EQ(rows, 12u);
+
+  // --csv-like: the images a sample submission lists, in its form (one label column; a
+  // sample of class columns asks for probabilities this classifier does not give).
+  const auto& [first_path, first_class] = *by_features.begin();
+  const std::string first_name = std::filesystem::path(first_path).filename().string();
+  write_file_atomically(dir / "data" / "sample.csv", "file,species\n" + first_name + ",?\n");
+  run = run_cli("classify predict " + classifier + " --csv " + (dir / "sub.csv").string() +
+                " --csv-like " + (dir / "data" / "sample.csv").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(read_file(dir / "sub.csv"), "file,species\n" + first_name + "," + first_class + "\n");
+  write_file_atomically(dir / "data" / "sample.csv",
+                        "file,bugs,fruit,homes\n" + first_name + ",0,0,0\n");
+  run = run_cli("classify predict " + classifier + " --csv " + (dir / "sub.csv").string() +
+                " --csv-like " + (dir / "data" / "sample.csv").string());
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("this classifier gives no probabilities"), std::string::npos)
+      << run.output;
 }
 
 TEST(ClassifyCli, CompareUsesTheTrainingRunsSplitAndShowsItsNeuralHead) {

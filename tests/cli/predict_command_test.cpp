@@ -259,6 +259,109 @@ TEST_F(PredictCommand, CsvOfLabelsOrOfEveryClassProbabilityForKaggle) {
   EXPECT_EQ(ordered_rows[2][1], json[0]["predictions"][0]["label"].get<std::string>());
 }
 
+/// `fields` as one CSV line (RFC 4180 quoting).
+std::string csv_line(const std::vector<std::string>& fields) {
+  std::string line;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    std::string field = fields[i];
+    if (field.find_first_of(",\"") != std::string::npos) {
+      std::string quoted = "\"";
+      for (const char c : field) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+      field = quoted + "\"";
+    }
+    line += (i ? "," : "") + field;
+  }
+  return line;
+}
+
+// `--csv-like sample_submission.csv`: the images the sample lists, its header and id text
+// verbatim, its one label column or its class columns in its order.
+TEST_F(PredictCommand, SubmissionInTheFormOfKagglesSample) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  if (!testing::have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  const auto images = home_ / "competition";
+  testing::make_class_tree(images / "test_images", 1);  // 3 images in bugs/, fruit/, homes/
+  const std::string model = " --model resnet18 --weights " + weights;
+  auto reference =
+      run_cli("predict " + (images / "test_images").string() + model + " --json --top 1", env_);
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+  const auto json = predictions_json(reference.output);
+  ASSERT_EQ(json.size(), 3u);
+  const auto name_of = [&](size_t i) {
+    return fs::path(json[i]["path"].get<std::string>()).filename().string();
+  };
+  const auto stem_of = [&](size_t i) {
+    return fs::path(json[i]["path"].get<std::string>()).stem().string();
+  };
+  const auto top1 = [&](size_t i) { return json[i]["predictions"][0]["label"].get<std::string>(); };
+
+  // One label column (APTOS' `id_code,diagnosis`: no header name vtl knows), ids with and
+  // without the extension, in an order of its own, and an id whose image is missing.
+  const auto sample = images / "sample_submission.csv";
+  std::ofstream(sample) << "id_code,diagnosis\n"
+                        << name_of(2) << ",0\n"
+                        << "no_such_image,0\n"
+                        << stem_of(0) << ",0\n";
+  const auto submission = home_ / "submission.csv";
+  auto labels = run_cli(
+      "predict" + model + " --csv " + submission.string() + " --csv-like " + sample.string(), env_);
+  EXPECT_EQ(labels.exit_code, 1) << "a row is missing" << labels.output;
+  EXPECT_NE(labels.output.find("no_such_image"), std::string::npos) << labels.output;
+  EXPECT_NE(labels.output.find("1 of the 3 rows of " + sample.string() + " name no image"),
+            std::string::npos)
+      << labels.output;
+  const auto rows = read_csv_rows(submission);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"id_code", "diagnosis"}));
+  EXPECT_EQ(rows[1], (std::vector<std::string>{name_of(2), top1(2)}));
+  EXPECT_EQ(rows[2], (std::vector<std::string>{stem_of(0), top1(0)}));
+
+  // Every class's probability, with the sample's column order (the classes reversed).
+  auto every = run_cli("predict " + (images / "test_images").string() + model + " --csv " +
+                           (home_ / "every.csv").string() + " --csv-probabilities",
+                       env_);
+  ASSERT_EQ(every.exit_code, 0) << every.output;
+  const auto table = read_csv_rows(home_ / "every.csv");
+  ASSERT_EQ(table.size(), 4u);
+  ASSERT_EQ(table[0].size(), 1001u);
+  std::vector<std::string> header = {"image_id"};
+  header.insert(header.end(), table[0].rbegin(), table[0].rend() - 1);
+  std::ofstream(sample) << csv_line(header) << "\n" << stem_of(1) << std::string(1000, ',') << "\n";
+  auto probabilities = run_cli(
+      "predict" + model + " --csv " + submission.string() + " --csv-like " + sample.string(), env_);
+  ASSERT_EQ(probabilities.exit_code, 0) << probabilities.output;
+  const auto columns = read_csv_rows(submission);
+  ASSERT_EQ(columns.size(), 2u);
+  EXPECT_EQ(columns[0], header);
+  ASSERT_EQ(columns[1].size(), 1001u);
+  EXPECT_EQ(columns[1][0], stem_of(1));
+  // The same probabilities (batches of another size: within 1e-5), in the reverse order.
+  double largest_difference = 0;
+  for (size_t c = 1; c <= 1000; ++c)
+    largest_difference = std::max(
+        largest_difference, std::abs(std::stod(columns[1][c]) - std::stod(table[2][1001 - c])));
+  EXPECT_LT(largest_difference, 1e-5);
+
+  // Columns that are not the model's classes, and image arguments besides the sample.
+  std::ofstream(sample) << "id,cat,dog\n" << stem_of(1) << ",0.5,0.5\n";
+  auto wrong = run_cli("predict" + model + " --csv " + (home_ / "wrong.csv").string() +
+                           " --csv-like " + sample.string(),
+                       env_);
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.output.find("neither one label column nor the model's 1000 classes; not a "
+                              "class: 'cat', 'dog'; no column for the class"),
+            std::string::npos)
+      << wrong.output;
+  EXPECT_FALSE(fs::exists(home_ / "wrong.csv"));
+  auto both = run_cli("predict " + kSample + model + " --csv " + (home_ / "both.csv").string() +
+                          " --csv-like " + sample.string(),
+                      env_);
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_NE(both.output.find("--csv-like lists the images to classify"), std::string::npos)
+      << both.output;
+}
+
 // Ctrl-C during `predict --csv` stops before the next batch and leaves neither the CSV
 // nor its temporary file.
 TEST_F(PredictCommand, CtrlCWithCsvLeavesNoPartialFile) {

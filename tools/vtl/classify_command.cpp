@@ -149,11 +149,12 @@ std::string class_name(const std::vector<std::string>& classes, int64_t label) {
 void predict_images(const ClassifyArgs& args) {
   const auto [classifier, description, classes, trained_on] = open_classifier(args.classifier);
   const torch::Device device = models::parse_device(args.device);
-  const auto images = expand_image_arguments("vtl classify predict", args.inputs);
+  auto images = expand_image_arguments("vtl classify predict", args.inputs);
+  PredictionCsv csv(args.csv, classes, /*with_probabilities=*/false);
+  if (csv.follows_sample()) images = csv.sample_images();
   VTL_CHECK(!images.empty(), "no images to classify");
   auto extractor = embed::extractor_for_spec(trained_on);
   extractor.to(device);
-  PredictionCsv csv(args.csv, classes);
   // Ctrl-C with --csv: stop before the next batch and leave no partial file.
   std::optional<StopSignals> signals;
   if (csv.enabled()) signals.emplace("stopping after this batch; the CSV is not written");
@@ -183,6 +184,11 @@ void predict_images(const ClassifyArgs& args) {
 }
 
 void run_predict(ClassifyArgs args) {
+  VTL_CHECK(args.csv.like.empty() || args.inputs.empty(),
+            "--csv-like lists the images to classify: leave out the inputs");
+  VTL_CHECK(!args.csv.like.empty() || !args.inputs.empty(),
+            "no inputs: give a features folder, images or folders (or --csv FILE --csv-like "
+            "SAMPLE)");
   const bool features_folder =
       args.inputs.size() == 1 &&
       std::filesystem::exists(std::filesystem::path(args.inputs[0]) / "features.json");
@@ -194,7 +200,7 @@ void run_predict(ClassifyArgs args) {
   const auto set = embed::load_features(args.features);
   const auto [classifier, description, classes, trained_on] = open_classifier(args, set);
   const auto predicted = classifier.predict(set.features);
-  PredictionCsv csv(args.csv, classes);
+  PredictionCsv csv(args.csv, classes, /*with_probabilities=*/false);
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < predicted.size(); ++i) {
     const std::string name = class_name(classes, predicted[i]);
@@ -373,10 +379,9 @@ void add_classify_command(CLI::App& app) {
       "Predict the class of each row of a features folder, or of new images (embedded as the "
       "classifier's training features were)");
   predict->add_option("classifier", args->classifier, "Classifier folder")->required();
-  predict
-      ->add_option("inputs", args->inputs,
-                   "A features folder (vtl extract), or images and folders of images")
-      ->required();
+  predict->add_option("inputs", args->inputs,
+                      "A features folder (vtl extract), or images, folders and CSV lists of "
+                      "images");
   predict->add_option("--device", args->device,
                       "Images: where they are embedded, cpu (default), cuda or cuda:N");
   predict->add_option("--batch-size,--batch", args->batch, "Images: per forward pass (default 32)");

@@ -1,6 +1,7 @@
 // vtl predict IMAGE|FOLDER... --model NAME|MODEL_DIR [--weights NAME|FILE] [--top K]
 //             [--batch B] [--device cpu|cuda] [--amp off|bf16|fp16] [--json]
 //             [--csv FILE [--csv-image path|name|stem] [--csv-probabilities]]
+// vtl predict --model MODEL_DIR --csv FILE --csv-like sample_submission.csv
 
 #include <filesystem>
 #include <iostream>
@@ -45,14 +46,20 @@ void run_predict(const PredictOptions& options) {
   const torch::Device device = models::parse_device(options.device);
   const models::Precision precision = models::parse_precision(options.amp);
   models::check_precision_supported(precision, device);
-  const auto images = expand_image_arguments("vtl predict", options.images);
-  VTL_CHECK(!images.empty(), "no images to classify");
+  VTL_CHECK(options.csv.like.empty() || options.images.empty(),
+            "--csv-like lists the images to classify: leave out the image arguments");
+  VTL_CHECK(!options.csv.like.empty() || !options.images.empty(),
+            "no images: give image files or folders (or --csv FILE --csv-like SAMPLE)");
+  auto images = expand_image_arguments("vtl predict", options.images);
+  VTL_CHECK(!images.empty() || !options.csv.like.empty(), "no images to classify");
 
   Classifier classifier = open_classifier(options.model, options.weights);
+  PredictionCsv csv(options.csv, classifier.class_names);
+  if (csv.follows_sample()) images = csv.sample_images();
+  VTL_CHECK(!images.empty(), "no images to classify");
   classifier.module->eval();
   models::fold_batch_norms(*classifier.module);
   classifier.module->to(device);
-  PredictionCsv csv(options.csv, classifier.class_names);
   // Ctrl-C with --csv: stop before the next batch and leave no partial file.
   std::optional<StopSignals> signals;
   if (csv.enabled()) signals.emplace("stopping after this batch; the CSV is not written");
@@ -125,10 +132,9 @@ void add_predict_command(CLI::App& app) {
   auto options = std::make_shared<PredictOptions>();
   auto* command = app.add_subcommand(
       "predict", "Classify images with a pretrained model or a trained model folder");
-  command
-      ->add_option("images", options->images,
-                   "Image files (jpg, png, bmp, webp, tif) or folders (every image under them)")
-      ->required();
+  command->add_option("images", options->images,
+                      "Image files (jpg, png, bmp, webp, tif), folders (every image under them) "
+                      "or CSV lists of images");
   command
       ->add_option("--model", options->model,
                    "Registered model name (see `vtl models`) or a model folder from `vtl train`")

@@ -79,6 +79,27 @@ Dataset read_csv_list(const std::filesystem::path& csv,
 std::vector<std::filesystem::path> read_image_list(const std::filesystem::path& csv,
                                                    std::vector<SkippedFile>* skipped = nullptr);
 
+/// One row of a CSV image list: the path column's text as written and the image it names.
+struct ListedImage {
+  std::string listed;                          ///< the path column's text, as written
+  std::optional<std::filesystem::path> image;  ///< the file; std::nullopt: not found
+  std::string why_missing;                     ///< why `image` is empty
+};
+
+/// A CSV image list as written (what a submission in its form needs).
+struct ImageList {
+  std::vector<std::string> header;  ///< the first line's fields when it is a header, else empty
+  size_t path_column = 0;           ///< the column that names the images
+  std::vector<ListedImage> rows;    ///< in file order
+};
+
+/// read_image_list, keeping the text of each row and the header. The first line is the
+/// header when `first_line_is_header` (Kaggle's sample submissions: `id_code,diagnosis`)
+/// or when it names a path or label column; the path column is the one the header names
+/// as such, else the first. Throws vtl::Error as read_image_list does.
+ImageList read_image_list_as_written(const std::filesystem::path& csv,
+                                     bool first_line_is_header = false);
+
 /// Whether a CSV list has a label column, from its first line: false for one column, or a
 /// header that names the path column and nothing else but an index or split column
 /// (Kaggle's `test.csv` of `id`); then read it with read_image_list. Throws vtl::Error when
