@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <regex>
 #include <set>
 #include <utility>
 
@@ -303,6 +304,32 @@ bool names_split_column(const std::string& name) {
   return names.count(lowercase(name)) > 0;
 }
 
+/// The column a header gives a role: the one named `chosen` (any case) when given, else
+/// the first whose name `names_role` accepts, other than a column chosen for another role
+/// (`taken`); fields.end() when there is none.
+std::vector<std::string>::const_iterator find_column(const std::vector<std::string>& fields,
+                                                     const std::string& chosen,
+                                                     bool (*names_role)(const std::string&),
+                                                     const std::string& taken) {
+  if (!chosen.empty())
+    return std::find_if(fields.begin(), fields.end(), [&](const std::string& name) {
+      return lowercase(name) == lowercase(chosen);
+    });
+  return std::find_if(fields.begin(), fields.end(), [&](const std::string& name) {
+    return names_role(name) && (taken.empty() || lowercase(name) != lowercase(taken));
+  });
+}
+
+/// Throws unless the header `fields` of `csv` has the column chosen as `option`.
+void check_chosen_column(const fs::path& csv, const std::vector<std::string>& fields,
+                         const std::string& chosen, const char* option) {
+  if (chosen.empty() || find_column(fields, chosen, nullptr, {}) != fields.end()) return;
+  std::string header;
+  for (const auto& name : fields) header += (header.empty() ? "'" : ", '") + name + "'";
+  fail("{}:1: {} {}: the first line has no such column (it has {})", csv.string(), option, chosen,
+       header);
+}
+
 /// The split a split column's `value` gives; std::nullopt for a value it cannot mean.
 std::optional<Split> parse_split_value(const std::string& value, bool validation_flag) {
   static const std::map<std::string, bool> flags = {{"true", true},   {"1", true},  {"yes", true},
@@ -402,7 +429,13 @@ fs::path folder_of(const fs::path& csv) {
 
 }  // namespace
 
-Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes) {
+Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes,
+                      const LabelSource& source) {
+  VTL_CHECK(source.name_pattern.empty(),
+            "{}: --label-pattern labels a folder of images by their file names; a CSV list "
+            "names its label column (--label-column)",
+            csv.string());
+  const bool columns_chosen = !source.path_column.empty() || !source.label_column.empty();
   std::ifstream in(csv);
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
   const fs::path base = csv.parent_path();
@@ -423,11 +456,18 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
     if (line_number == 1) strip_byte_order_mark(line);
     if (trim(line).empty()) continue;
     const auto fields = split_csv_fields(line);
+    if (line_number == 1) {
+      check_chosen_column(csv, fields, source.path_column, "--path-column");
+      check_chosen_column(csv, fields, source.label_column, "--label-column");
+    }
     if (line_number == 1 && fields.size() >= 2) {
       // A header names the path column, the label column or both (the other is then the
-      // first remaining column); a first row whose path is a file is data.
-      const auto path_column = std::find_if(fields.begin(), fields.end(), names_path_column);
-      const auto label_column = std::find_if(fields.begin(), fields.end(), names_label_column);
+      // first remaining column); a first row whose path is a file is data, unless the
+      // columns were chosen by name.
+      const auto path_column =
+          find_column(fields, source.path_column, names_path_column, source.label_column);
+      const auto label_column =
+          find_column(fields, source.label_column, names_label_column, source.path_column);
       if (path_column != fields.end() || label_column != fields.end()) {
         CsvColumns named;
         auto flag_column = std::find_if(fields.begin(), fields.end(), names_validation_flag_column);
@@ -454,17 +494,20 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
         std::error_code exists_error;
         if (named.path != SIZE_MAX && named.label != SIZE_MAX && named.path != named.label) {
           const fs::path first = fields[named.path];
-          if (!fs::is_regular_file(first.is_relative() ? base / first : first, exists_error)) {
+          if (columns_chosen ||
+              !fs::is_regular_file(first.is_relative() ? base / first : first, exists_error)) {
             if (!(path_named && label_named) && others.size() > 1) {
               std::string candidates;
               for (const size_t i : others)
                 candidates += (candidates.empty() ? "'" : ", '") + fields[i] + "'";
               fail(
                   "{}:1: which column is the {}? the header names {} but not the {}, and "
-                  "could mean any of {}; name it `{}` in the header",
+                  "could mean any of {}; choose it with {} NAME, or name it `{}` in the "
+                  "header",
                   csv.string(), path_named ? "label" : "image path",
                   path_named ? "the image column" : "the label column",
-                  path_named ? "label" : "image path", candidates, path_named ? "label" : "path");
+                  path_named ? "label" : "image path", candidates,
+                  path_named ? "--label-column" : "--path-column", path_named ? "label" : "path");
             }
             columns = named;
             continue;
@@ -541,9 +584,10 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
   return dataset;
 }
 
-bool csv_list_is_labelled(const fs::path& csv) {
+bool csv_list_is_labelled(const fs::path& csv, const LabelSource& source) {
   std::ifstream in(csv);
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
+  if (!source.label_column.empty()) return true;
   std::string line;
   while (std::getline(in, line) && trim(line).empty()) {
   }
@@ -559,7 +603,8 @@ bool csv_list_is_labelled(const fs::path& csv) {
   });
 }
 
-ImageList read_image_list_as_written(const fs::path& csv, bool first_line_is_header) {
+ImageList read_image_list_as_written(const fs::path& csv, bool first_line_is_header,
+                                     const std::string& path_column) {
   std::ifstream in(csv);
   VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
   const fs::path base = csv.parent_path();
@@ -574,9 +619,10 @@ ImageList read_image_list_as_written(const fs::path& csv, bool first_line_is_hea
     if (trim(line).empty()) continue;
     const auto fields = split_csv_fields(line);
     if (std::exchange(first, false)) {
-      const auto path_column = std::find_if(fields.begin(), fields.end(), names_path_column);
-      if (path_column != fields.end()) list.path_column = size_t(path_column - fields.begin());
-      if (first_line_is_header || path_column != fields.end() ||
+      check_chosen_column(csv, fields, path_column, "--path-column");
+      const auto named = find_column(fields, path_column, names_path_column, {});
+      if (named != fields.end()) list.path_column = size_t(named - fields.begin());
+      if (first_line_is_header || named != fields.end() ||
           std::any_of(fields.begin(), fields.end(), names_label_column)) {
         list.header = fields;
         continue;
@@ -594,9 +640,10 @@ ImageList read_image_list_as_written(const fs::path& csv, bool first_line_is_hea
   return list;
 }
 
-std::vector<fs::path> read_image_list(const fs::path& csv, std::vector<SkippedFile>* skipped) {
+std::vector<fs::path> read_image_list(const fs::path& csv, std::vector<SkippedFile>* skipped,
+                                      const std::string& path_column) {
   std::vector<fs::path> images;
-  for (const auto& row : read_image_list_as_written(csv).rows) {
+  for (const auto& row : read_image_list_as_written(csv, false, path_column).rows) {
     if (row.image)
       images.push_back(*row.image);
     else if (skipped)
@@ -635,12 +682,69 @@ Dataset merge_split_folders(const SplitFolders& folders, const std::vector<std::
 
 }  // namespace
 
-Dataset open_dataset(const fs::path& path, const std::vector<std::string>& classes) {
+Dataset scan_file_name_labels(const fs::path& root, const LabelSource& source,
+                              const std::vector<std::string>& classes) {
+  std::regex pattern;
+  try {
+    pattern = std::regex(source.name_pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    fail("--label-pattern '{}' is not a regular expression: {}", source.name_pattern, e.what());
+  }
   std::error_code ec;
+  VTL_CHECK(fs::is_directory(root, ec), "{}: --label-pattern needs a folder of images",
+            root.string());
+  Dataset dataset;
+  std::vector<std::pair<fs::path, std::string>> labelled;
+  for (const auto& path : list_images(root, &dataset.skipped)) {
+    const std::string name = path.filename().string();
+    std::smatch match;
+    if (!std::regex_search(name, match, pattern) || match.str(match.size() > 1 ? 1 : 0).empty()) {
+      dataset.skipped.push_back({path, fmt::format("its name gives no label (--label-pattern '{}')",
+                                                   source.name_pattern)});
+      continue;
+    }
+    labelled.emplace_back(path, match.str(match.size() > 1 ? 1 : 0));
+  }
+  VTL_CHECK(!labelled.empty(), "{}: no image name matches --label-pattern '{}'{}", root.string(),
+            source.name_pattern,
+            dataset.skipped.empty()
+                ? std::string()
+                : " (for one: " + dataset.skipped.back().path.filename().string() + ")");
+  if (classes.empty()) {
+    std::set<std::string> names;
+    for (const auto& [path, label] : labelled) names.insert(label);
+    dataset.classes.assign(names.begin(), names.end());
+  } else {
+    dataset.classes = classes;
+  }
+  const ClassIndex index(dataset.classes);
+  for (const auto& [path, label] : labelled) {
+    const int64_t id = index.find(label);
+    VTL_CHECK(id >= 0, "{}: label '{}' (from --label-pattern) is not one of the model's {} classes",
+              path.string(), label, dataset.classes.size());
+    dataset.samples.push_back({path, id, Split::unmarked});
+  }
+  return dataset;
+}
+
+Dataset open_dataset(const fs::path& path, const std::vector<std::string>& classes,
+                     const LabelSource& source) {
+  std::error_code ec;
+  if (!source.name_pattern.empty()) {
+    VTL_CHECK(source.path_column.empty() && source.label_column.empty(),
+              "--label-pattern labels a folder's images by file name; --path-column and "
+              "--label-column choose the columns of a CSV list: give one or the other");
+    return scan_file_name_labels(path, source, classes);
+  }
+  if (!source.empty())
+    VTL_CHECK(!fs::is_directory(path, ec),
+              "{}: --path-column and --label-column choose the columns of a CSV list, and this "
+              "is a folder",
+              path.string());
   if (auto folders = find_split_folders(path)) return merge_split_folders(*folders, classes);
   if (fs::is_directory(path, ec)) return scan_class_folders(path, classes);
   VTL_CHECK(fs::exists(path, ec), "{}: no such folder or CSV file", path.string());
-  return read_csv_list(path, classes);
+  return read_csv_list(path, classes, source);
 }
 
 Dataset select_split(const Dataset& dataset, Split split) {

@@ -19,10 +19,10 @@ size_t count_marked(const Dataset& dataset, Split split) {
 }  // namespace
 
 TrainingSplit open_training_split(const fs::path& root, const fs::path& validation_path,
-                                  double val_fraction, uint64_t seed) {
+                                  double val_fraction, uint64_t seed, const LabelSource& source) {
   TrainingSplit out;
   fs::path train_path = root, val_path = validation_path;
-  if (const auto folders = find_split_folders(root)) {
+  if (const auto folders = source.name_pattern.empty() ? find_split_folders(root) : std::nullopt) {
     train_path = folders->train;
     if (val_path.empty()) val_path = folders->validation;
     out.description = fmt::format(
@@ -32,7 +32,7 @@ TrainingSplit open_training_split(const fs::path& root, const fs::path& validati
             ? std::string()
             : fmt::format(" ({} is left for `vtl evaluate`)", folders->test.string()));
   }
-  Dataset all = open_dataset(train_path);
+  Dataset all = open_dataset(train_path, {}, source);
   if (all.marks_splits) {
     const size_t marked_val = count_marked(all, Split::validation);
     const size_t marked_test = count_marked(all, Split::test);
@@ -57,16 +57,17 @@ TrainingSplit open_training_split(const fs::path& root, const fs::path& validati
   }
   if (!val_path.empty()) {
     out.train = std::move(all);
-    out.validation = open_dataset(val_path, out.train.classes);
+    out.validation = open_dataset(val_path, out.train.classes, source);
   } else {
     std::tie(out.train, out.validation) = split_stratified(all, val_fraction, seed);
   }
   return out;
 }
 
-EvaluationSet open_evaluation_set(const fs::path& path, const std::vector<std::string>& classes) {
+EvaluationSet open_evaluation_set(const fs::path& path, const std::vector<std::string>& classes,
+                                  const LabelSource& source) {
   EvaluationSet out;
-  if (const auto folders = find_split_folders(path)) {
+  if (const auto folders = source.name_pattern.empty() ? find_split_folders(path) : std::nullopt) {
     const fs::path& chosen = !folders->test.empty()         ? folders->test
                              : !folders->validation.empty() ? folders->validation
                                                             : folders->train;
@@ -75,11 +76,11 @@ EvaluationSet open_evaluation_set(const fs::path& path, const std::vector<std::s
                     folders->test.empty() && folders->validation.empty()
                         ? " (the training images: there is no val/ or test/)"
                         : "");
-    out.images = open_dataset(chosen, classes);
+    out.images = open_dataset(chosen, classes, source);
     out.source = chosen;
     return out;
   }
-  out.images = open_dataset(path, classes);
+  out.images = open_dataset(path, classes, source);
   out.source = path;
   if (out.images.marks_splits) {
     const Split split = count_marked(out.images, Split::test) > 0         ? Split::test

@@ -103,7 +103,7 @@ PreparedRun prepare_run(const RunOptions& options,
   // Split folders or a CSV split column say which images train and validate (an explicit
   // --val-dir wins); their test images are left for `vtl evaluate`.
   auto split = data::open_training_split(options.data, options.val_dir, options.val_split,
-                                         options.config.seed);
+                                         options.config.seed, options.label_source);
   if (!split.description.empty()) log(split.description);
   data::Dataset train_set = std::move(split.train), val_set = std::move(split.validation);
   VTL_CHECK(train_set.classes.size() >= 2, "{}: need at least 2 classes, found {}",
@@ -236,6 +236,9 @@ nlohmann::json RunOptions::to_json() const {
   return {{"data", data.string()},
           {"val_dir", val_dir.string()},
           {"val_split", val_split},
+          {"path_column", label_source.path_column},
+          {"label_column", label_source.label_column},
+          {"label_pattern", label_source.name_pattern},
           {"model", model},
           {"weights", weights},
           {"img_size", img_size},
@@ -253,6 +256,9 @@ RunOptions RunOptions::from_json(const nlohmann::json& j) {
   o.data = j.at("data").get<std::string>();
   o.val_dir = j.value("val_dir", std::string());
   o.val_split = j.value("val_split", o.val_split);
+  o.label_source.path_column = j.value("path_column", std::string());
+  o.label_source.label_column = j.value("label_column", std::string());
+  o.label_source.name_pattern = j.value("label_pattern", std::string());
   o.model = j.at("model").get<std::string>();
   o.weights = j.value("weights", std::string());
   o.img_size = j.value("img_size", 0);
@@ -341,6 +347,10 @@ RunResult run_training(const RunOptions& options, bool resume,
   for (const auto& m : result.history) history.push_back(m.to_json());
   info.training = {{"config", options.config.to_json()},
                    {"data", options.data.string()},
+                   {"label_source",
+                    {{"path_column", options.label_source.path_column},
+                     {"label_column", options.label_source.label_column},
+                     {"label_pattern", options.label_source.name_pattern}}},
                    {"train_images", result.train_images},
                    {"val_images", result.val_images},
                    {"skipped_images", result.skipped_images},

@@ -252,6 +252,73 @@ TEST_F(TrainCli, CsvSplitColumnTrainsValidatesAndEvaluatesOnItsRows) {
   EXPECT_NE(evaluated.output.find(": 6 images"), std::string::npos) << evaluated.output;
 }
 
+// Oxford pets' layout: one folder, the class in each file name (`animals_3.png`); and
+// HAM10000's metadata, whose label column is chosen by name.
+TEST_F(TrainCli, LabelsFromFileNamesOrAChosenColumnTrainEvaluateAndExtract) {
+  TempDir flat("vtl_cli_named");
+  const fs::path images = flat.path() / "images";
+  fs::create_directories(images);
+  const fs::path metadata = flat.path() / "metadata.csv";
+  std::ofstream csv(metadata);
+  csv << "lesion_id,image_id,dx,age\n";
+  for (const std::string category : {"animals", "geography", "shapes"}) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(data_.path() / category))
+      files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    for (size_t i = 0; i < files.size(); ++i) {
+      const std::string stem = category + "_" + std::to_string(i);
+      fs::copy_file(files[i], images / (stem + ".png"));
+      csv << "L" << i << "," << stem << "," << category << ",40\n";
+    }
+  }
+  csv.close();
+  const fs::path run = runs_.path() / "named";
+  const std::string pattern = " --label-pattern '^([a-z]+)_[0-9]+[.]png$'";
+  auto trained = run_cli("train " + images.string() + pattern +
+                         " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
+                         "--no-augment --val-split 0.25 --out " +
+                         run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_NE(trained.output.find("classes (3): animals 9, geography 9, shapes 9"), std::string::npos)
+      << trained.output;
+  const auto config = nlohmann::json::parse(read_file(run / "run.json"));
+  EXPECT_EQ(config.at("label_pattern"), "^([a-z]+)_[0-9]+[.]png$");  // what --resume reads
+
+  // evaluate takes the pattern the model was trained with, and says so.
+  auto evaluated = run_cli("evaluate " + run.string() + " " + images.string() + " --json");
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  const auto report = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
+  EXPECT_EQ(report.at("count"), 36) << report;
+  auto said = run_cli("evaluate " + run.string() + " " + images.string());
+  EXPECT_NE(said.output.find("labels: file names, --label-pattern '^([a-z]+)_[0-9]+[.]png$' (as "
+                             "trained)"),
+            std::string::npos)
+      << said.output;
+
+  // A CSV of more columns than path and label: the label column chosen by name.
+  auto ambiguous = run_cli("extract " + metadata.string() +
+                           " --model resnet18 --image-size 32 "
+                           "--out " +
+                           (flat.path() / "f0").string());
+  EXPECT_EQ(ambiguous.exit_code, 1);
+  EXPECT_NE(ambiguous.output.find("choose it with --label-column NAME"), std::string::npos)
+      << ambiguous.output;
+  auto extracted = run_cli("extract " + metadata.string() +
+                           " --label-column dx --model "
+                           "resnet18 --image-size 32 --json --out " +
+                           (flat.path() / "f1").string());
+  ASSERT_EQ(extracted.exit_code, 0) << extracted.output;
+  const auto features = nlohmann::json::parse(read_file(flat.path() / "f1" / "features.json"));
+  EXPECT_EQ(features.at("classes"), (nlohmann::json{"animals", "geography", "shapes"})) << features;
+  auto wrong = run_cli("train " + metadata.string() + " --label-column diagnosis --out " +
+                       (runs_.path() / "wrong").string());
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.output.find("--label-column diagnosis: the first line has no such column"),
+            std::string::npos)
+      << wrong.output;
+}
+
 TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
   // root/{train,val,test}/<class>/: 6 + 3 + 3 images of each of 2 classes.
   TempDir root("vtl_cli_splits");

@@ -200,7 +200,8 @@ TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
     EXPECT_NE(std::string(e.what()).find("ham.csv:1: which column is the label?"),
               std::string::npos)
         << e.what();
-    EXPECT_NE(std::string(e.what()).find("'lesion_id', 'dx', 'age'; name it `label`"),
+    EXPECT_NE(std::string(e.what()).find("'lesion_id', 'dx', 'age'; choose it with "
+                                         "--label-column NAME, or name it `label`"),
               std::string::npos)
         << e.what();
   }
@@ -259,6 +260,83 @@ TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
               std::string::npos)
         << e.what();
   }
+}
+
+// Labels where the layout does not say: CSV columns chosen by header name (fastai's
+// `from_df(fn_col=, label_col=)`), or file names (fastai's `from_name_re`).
+TEST(Dataset, LabelsFromChosenColumnsOrFromFileNames) {
+  TempDir dir("vtl_dataset_label_source");
+  write_png(dir.path() / "images" / "ISIC_1.png", 1);
+  write_png(dir.path() / "images" / "ISIC_2.png", 2);
+  write_png(dir.path() / "images" / "ISIC_3.png", 3);
+  const auto csv = dir.path() / "HAM10000_metadata.csv";
+  std::ofstream(csv)
+      << "lesion_id,image_id,dx,dx_type,age\n"
+         "L1,ISIC_1,nv,histo,40\nL2,ISIC_2,mel,histo,55\nL3,ISIC_3,nv,follow_up,35\n";
+  LabelSource dx;
+  dx.label_column = "DX";  // any case
+  const auto ham = read_csv_list(csv, {}, dx);
+  EXPECT_EQ(ham.classes, (std::vector<std::string>{"mel", "nv"}));
+  ASSERT_EQ(ham.samples.size(), 3u);
+  EXPECT_EQ(ham.samples[1].path, dir.path() / "images" / "ISIC_2.png");
+  EXPECT_EQ(ham.samples[1].label, 0);
+  LabelSource by_type;  // both chosen: the image column need not be one vtl knows by name
+  by_type.path_column = "image_id";
+  by_type.label_column = "dx_type";
+  EXPECT_EQ(read_csv_list(csv, {}, by_type).classes,
+            (std::vector<std::string>{"follow_up", "histo"}));
+  EXPECT_TRUE(csv_list_is_labelled(csv, dx));
+  LabelSource typo;
+  typo.label_column = "diagnosis";
+  try {
+    read_csv_list(csv, {}, typo);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(
+                  "HAM10000_metadata.csv:1: --label-column diagnosis: the first line has no such "
+                  "column (it has 'lesion_id', 'image_id', 'dx', 'dx_type', 'age')"),
+              std::string::npos)
+        << e.what();
+  }
+  // An unlabelled list whose image column has a name of its own.
+  std::ofstream(dir.path() / "test.csv") << "lesion,picture\nL9,ISIC_3\n";
+  EXPECT_EQ(read_image_list(dir.path() / "test.csv", nullptr, "picture"),
+            (std::vector<fs::path>{dir.path() / "images" / "ISIC_3.png"}));
+  EXPECT_THROW(read_image_list(dir.path() / "test.csv", nullptr, "image"), Error);
+
+  // Oxford pets: the breed is the name before `_<number>`; names it does not match are
+  // skipped, saying so.
+  const auto pets = dir.path() / "pets";
+  write_png(pets / "Abyssinian_1.png", 10);
+  write_png(pets / "Abyssinian_12.png", 11);
+  write_png(pets / "great_pyrenees_3.png", 12);
+  write_png(pets / "sub" / "great_pyrenees_40.png", 13);
+  write_png(pets / "README.png", 14);
+  LabelSource breed;
+  breed.name_pattern = R"(^(.+)_\d+\.png$)";
+  const auto oxford = open_dataset(pets, {}, breed);
+  EXPECT_EQ(oxford.classes, (std::vector<std::string>{"Abyssinian", "great_pyrenees"}));
+  ASSERT_EQ(oxford.samples.size(), 4u);
+  EXPECT_EQ(oxford.class_counts(), (std::vector<int64_t>{2, 2}));
+  ASSERT_EQ(oxford.skipped.size(), 1u);
+  EXPECT_EQ(oxford.skipped[0].path.filename(), "README.png");
+  EXPECT_NE(oxford.skipped[0].reason.find("its name gives no label"), std::string::npos);
+  // Without a group the whole match is the label (Kaggle's cat.0.jpg).
+  LabelSource prefix;
+  prefix.name_pattern = "^[a-z]+";
+  EXPECT_EQ(open_dataset(pets, {}, prefix).classes,
+            (std::vector<std::string>{"great"}));  // "Abyssinian" starts upper-case
+  // Validation data read with the training classes: a label outside them is an error.
+  EXPECT_THROW(scan_file_name_labels(pets, breed, {"Abyssinian", "beagle"}), Error);
+  LabelSource broken;
+  broken.name_pattern = "^(.+";
+  EXPECT_THROW(open_dataset(pets, {}, broken), Error);
+  LabelSource nothing;
+  nothing.name_pattern = "^dog";
+  EXPECT_THROW(open_dataset(pets, {}, nothing), Error);
+  // Each kind of source for its kind of data.
+  EXPECT_THROW(open_dataset(csv, {}, breed), Error);
+  EXPECT_THROW(open_dataset(pets, {}, dx), Error);
 }
 
 TEST(Dataset, StratifiedSplitKeepsEveryClassInBothParts) {

@@ -73,6 +73,24 @@ void add_max_image_pixels_option(CLI::App* command) {
                   data::default_max_pixels()));
 }
 
+void add_label_source_options(CLI::App* command, data::LabelSource& source) {
+  auto* path_column = command->add_option(
+      "--path-column", source.path_column,
+      "A CSV list's image column, by its header name (default: the one named path, id, "
+      "image_id, filename, ...)");
+  auto* label_column = command->add_option(
+      "--label-column", source.label_column,
+      "A CSV list's label column, by its header name (default: the one named label, class, "
+      "category, ...)");
+  command
+      ->add_option("--label-pattern", source.name_pattern,
+                   "A folder of images labelled by their file names: a regular expression "
+                   "searched in each name, its first group the label (Oxford pets: "
+                   "'^(.+)_\\d+\\.jpg$'; Kaggle's cat.0.jpg: '^(cat|dog)\\.')")
+      ->excludes(path_column)
+      ->excludes(label_column);
+}
+
 void print_precision_note(models::Precision precision, const torch::Device& device) {
   if (const auto advice = models::precision_advice(precision, device); !advice.empty())
     std::cerr << "vtl: note: " << advice << "\n";

@@ -51,6 +51,10 @@ std::vector<std::filesystem::path> expand_image_arguments(
 /// process-wide data::default_max_pixels, 400 million unless set).
 void add_max_image_pixels_option(CLI::App* command);
 
+/// --path-column, --label-column (a CSV list's columns by header name) and --label-pattern
+/// (labels in a folder's file names), into `source`.
+void add_label_source_options(CLI::App* command, data::LabelSource& source);
+
 /// Prints "vtl: note: ..." to stderr when `precision` will be slow on `device`
 /// (models::precision_advice).
 void print_precision_note(models::Precision precision, const torch::Device& device);

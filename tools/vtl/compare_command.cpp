@@ -20,6 +20,7 @@ struct CompareArgs {
   embed::ComparisonOptions options;
   std::string out = "compare";
   bool json = false;
+  data::LabelSource label_source;
 };
 
 void run_compare(CompareArgs args) {
@@ -28,7 +29,7 @@ void run_compare(CompareArgs args) {
   options.out = args.out;
   if (!args.json) options.log = [](const std::string& line) { std::cerr << line << std::endl; };
   std::vector<std::string> classes;
-  const auto items = embed::dataset_items(args.data, &classes);
+  const auto items = embed::dataset_items(args.data, &classes, nullptr, args.label_source);
   const auto comparison = embed::compare_backbones(items, classes, options);
   if (args.json) {
     std::cout << comparison.to_json().dump() << "\n";
@@ -52,6 +53,7 @@ void add_compare_command(CLI::App& app) {
       "Which backbone fits your data? Linear-probe accuracy, speed and size side by side");
   cmd->add_option("data", args->data, "Class-folder tree or CSV list of labelled images")
       ->required();
+  add_label_source_options(cmd, args->label_source);
   cmd->add_option("--models", args->models, "Comma-separated registered models")
       ->capture_default_str();
   cmd->add_option("--weights-from", args->options.weights_from,

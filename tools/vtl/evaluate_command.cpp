@@ -36,7 +36,31 @@ struct EvaluateArgs {
   std::string device = "cpu";
   std::string report;
   std::string csv;  ///< per-image table, when given
+  data::LabelSource label_source;
 };
+
+/// The data's label source: the one given, else the training's when it fits the data (a
+/// file-name pattern for a folder, CSV columns for a file), said on stdout unless `quiet`.
+data::LabelSource evaluation_label_source(const EvaluateArgs& args, const nlohmann::json& model,
+                                          bool quiet) {
+  if (!args.label_source.empty()) return args.label_source;
+  const auto trained = model.value("training", nlohmann::json::object())
+                           .value("label_source", nlohmann::json::object());
+  data::LabelSource source;
+  source.path_column = trained.value("path_column", std::string());
+  source.label_column = trained.value("label_column", std::string());
+  source.name_pattern = trained.value("label_pattern", std::string());
+  std::error_code ec;
+  const bool folder = std::filesystem::is_directory(args.data, ec);
+  if (source.empty() || folder != !source.name_pattern.empty()) return {};
+  if (!quiet)
+    std::cout << (folder
+                      ? fmt::format("labels: file names, --label-pattern '{}' (as trained)\n",
+                                    source.name_pattern)
+                      : fmt::format("labels: --path-column '{}' --label-column '{}' (as trained)\n",
+                                    source.path_column, source.label_column));
+  return source;
+}
 
 void run_evaluate(const EvaluateArgs& args) {
   const torch::Device device = models::parse_device(args.device);
@@ -49,7 +73,8 @@ void run_evaluate(const EvaluateArgs& args) {
   // Split folders are evaluated on their test/ (else val/), a CSV with a split column on its
   // test rows (else valid rows). The data's class names must be the model's; folders or
   // labels the model lacks are errors.
-  auto evaluation = data::open_evaluation_set(args.data, loaded.class_names);
+  auto evaluation = data::open_evaluation_set(
+      args.data, loaded.class_names, evaluation_label_source(args, loaded.json, args.json));
   if (!args.json && !evaluation.description.empty()) std::cout << evaluation.description << "\n";
   auto& dataset = evaluation.images;
   const std::string data_path = evaluation.source.string();
@@ -194,6 +219,7 @@ void add_evaluate_command(CLI::App& app) {
                   "class-folder tree, CSV of path,label, or a folder of train/ val/ test/ splits "
                   "(its test/ is used)")
       ->required();
+  add_label_source_options(cmd, args->label_source);
   cmd->add_option("--batch-size,--batch", args->batch_size, "images per batch")
       ->capture_default_str();
   cmd->add_option("--workers", args->workers, "image loading threads")->capture_default_str();

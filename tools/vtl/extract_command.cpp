@@ -43,6 +43,7 @@ struct ExtractArgs {
   std::string amp = "off";
   double dist_timeout = 0;
   std::string dist_store_file;
+  data::LabelSource label_source;
 };
 
 void run_extract(const ExtractArgs& args) {
@@ -104,7 +105,8 @@ void run_extract(const ExtractArgs& args) {
   options.skip_bad = args.skip_bad;
   options.overwrite = args.overwrite;
   std::vector<data::SkippedFile> left_out;
-  const auto items = embed::dataset_items(args.data, &options.classes, &left_out);
+  const auto items =
+      embed::dataset_items(args.data, &options.classes, &left_out, args.label_source);
   if (!args.json && writer) print_left_out(args.data, left_out);
   std::optional<ProgressLine> progress;
   if (!args.json && writer) {
@@ -149,6 +151,7 @@ void add_extract_command(CLI::App& app) {
       "extract",
       "Write feature vectors of a dataset: features.npy (NumPy), manifest.jsonl, features.json");
   cmd->add_option("data", args->data, "Class-folder tree or CSV list of path,label");
+  add_label_source_options(cmd, args->label_source);
   cmd->add_option("--model", args->model, "Registry name (resnet50) or trained model folder");
   cmd->add_option(
       "--weights", args->weights,

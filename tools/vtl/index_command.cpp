@@ -44,6 +44,7 @@ struct IndexArgs {
   std::string more;
   // merge
   std::vector<std::string> parts;
+  data::LabelSource label_source;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -116,7 +117,7 @@ void run_build(const IndexArgs& args) {
     extractor.to(device);
     extractor.set_amp(models::parse_precision(args.amp));
     if (!args.json) print_precision_note(extractor.spec().amp, extractor.device());
-    const auto items = embed::dataset_items(args.data, nullptr, &left_out);
+    const auto items = embed::dataset_items(args.data, nullptr, &left_out, args.label_source);
     if (!args.json) print_left_out(args.data, left_out);
     result = search::ImageIndex::build(args.out, extractor, items, options);
   }
@@ -131,7 +132,7 @@ void run_add(const IndexArgs& args) {
   extractor.to(device);
   auto options = index_options(args);
   std::vector<data::SkippedFile> left_out;
-  const auto items = embed::dataset_items(args.more, nullptr, &left_out);
+  const auto items = embed::dataset_items(args.more, nullptr, &left_out, args.label_source);
   if (!args.json) print_left_out(args.more, left_out);
   const auto result = search::ImageIndex::add(args.index, extractor, items, options);
   report(result, left_out, args.index, "added", seconds_since(start), args.json);
@@ -152,6 +153,7 @@ void add_index_command(CLI::App& app) {
 
   auto* build = cmd->add_subcommand("build", "Index the images of a dataset");
   build->add_option("data", args->data, "Class-folder tree or CSV list of path,label");
+  add_label_source_options(build, args->label_source);
   build->add_option("--features", args->features,
                     "Index a finished `vtl extract` folder instead of embedding DATA");
   build->add_option("--model", args->model, "Registry name or trained model folder");
@@ -182,6 +184,7 @@ void add_index_command(CLI::App& app) {
       "add", "Add images to an index (same model; atomic: on error nothing changes)");
   add->add_option("index", args->index, "Index folder")->required();
   add->add_option("data", args->more, "Class-folder tree or CSV list")->required();
+  add_label_source_options(add, args->label_source);
   add->add_option("--batch-size,--batch", args->batch, "Images per forward pass (default 32)");
   add->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
   add->add_flag("--json", args->json, "Print the summary as JSON");

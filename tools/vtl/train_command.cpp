@@ -76,6 +76,7 @@ void add_train_command(CLI::App& app) {
                         ->capture_default_str();
   cmd->add_option("--val-dir", options->val_dir, "validation class-folder tree or CSV")
       ->excludes(val_split);
+  add_label_source_options(cmd, options->label_source);
   cmd->add_option("--seed", c.seed, "seed of split, shuffling, augmentation, init")
       ->capture_default_str();
   cmd->add_option("--workers", options->workers, "image loading threads")->capture_default_str();

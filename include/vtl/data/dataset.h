@@ -45,6 +45,24 @@ struct Dataset {
   int64_t num_classes() const { return static_cast<int64_t>(classes.size()); }
 };
 
+/// Where the labels are when the data's layout does not say (class folders, a CSV header
+/// naming `path,label`): fastai's `from_df(fn_col=, label_col=)` and `from_name_re`. Plain
+/// data; empty: the layout says.
+struct LabelSource {
+  /// A CSV list's image column, by its header name (any case); "": the column named path,
+  /// id, image_id, filename, ... (see read_csv_list).
+  std::string path_column;
+  /// A CSV list's label column, by its header name (any case); "": the column named label,
+  /// class, category, ... (see read_csv_list).
+  std::string label_column;
+  /// A folder whose images' file names hold their labels (Oxford pets' `Abyssinian_12.jpg`,
+  /// Kaggle's `cat.0.jpg`): an ECMAScript regular expression searched in each file name;
+  /// its first group, or the whole match when it has none, is the label. "": class folders.
+  std::string name_pattern;
+
+  bool empty() const { return path_column.empty() && label_column.empty() && name_pattern.empty(); }
+};
+
 /// A class-folder tree: `root/<class>/**/<image>`; class names are the sorted subfolder
 /// names; images are files with an image extension (see has_image_extension), symbolic
 /// links are followed and duplicates (two names for the same file) are kept once; files
@@ -67,8 +85,18 @@ Dataset scan_class_folders(const std::filesystem::path& root,
 /// fastai's `is_valid` (also `valid`, `is_val`, `is_validation`: true/false, 1/0, yes/no)
 /// or `split` (also `subset`, `set`, `partition`: train/training, val/valid/validation/dev,
 /// test/testing; any case).
+/// `source` names the path and label columns by header name when given (then the first line
+/// must be a header holding them; an unknown name throws vtl::Error listing the header).
 Dataset read_csv_list(const std::filesystem::path& csv,
-                      const std::vector<std::string>& classes = {});
+                      const std::vector<std::string>& classes = {}, const LabelSource& source = {});
+
+/// Every image under `root` (as list_images) labelled by the regular expression
+/// `source.name_pattern` searched in its file name (see LabelSource). Images whose names it
+/// does not match go to `skipped`, saying so. Classes are the sorted distinct labels unless
+/// `classes` is given (then a label outside them throws vtl::Error naming the file). Throws
+/// vtl::Error for an invalid expression, or when no file name matches.
+Dataset scan_file_name_labels(const std::filesystem::path& root, const LabelSource& source,
+                              const std::vector<std::string>& classes = {});
 
 /// The images a CSV file lists, in its order, without labels (Kaggle's
 /// `sample_submission.csv` or `test.csv`): the column a header names as the path (see
@@ -76,8 +104,10 @@ Dataset read_csv_list(const std::filesystem::path& csv,
 /// as read_csv_list's do (relative to the CSV's folder, bare ids found under it); rows
 /// whose image is not found are appended to `skipped` when given, with the reason. Throws
 /// vtl::Error naming the file and line for a row without the path column.
+/// `path_column`, when given, is the path column's header name (LabelSource::path_column).
 std::vector<std::filesystem::path> read_image_list(const std::filesystem::path& csv,
-                                                   std::vector<SkippedFile>* skipped = nullptr);
+                                                   std::vector<SkippedFile>* skipped = nullptr,
+                                                   const std::string& path_column = {});
 
 /// One row of a CSV image list: the path column's text as written and the image it names.
 struct ListedImage {
@@ -96,15 +126,17 @@ struct ImageList {
 /// read_image_list, keeping the text of each row and the header. The first line is the
 /// header when `first_line_is_header` (Kaggle's sample submissions: `id_code,diagnosis`)
 /// or when it names a path or label column; the path column is the one the header names
-/// as such, else the first. Throws vtl::Error as read_image_list does.
+/// as such (`path_column` when given), else the first. Throws vtl::Error as read_image_list
+/// does, and for a `path_column` the header lacks.
 ImageList read_image_list_as_written(const std::filesystem::path& csv,
-                                     bool first_line_is_header = false);
+                                     bool first_line_is_header = false,
+                                     const std::string& path_column = {});
 
 /// Whether a CSV list has a label column, from its first line: false for one column, or a
 /// header that names the path column and nothing else but an index or split column
 /// (Kaggle's `test.csv` of `id`); then read it with read_image_list. Throws vtl::Error when
-/// the file cannot be read.
-bool csv_list_is_labelled(const std::filesystem::path& csv);
+/// the file cannot be read. Always true when `source` names a label column.
+bool csv_list_is_labelled(const std::filesystem::path& csv, const LabelSource& source = {});
 
 /// Every image file under `root` (recursive, symbolic links followed, a file reachable by
 /// two names listed once, sorted by path): an unlabelled folder for extraction and search.
@@ -124,8 +156,11 @@ bool has_subfolders(const std::filesystem::path& root);
 /// Reads either form: a folder is a class-folder tree, a .csv file a CSV list. A folder of
 /// split folders (train/, val/, test/; see find_split_folders) reads as one dataset of all
 /// their images, labelled by their class folders; pick one split to train or evaluate.
+/// `source`: CSV columns chosen by name, or a folder labelled by file names
+/// (scan_file_name_labels); a pattern given for a CSV, or columns for a folder, throw
+/// vtl::Error.
 Dataset open_dataset(const std::filesystem::path& path,
-                     const std::vector<std::string>& classes = {});
+                     const std::vector<std::string>& classes = {}, const LabelSource& source = {});
 
 /// The samples of `dataset` marked `split`, with its classes (and, for Split::train, its
 /// skipped files, so that they are reported once).

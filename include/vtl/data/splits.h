@@ -27,10 +27,12 @@ struct TrainingSplit {
 /// - otherwise all of `root`, with `val_fraction` of each class (seeded with `seed`) for
 ///   validation.
 /// A non-empty `validation_path` (a class tree or CSV, read with the training classes)
-/// replaces the validation part in every case. Throws vtl::Error as open_dataset does.
+/// replaces the validation part in every case. `source` says where labels are (see
+/// LabelSource), for `root` and `validation_path` alike. Throws vtl::Error as open_dataset
+/// does.
 TrainingSplit open_training_split(const std::filesystem::path& root,
                                   const std::filesystem::path& validation_path, double val_fraction,
-                                  uint64_t seed);
+                                  uint64_t seed, const LabelSource& source = {});
 
 struct EvaluationSet {
   Dataset images;
@@ -39,8 +41,10 @@ struct EvaluationSet {
 };
 
 /// The images to evaluate a model on from `path`, labelled with `classes`: split folders'
-/// test/ (else val/, else train/), a CSV's test rows (else its valid rows), or all of it.
+/// test/ (else val/, else train/), a CSV's test rows (else its valid rows), or all of it;
+/// `source` as for open_training_split.
 EvaluationSet open_evaluation_set(const std::filesystem::path& path,
-                                  const std::vector<std::string>& classes);
+                                  const std::vector<std::string>& classes,
+                                  const LabelSource& source = {});
 
 }  // namespace vtl::data

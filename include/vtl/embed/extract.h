@@ -104,10 +104,12 @@ void merge_feature_shards(const std::vector<std::filesystem::path>& shards,
 /// without subfolders, or a CSV without a label column (data::csv_list_is_labelled), gives
 /// its images unlabelled (label -1, no class names). Files and
 /// folders the listing had to leave out (unreadable, symlink loops, missing CSV rows) are
-/// appended to `left_out` when given.
+/// appended to `left_out` when given. `source` says where labels are when the layout does
+/// not (CSV columns by name, or labels in file names: data::LabelSource).
 std::vector<ImageItem> dataset_items(const std::filesystem::path& data,
                                      std::vector<std::string>* classes = nullptr,
-                                     std::vector<data::SkippedFile>* left_out = nullptr);
+                                     std::vector<data::SkippedFile>* left_out = nullptr,
+                                     const data::LabelSource& source = {});
 
 /// Parses "i/n" (0 <= i < n) into {i, n}; throws vtl::Error otherwise.
 std::pair<int, int> parse_shard(const std::string& text);

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vtl/data/dataset.h"
 #include "vtl/data/transforms.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/train/lr_finder.h"
@@ -32,6 +33,7 @@ struct RunOptions {
   std::filesystem::path data;     ///< class-folder tree or CSV
   std::filesystem::path val_dir;  ///< optional validation tree/CSV; else val_split
   double val_split = 0.2;
+  data::LabelSource label_source;  ///< CSV columns or file-name labels; empty: the layout's
   std::string model = "resnet18";  ///< registered name or a model folder
   std::string weights;             ///< catalogue name, .pth/.safetensors file, "" = random
   int img_size = 0;                ///< 0: the weights' preset; else crop side (resize = /0.875)
