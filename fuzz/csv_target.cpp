@@ -2,7 +2,7 @@
 // spreadsheets and pandas, so they are outside data. read_csv_list must answer any bytes
 // with a dataset or a vtl::Error naming the file and line; the split of a list with a split
 // column (open_training_split), read_image_list and a sample submission's reading
-// (read_image_list_as_written with a header) likewise.
+// (read_image_list_as_written with a header) and a list read with chosen columns likewise.
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -29,6 +29,8 @@ Outcome fuzz_csv(const uint8_t* data, size_t size) {
   // images or a vtl::Error, whatever the labelled reading says.
   accept_or_reject([&] { data::read_image_list(path); });
   accept_or_reject([&] { data::read_image_list_as_written(path, /*first_line_is_header=*/true); });
+  // Columns chosen by name (--label-column label --path-column id).
+  accept_or_reject([&] { data::read_csv_list(path, {}, {"id", "label", ""}); });
   return accept_or_reject([&] {
     const auto dataset = data::read_csv_list(path);
     if (dataset.marks_splits) data::open_training_split(path, {}, 0.5, 0);
