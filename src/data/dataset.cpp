@@ -79,9 +79,10 @@ std::string trim(std::string text) {
 }
 
 /// Image files under `dir` (recursive, symbolic links followed, sorted by path) whose
-/// canonical path is not yet in `seen`; unresolvable paths go to `skipped`.
+/// canonical path is not yet in `seen`; unresolvable paths go to `skipped`. With
+/// `max_depth` >= 0, folders more than `max_depth` levels below `dir` are not entered.
 std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& seen,
-                                       std::vector<SkippedFile>& skipped) {
+                                       std::vector<SkippedFile>& skipped, int max_depth = -1) {
   std::error_code ec;
   std::vector<fs::path> files;
   const size_t skipped_before = skipped.size();
@@ -98,6 +99,10 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
       continue;
     }
     if (it->is_directory(ec)) {
+      if (max_depth >= 0 && it.depth() >= max_depth) {
+        it.disable_recursion_pending();
+        continue;
+      }
       // A link back to a folder already listed (a symlink loop) is not entered again.
       auto canonical = fs::weakly_canonical(path, ec);
       if (ec || !folders.insert(canonical).second) {
@@ -350,8 +355,9 @@ struct CsvColumns {
 
 /// Finds the images that CSV rows name by a bare name, as Kaggle's lists do: an `id` or
 /// `image_id` column holding "0a1b2c" or "0a1b2c.jpg", with the images in a folder beside
-/// the CSV (train/, train_images/, ...). Lists every image under `root` once, on the first
-/// lookup.
+/// the CSV (train/, train_images/, HAM10000's HAM10000_images_part_1/, ...). Lists the
+/// images under `root`, down to kMaxDepth folders below it, once, on the first lookup (a
+/// CSV kept at the top of a home folder does not list the whole home).
 class BareNameIndex {
  public:
   explicit BareNameIndex(fs::path root) : root_(std::move(root)) {}
@@ -363,7 +369,8 @@ class BareNameIndex {
     if (!listed_) list();
     const auto found = by_name_.find(name);
     if (found == by_name_.end() || found->second.empty()) {
-      why = fmt::format("no such file, nor an image named '{}' under {}", name, root_.string());
+      why = fmt::format("no such file, nor an image named '{}' under {} ({} folders deep)", name,
+                        root_.string(), kMaxDepth);
       return std::nullopt;
     }
     if (found->second.size() > 1) {
@@ -379,13 +386,15 @@ class BareNameIndex {
   void list() {
     listed_ = true;
     std::vector<SkippedFile> unresolved;  // reported by whoever lists the folder for use
-    for (const auto& listed : list_images(root_, &unresolved)) {
+    std::set<fs::path> seen;
+    for (const auto& listed : list_images_into(root_, seen, unresolved, kMaxDepth)) {
       const fs::path path = listed.lexically_normal();  // "./train/x.jpg" -> "train/x.jpg"
       by_name_[path.filename().string()].push_back(path);
       by_name_[path.stem().string()].push_back(path);
     }
   }
 
+  static constexpr int kMaxDepth = 3;
   fs::path root_;
   bool listed_ = false;
   std::map<std::string, std::vector<fs::path>> by_name_;  ///< file name and stem -> images

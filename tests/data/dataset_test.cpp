@@ -178,6 +178,16 @@ TEST(Dataset, CsvListsNamingImagesByIdAreFoundInTheFoldersBesideThem) {
   EXPECT_NE(breeds.skipped[0].reason.find("nor an image named 'missing'"), std::string::npos)
       << breeds.skipped[0].reason;
 
+  // Looked for down to three folders below the CSV's, not deeper.
+  write_png(dir.path() / "x" / "y" / "z" / "deep3.png", 7);
+  write_png(dir.path() / "x" / "y" / "z" / "w" / "deep4.png", 8);
+  const auto deep = read("deep.csv", "id,label\ndeep3,a\ndeep4,a\n");
+  ASSERT_EQ(deep.samples.size(), 1u);
+  EXPECT_EQ(deep.samples[0].path, dir.path() / "x" / "y" / "z" / "deep3.png");
+  ASSERT_EQ(deep.skipped.size(), 1u);
+  EXPECT_NE(deep.skipped[0].reason.find("(3 folders deep)"), std::string::npos)
+      << deep.skipped[0].reason;
+
   const auto cassava = read("train.csv", "image_id,label\n1000.png,3\n0a1b.png,1\n");
   ASSERT_EQ(cassava.samples.size(), 2u);
   EXPECT_EQ(cassava.samples[0].path, dir.path() / "train_images" / "1000.png");
