@@ -7,11 +7,12 @@
 namespace vtl::train {
 
 TrainData load_image_folder(const std::filesystem::path& root, const Preprocessing& preprocessing,
-                            double val_fraction, uint64_t seed, int workers) {
+                            double val_fraction, uint64_t seed, int workers,
+                            const data::LabelSource& labels) {
   VTL_CHECK(val_fraction > 0 && val_fraction < 1,
             "the validation fraction must be between 0 and 1 (got {})", val_fraction);
   TrainData out;
-  auto split = data::open_training_split(root, {}, val_fraction, seed);
+  auto split = data::open_training_split(root, {}, val_fraction, seed, labels);
   out.train = std::move(split.train);
   out.val = std::move(split.validation);
   VTL_CHECK(out.train.classes.size() >= 2, "{}: need at least 2 classes, found {}", root.string(),

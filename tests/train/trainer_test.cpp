@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "data/small_png.h"
 #include "train/clipart_fixture.h"
 #include "train/small_train_data.h"
 #include "vtl/core/error.h"
@@ -41,6 +42,27 @@ models::TransferModel tiny_model(int64_t classes = 3) {
 
 bool same(const weights::StateDict& a, const weights::StateDict& b, const std::string& key) {
   return torch::equal(a.at(key), b.at(key));
+}
+
+// fastai's `ImageDataLoaders.from_name_re`: one folder, the class in each file name.
+TEST(LoadImageFolder, TakesLabelsFromFileNames) {
+  vtl::testing::TempDir dir("vtl_fit_names");
+  for (int i = 0; i < 4; ++i) {
+    vtl::testing::write_png(dir.path() / ("cat." + std::to_string(i) + ".png"), 20 + i);
+    vtl::testing::write_png(dir.path() / ("dog." + std::to_string(i) + ".png"), 200 + i);
+  }
+  data::LabelSource labels;
+  labels.name_pattern = R"(^(cat|dog)\.)";
+  const auto images =
+      load_image_folder(dir.path(), preset_for_size(Preprocessing{}, 16), 0.25, 0, 1, labels);
+  EXPECT_EQ(images.train.classes, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(images.train.class_counts(), (std::vector<int64_t>{3, 3}));
+  EXPECT_EQ(images.val.class_counts(), (std::vector<int64_t>{1, 1}));
+  for (const auto& sample : images.val.samples)
+    EXPECT_EQ(sample.path.filename().string().substr(0, 3),
+              images.val.classes[size_t(sample.label)]);
+  EXPECT_THROW(load_image_folder(dir.path(), preset_for_size(Preprocessing{}, 16)), Error)
+      << "no class folders";
 }
 
 TEST(Trainer, FeaturesStrategyLeavesTheBaseBitIdentical) {

@@ -25,6 +25,7 @@
 #include <torch/torch.h>
 
 #include "vtl/core/preprocessing.h"
+#include "vtl/data/dataset.h"
 #include "vtl/models/transfer_model.h"
 #include "vtl/train/trainer.h"
 
@@ -37,9 +38,12 @@ namespace vtl::train {
 /// once, with `workers` threads, into an in-memory store shrunk to what `preprocessing` needs.
 /// Unreadable files are left out and listed in train.skipped / val.skipped. No augmentation (set
 /// `augment` on the result to add it). Throws vtl::Error for a missing folder, fewer than 2
-/// classes, or an empty validation split.
+/// classes, or an empty validation split. `labels` says where the labels are when the layout
+/// does not (a CSV's columns by name, or file names: fastai's `from_name_re`; see
+/// data::LabelSource).
 TrainData load_image_folder(const std::filesystem::path& root, const Preprocessing& preprocessing,
-                            double val_fraction = 0.2, uint64_t seed = 0, int workers = 2);
+                            double val_fraction = 0.2, uint64_t seed = 0, int workers = 2,
+                            const data::LabelSource& labels = {});
 
 /// Options of one fit() call.
 struct FitOptions {
