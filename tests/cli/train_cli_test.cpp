@@ -291,7 +291,7 @@ TEST_F(TrainCli, LabelsFromFileNamesOrAChosenColumnTrainEvaluateAndExtract) {
   const auto report = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
   EXPECT_EQ(report.at("count"), 36) << report;
   auto said = run_cli("evaluate " + run.string() + " " + images.string());
-  EXPECT_NE(said.output.find("labels: file names, --label-pattern '^([a-z]+)_[0-9]+[.]png$' (as "
+  EXPECT_NE(said.output.find("labels: --label-pattern '^([a-z]+)_[0-9]+[.]png$' (as "
                              "trained)"),
             std::string::npos)
       << said.output;

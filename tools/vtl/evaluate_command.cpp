@@ -53,12 +53,15 @@ data::LabelSource evaluation_label_source(const EvaluateArgs& args, const nlohma
   std::error_code ec;
   const bool folder = std::filesystem::is_directory(args.data, ec);
   if (source.empty() || folder != !source.name_pattern.empty()) return {};
-  if (!quiet)
-    std::cout << (folder
-                      ? fmt::format("labels: file names, --label-pattern '{}' (as trained)\n",
-                                    source.name_pattern)
-                      : fmt::format("labels: --path-column '{}' --label-column '{}' (as trained)\n",
-                                    source.path_column, source.label_column));
+  if (!quiet) {
+    std::string chosen;
+    if (folder) chosen = fmt::format(" --label-pattern '{}'", source.name_pattern);
+    if (!source.path_column.empty())
+      chosen += fmt::format(" --path-column '{}'", source.path_column);
+    if (!source.label_column.empty())
+      chosen += fmt::format(" --label-column '{}'", source.label_column);
+    std::cout << "labels:" << chosen << " (as trained)\n";
+  }
   return source;
 }
 
