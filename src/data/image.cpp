@@ -5,12 +5,14 @@
 #include <atomic>
 #include <cctype>
 #include <cstring>
+#include <optional>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "image_header.h"
 #include "pixel_budget.h"
+#include "png_metadata.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
@@ -153,7 +155,11 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   constexpr int64_t kSmallImagePixels = 4000000;  // decodes without a lease
   const PixelBudget::Lease lease(decode_pixel_budget(),
                                  decoded_pixels > kSmallImagePixels ? decoded_pixels : 0);
-  const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+  const std::optional<std::string> png_without_metadata =
+      format == ImageFormat::png ? png_without_metadata_chunks(bytes) : std::nullopt;
+  const std::string& encoded = png_without_metadata ? *png_without_metadata : bytes;
+  const cv::Mat buffer(1, static_cast<int>(encoded.size()), CV_8U,
+                       const_cast<char*>(encoded.data()));
   cv::Mat image;
   try {
     if (is_jpeg) {
