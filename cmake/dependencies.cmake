@@ -65,6 +65,7 @@ if(VTL_WITH_OPENCV)
               HINTS ${TORCH_INSTALL_PREFIX}/../nvidia/nccl/include ${CUDAToolkit_INCLUDE_DIRS})
   endif()
   find_package(OpenCV REQUIRED COMPONENTS core imgcodecs imgproc ml)
+  find_package(JPEG REQUIRED)  # JPEGs are decoded with libjpeg directly (src/data/jpeg_decoder.h)
 endif()
 if(VTL_WITH_FAISS)
   find_package(OpenMP REQUIRED)  # Debian's faiss config needs it first

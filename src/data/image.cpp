@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "image_header.h"
+#include "jpeg_decoder.h"
 #include "pixel_budget.h"
 #include "png_metadata.h"
 #include "vtl/core/atomic_file.h"
@@ -155,25 +156,20 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   constexpr int64_t kSmallImagePixels = 4000000;  // decodes without a lease
   const PixelBudget::Lease lease(decode_pixel_budget(),
                                  decoded_pixels > kSmallImagePixels ? decoded_pixels : 0);
-  const std::optional<std::string> png_without_metadata =
-      format == ImageFormat::png ? png_without_metadata_chunks(bytes) : std::nullopt;
-  const std::string& encoded = png_without_metadata ? *png_without_metadata : bytes;
-  const cv::Mat buffer(1, static_cast<int>(encoded.size()), CV_8U,
-                       const_cast<char*>(encoded.data()));
   cv::Mat image;
-  try {
-    if (is_jpeg) {
-      // IMREAD_COLOR applies the EXIF orientation; JPEGs have no alpha.
-      const int flags = reduction == 8   ? cv::IMREAD_REDUCED_COLOR_8
-                        : reduction == 4 ? cv::IMREAD_REDUCED_COLOR_4
-                        : reduction == 2 ? cv::IMREAD_REDUCED_COLOR_2
-                                         : cv::IMREAD_COLOR;
-      image = cv::imdecode(buffer, flags);
-    } else {
+  if (is_jpeg) {
+    image = decode_jpeg_rgb(bytes, reduction, label);  // RGB, upright as its EXIF says
+  } else {
+    const std::optional<std::string> png_without_metadata =
+        format == ImageFormat::png ? png_without_metadata_chunks(bytes) : std::nullopt;
+    const std::string& encoded = png_without_metadata ? *png_without_metadata : bytes;
+    const cv::Mat buffer(1, static_cast<int>(encoded.size()), CV_8U,
+                         const_cast<char*>(encoded.data()));
+    try {
       image = cv::imdecode(buffer, cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);
+    } catch (const cv::Exception& e) {
+      fail("{}: cannot decode image: {}", label, e.err);
     }
-  } catch (const cv::Exception& e) {
-    fail("{}: cannot decode image: {}", label, e.err);
   }
   VTL_CHECK(!image.empty() && image.rows > 0 && image.cols > 0,
             "{}: not a readable image (unknown format, truncated or corrupt)", label);
@@ -181,7 +177,7 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             "{}: image has {}x{} pixels, more than the limit of {} pixels "
             "(raise it with --max-image-pixels)",
             label, image.cols, image.rows, options.max_pixels);
-  return to_rgb8(std::move(image));
+  return is_jpeg ? image : to_rgb8(std::move(image));
 }
 
 cv::Mat load_image_rgb(const std::filesystem::path& path, const DecodeOptions& options) {

@@ -1,26 +1,19 @@
 // PNG colour-space and text chunks are removed before decoding: libpng's warnings about
 // them no longer reach stderr, and the decoded pixels are those of the file without them.
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "capture_stderr.h"
 #include "data/png_metadata.h"
 #include "vtl/data/image.h"
 
 namespace vtl::data {
 namespace {
 
-namespace fs = std::filesystem;
+using vtl::testing::stderr_of;
 
 uint32_t crc32(const std::string& bytes) {
   uint32_t crc = 0xFFFFFFFFu;
@@ -48,26 +41,6 @@ std::string encoded_png(const cv::Mat& image) {
 /// `png` with `chunk` inserted before the chunk that starts at `offset`.
 std::string inserted(const std::string& png, size_t offset, const std::string& chunk) {
   return png.substr(0, offset) + chunk + png.substr(offset);
-}
-
-/// What `action` wrote to file descriptor 2 (C stdio included).
-std::string stderr_of(const std::function<void()>& action) {
-  const fs::path file =
-      fs::temp_directory_path() / ("vtl_png_stderr_" + std::to_string(::getpid()));
-  std::fflush(stderr);
-  const int saved = ::dup(2);
-  const int capture = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  ::dup2(capture, 2);
-  action();
-  std::fflush(stderr);
-  ::dup2(saved, 2);
-  ::close(capture);
-  ::close(saved);
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  fs::remove(file);
-  return text.str();
 }
 
 cv::Mat gradient() {
