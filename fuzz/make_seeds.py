@@ -254,6 +254,17 @@ def image_seeds():
     put("image", "rgb.tiff", image_bytes(rgb, "TIFF"))
     put("image", "rgba.webp", image_bytes(sample_image("RGBA"), "WEBP", lossless=True))
     put("image", "rgb.gif", image_bytes(rgb, "GIF"))
+    frames = [sample_image("RGBA", (16, 12)), sample_image("P", (16, 12))]
+    put("image", "animated-transparent.gif",
+        image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50))
+    put("image", "cmyk.jpg", image_bytes(sample_image("CMYK"), "JPEG"))
+    put("image", "progressive.jpg", image_bytes(rgb, "JPEG", progressive=True))
+    jpeg = image_bytes(rgb, "JPEG")
+    put("image", "extraneous-bytes.jpg", jpeg[:-2] + bytes(20) + jpeg[-2:])
+    png = image_bytes(rgb, "PNG")
+    icc = b"sRGB\0\0" + zlib.compress(b"not a profile")
+    iccp = struct.pack(">I", len(icc)) + b"iCCP" + icc + struct.pack(">I", zlib.crc32(b"iCCP" + icc))
+    put("image", "iccp.png", png[:33] + iccp + png[33:])
     put("image", "truncated.png", image_bytes(rgb, "PNG")[:60])
     put("image", "bomb-header.png", png_header_only(100000, 100000))
     put("image", "text", "not an image at all\n")

@@ -229,7 +229,8 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
     auto files = list_images_into(dir, seen, dataset.skipped);
     if (files.empty()) {
       const size_t unreadable = dataset.skipped.size() - skipped_before;
-      fail("{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif){}", dir.string(), name,
+      fail("{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif, gif){}", dir.string(),
+           name,
            unreadable == 0 ? csv_list_hint(root)
                            : fmt::format("; left out: {}: {}",
                                          dataset.skipped[skipped_before].path.filename().string(),

@@ -10,6 +10,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "gif_decoder.h"
 #include "image_header.h"
 #include "jpeg_decoder.h"
 #include "pixel_budget.h"
@@ -80,27 +81,38 @@ void set_default_max_pixels(int64_t pixels) {
 
 bool has_image_extension(const std::filesystem::path& path) {
   const std::string ext = lowercase(path.extension().string());
-  static const std::array<const char*, 7> kExtensions = {".jpg",  ".jpeg", ".png", ".bmp",
-                                                         ".webp", ".tif",  ".tiff"};
+  static const std::array<const char*, 8> kExtensions = {".jpg",  ".jpeg", ".png",  ".bmp",
+                                                         ".webp", ".tif",  ".tiff", ".gif"};
   return std::find(kExtensions.begin(), kExtensions.end(), ext) != kExtensions.end();
 }
 
 std::string unreadable_image_kind(const std::filesystem::path& path) {
   const std::string ext = lowercase(path.extension().string());
-  static const std::array<std::pair<const char*, const char*>, 19> kKinds = {{
-      {".gif", "GIF"},        {".heic", "HEIC"},      {".heif", "HEIF"},
-      {".avif", "AVIF"},      {".jxl", "JPEG XL"},    {".jp2", "JPEG 2000"},
-      {".j2k", "JPEG 2000"},  {".svg", "SVG"},        {".psd", "Photoshop"},
-      {".ico", "ICO"},        {".tga", "TGA"},        {".pnm", "PNM"},
-      {".ppm", "PPM"},        {".pgm", "PGM"},        {".exr", "OpenEXR"},
-      {".dng", "raw camera"}, {".cr2", "raw camera"}, {".nef", "raw camera"},
+  static const std::array<std::pair<const char*, const char*>, 18> kKinds = {{
+      {".heic", "HEIC"},
+      {".heif", "HEIF"},
+      {".avif", "AVIF"},
+      {".jxl", "JPEG XL"},
+      {".jp2", "JPEG 2000"},
+      {".j2k", "JPEG 2000"},
+      {".svg", "SVG"},
+      {".psd", "Photoshop"},
+      {".ico", "ICO"},
+      {".tga", "TGA"},
+      {".pnm", "PNM"},
+      {".ppm", "PPM"},
+      {".pgm", "PGM"},
+      {".exr", "OpenEXR"},
+      {".dng", "raw camera"},
+      {".cr2", "raw camera"},
+      {".nef", "raw camera"},
       {".arw", "raw camera"},
   }};
   for (const auto& [extension, kind] : kKinds) {
     if (ext == extension) {
       return fmt::format(
-          "{} images are not read (vtl reads JPEG, PNG, BMP, WebP and TIFF); convert it to "
-          "PNG",
+          "{} images are not read (vtl reads JPEG, PNG, BMP, WebP, TIFF and GIF); convert it "
+          "to PNG",
           kind);
     }
   }
@@ -115,9 +127,7 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   // are refused by content.
   VTL_CHECK(format != ImageFormat::unknown,
             "{}: not a readable image (unknown format, truncated or corrupt; vtl reads JPEG, "
-            "PNG, BMP, WebP and TIFF)",
-            label);
-  VTL_CHECK(format != ImageFormat::gif, "{}: GIF images are not supported (convert it to PNG)",
+            "PNG, BMP, WebP, TIFF and GIF)",
             label);
   VTL_CHECK(!is_animated_webp(bytes),
             "{}: animated WebP images are not supported (save one frame as PNG or JPEG)", label);
@@ -157,8 +167,11 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   const PixelBudget::Lease lease(decode_pixel_budget(),
                                  decoded_pixels > kSmallImagePixels ? decoded_pixels : 0);
   cv::Mat image;
+  const bool decodes_to_rgb = is_jpeg || format == ImageFormat::gif;
   if (is_jpeg) {
     image = decode_jpeg_rgb(bytes, reduction, label);  // RGB, upright as its EXIF says
+  } else if (format == ImageFormat::gif) {
+    image = decode_gif_rgb(bytes, label, options.max_pixels);  // the first frame, RGB
   } else {
     const std::optional<std::string> png_without_metadata =
         format == ImageFormat::png ? png_without_metadata_chunks(bytes) : std::nullopt;
@@ -177,7 +190,7 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             "{}: image has {}x{} pixels, more than the limit of {} pixels "
             "(raise it with --max-image-pixels)",
             label, image.cols, image.rows, options.max_pixels);
-  return is_jpeg ? image : to_rgb8(std::move(image));
+  return decodes_to_rgb ? image : to_rgb8(std::move(image));
 }
 
 cv::Mat load_image_rgb(const std::filesystem::path& path, const DecodeOptions& options) {

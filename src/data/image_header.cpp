@@ -164,7 +164,8 @@ DeclaredImageSize declared_image_size(const std::string& bytes, ImageFormat form
       return webp_size(in);
     case ImageFormat::tiff:
       return tiff_size(in);
-    case ImageFormat::gif:  // refused before its size matters
+    case ImageFormat::gif:  // the logical screen, which the first frame is drawn on
+      return in.has(6, 4) ? DeclaredImageSize{in.le16(6), in.le16(8)} : DeclaredImageSize{};
     case ImageFormat::unknown:
       break;
   }

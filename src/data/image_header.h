@@ -24,8 +24,8 @@ struct DeclaredImageSize {
 };
 
 /// The size the header of `bytes` (of `format`) declares: PNG IHDR, JPEG start-of-frame,
-/// BMP info header, WebP VP8/VP8L/VP8X, the first TIFF image file directory (zero for GIF
-/// and unknown formats, which are never decoded).
+/// BMP info header, WebP VP8/VP8L/VP8X, the first TIFF image file directory, the GIF
+/// logical screen (zero for unknown formats, which are never decoded).
 DeclaredImageSize declared_image_size(const std::string& bytes, ImageFormat format);
 
 /// How a TIFF's first image stores its samples (the TIFF defaults: 1 bit, 1 sample per

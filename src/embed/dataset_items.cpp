@@ -13,7 +13,8 @@ std::vector<ImageItem> dataset_items(const fs::path& data, std::vector<std::stri
   if (fs::is_directory(data, ec) && !data::has_subfolders(data) && source.empty()) {
     for (const auto& path : data::list_images(data, left_out))
       items.push_back({fs::absolute(path).lexically_normal(), -1, ""});
-    VTL_CHECK(!items.empty(), "{}: no images (jpg, jpeg, png, bmp, webp, tif) and no class folders",
+    VTL_CHECK(!items.empty(),
+              "{}: no images (jpg, jpeg, png, bmp, webp, tif, gif) and no class folders",
               data.string());
     if (classes) classes->clear();
     return items;

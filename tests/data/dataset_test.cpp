@@ -49,9 +49,9 @@ TEST(Dataset, HiddenFilesAndMacArchiveFoldersAreNeitherClassesNorImages) {
 }
 
 TEST(Dataset, ImagesInFormatsVtlDoesNotReadAreListedNotIgnored) {
-  TempDir dir("vtl_dataset_gif");
+  TempDir dir("vtl_dataset_avif");
   write_png(dir.path() / "dog" / "b.png", 10);
-  std::ofstream(dir.path() / "dog" / "wag.gif") << "GIF89a";
+  std::ofstream(dir.path() / "dog" / "wag.avif") << "....ftypavif";
   std::ofstream(dir.path() / "dog" / "PHOTO.HEIC") << "....ftypheic";
   std::ofstream(dir.path() / "dog" / "notes.txt") << "not an image";
   auto ds = scan_class_folders(dir.path());
@@ -59,22 +59,23 @@ TEST(Dataset, ImagesInFormatsVtlDoesNotReadAreListedNotIgnored) {
   ASSERT_EQ(ds.skipped.size(), 2u);  // notes.txt is no image at all: not listed
   EXPECT_EQ(ds.skipped[0].path.filename(), "PHOTO.HEIC");
   EXPECT_EQ(ds.skipped[0].reason,
-            "HEIC images are not read (vtl reads JPEG, PNG, BMP, WebP and TIFF); convert it to "
-            "PNG");
-  EXPECT_EQ(ds.skipped[1].path.filename(), "wag.gif");
+            "HEIC images are not read (vtl reads JPEG, PNG, BMP, WebP, TIFF and GIF); convert "
+            "it to PNG");
+  EXPECT_EQ(ds.skipped[1].path.filename(), "wag.avif");
   std::vector<SkippedFile> left_out;
   EXPECT_EQ(list_images(dir.path(), &left_out).size(), 1u);
   EXPECT_EQ(left_out.size(), 2u);
 
-  // A class of GIFs only: the error says why it is empty.
+  // A class of AVIFs only: the error says why it is empty.
   fs::create_directories(dir.path() / "cat");
-  std::ofstream(dir.path() / "cat" / "purr.gif") << "GIF89a";
+  std::ofstream(dir.path() / "cat" / "purr.avif") << "....ftypavif";
   try {
     scan_class_folders(dir.path());
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("class 'cat' has no images (jpg, jpeg, png, bmp, webp, "
-                                         "tif); left out: purr.gif: GIF images are not read"),
+                                         "tif, gif); left out: purr.avif: AVIF images are not "
+                                         "read"),
               std::string::npos)
         << e.what();
   }

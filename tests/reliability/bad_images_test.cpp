@@ -186,6 +186,17 @@ frames = [Image.new('RGB', (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
 frames[0].save(d + '/anim.gif', save_all=True, append_images=frames[1:], duration=100, loop=0)
 frames[0].save(d + '/anim.webp', save_all=True, append_images=frames[1:], duration=100)
 frames[0].save(d + '/still.webp', lossless=True)
+clip = Image.open('/usr/share/openclipart/png/food/fruit/an_apple_01.png').convert('RGBA')
+clip = clip.resize((90, 80))
+clip.save(d + '/clip-interlaced.gif')  # transparent background, interlaced
+clip.save(d + '/clip.gif', interlace=False)
+white = Image.new('RGBA', clip.size, (255, 255, 255, 255))
+Image.alpha_composite(white, clip).convert('RGB').save(d + '/clip-opaque.gif')
+Image.alpha_composite(white, clip).convert('L').save(d + '/clip-grey.gif')
+for name in ('clip-interlaced', 'clip', 'clip-opaque', 'clip-grey', 'anim'):
+    first = Image.open(d + '/' + name + '.gif').convert('RGBA')
+    flat = Image.alpha_composite(Image.new('RGBA', first.size, (255, 255, 255, 255)), first)
+    flat.convert('RGB').save(d + '/' + name + '.gif.pil.png')
 )");
     if (!ok) GTEST_SKIP() << "/usr/bin/python3 with PIL (python3-pil) is needed";
   }
@@ -220,12 +231,27 @@ TEST_F(ReliabilityPil, ExifOrientationIsApplied) {
   EXPECT_GT(rgb.at<cv::Vec3b>(35, 10)[2], 200);
 }
 
-TEST_F(ReliabilityPil, AnimatedGifAndWebpAreClearErrorsAndStillWebpDecodes) {
-  std::string error = decode_error(dir_ / "anim.gif");
-  EXPECT_NE(error.find("anim.gif: GIF images are not supported"), std::string::npos) << error;
-  error = decode_error(dir_ / "anim.webp");
+TEST_F(ReliabilityPil, AnimatedWebpIsAClearErrorAndStillWebpDecodes) {
+  const std::string error = decode_error(dir_ / "anim.webp");
   EXPECT_NE(error.find("anim.webp: animated WebP"), std::string::npos) << error;
   EXPECT_EQ(decode_error(dir_ / "still.webp"), "");
+}
+
+// GIFs decode as PIL reads them (Keras and torchvision read GIFs through it): the first
+// frame of an animation, palette colours exactly, transparency composited onto white.
+TEST_F(ReliabilityPil, GifsGiveTheFirstFrameWithPilsPixels) {
+  for (const char* name : {"clip-interlaced", "clip", "clip-opaque", "clip-grey", "anim"}) {
+    const fs::path gif = dir_ / (std::string(name) + ".gif");
+    const cv::Mat vtl_rgb = load_image_rgb(gif);
+    const cv::Mat pil_rgb = load_image_rgb(gif.string() + ".pil.png");
+    ASSERT_EQ(vtl_rgb.type(), CV_8UC3) << name;
+    ASSERT_EQ(vtl_rgb.size(), pil_rgb.size()) << name;
+    EXPECT_EQ(cv::norm(vtl_rgb, pil_rgb, cv::NORM_INF), 0.0) << name;
+  }
+  const cv::Mat first_frame = load_image_rgb(dir_ / "anim.gif");
+  EXPECT_EQ(first_frame.at<cv::Vec3b>(4, 4), cv::Vec3b(255, 0, 0));  // red, not green
+  const cv::Mat clip = load_image_rgb(dir_ / "clip.gif");
+  EXPECT_EQ(clip.at<cv::Vec3b>(0, 0), cv::Vec3b(255, 255, 255));  // transparent corner
 }
 
 TEST(ReliabilityDataset, SymlinkLoopsAreListedOnceAndReported) {

@@ -132,9 +132,10 @@ void add_predict_command(CLI::App& app) {
   auto options = std::make_shared<PredictOptions>();
   auto* command = app.add_subcommand(
       "predict", "Classify images with a pretrained model or a trained model folder");
-  command->add_option("images", options->images,
-                      "Image files (jpg, png, bmp, webp, tif), folders (every image under them) "
-                      "or CSV lists of images");
+  command->add_option(
+      "images", options->images,
+      "Image files (jpg, png, bmp, webp, tif, gif), folders (every image under them) "
+      "or CSV lists of images");
   command
       ->add_option("--model", options->model,
                    "Registered model name (see `vtl models`) or a model folder from `vtl train`")

@@ -33,18 +33,18 @@ struct DecodeOptions {
 };
 
 /// Decodes `path` to a CV_8UC3 RGB image. Throws vtl::Error naming the file and the
-/// problem (missing, empty, not an image, truncated, too large, GIF or animated WebP).
+/// problem (missing, empty, not an image, truncated, too large, or animated WebP).
 cv::Mat load_image_rgb(const std::filesystem::path& path, const DecodeOptions& options = {});
 
 /// Same for an in-memory encoded image (an upload); `label` names it in errors.
 cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
                          const DecodeOptions& options = {});
 
-/// True for the extensions datasets pick up: jpg, jpeg, png, bmp, webp, tif, tiff.
+/// True for the extensions datasets pick up: jpg, jpeg, png, bmp, webp, tif, tiff, gif.
 bool has_image_extension(const std::filesystem::path& path);
 
-/// For a file named like an image vtl does not read (gif, heic, avif, svg, psd, ...): why
-/// it is left out of a dataset ("GIF images are not read (...); convert it to PNG").
+/// For a file named like an image vtl does not read (heic, avif, svg, psd, ...): why
+/// it is left out of a dataset ("HEIC images are not read (...); convert it to PNG").
 /// Empty for every other name. Datasets list such files as skipped instead of ignoring
 /// them as they do any other file.
 std::string unreadable_image_kind(const std::filesystem::path& path);
