@@ -67,6 +67,7 @@ if(VTL_WITH_OPENCV)
   find_package(OpenCV REQUIRED COMPONENTS core imgcodecs imgproc ml)
   find_package(JPEG REQUIRED)  # JPEGs are decoded with libjpeg directly (src/data/jpeg_decoder.h)
   find_package(GIF REQUIRED)   # and GIFs with giflib (src/data/gif_decoder.h)
+  find_package(ZLIB REQUIRED)  # CRCs of PNG chunks (src/data/png_chunks.h)
 endif()
 if(VTL_WITH_FAISS)
   find_package(OpenMP REQUIRED)  # Debian's faiss config needs it first

@@ -14,7 +14,7 @@
 #include "image_header.h"
 #include "jpeg_decoder.h"
 #include "pixel_budget.h"
-#include "png_metadata.h"
+#include "png_chunks.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
@@ -150,6 +150,10 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   const bool is_jpeg = format == ImageFormat::jpeg;
   VTL_CHECK(!is_jpeg || jpeg_is_complete(bytes),
             "{}: truncated JPEG (the file ends before its end-of-image marker)", label);
+  if (format == ImageFormat::png) {
+    const std::string problem = png_chunk_problem(bytes);
+    VTL_CHECK(problem.empty(), "{}: not a readable image ({})", label, problem);
+  }
   // JPEGs of a known size may decode at 1/2, 1/4 or 1/8 scale.
   int reduction = 1;
   if (is_jpeg && options.min_short_side > 0 && size.width > 0) {

@@ -1,13 +1,18 @@
-// PNG colour-space and text chunks are removed before decoding: libpng's warnings about
-// them no longer reach stderr, and the decoded pixels are those of the file without them.
+// PNG colour-space and text chunks (and damaged ancillary ones) are removed before
+// decoding, and files cut short or with a damaged critical chunk are refused: libpng's
+// messages no longer reach stderr, and the decoded pixels are those of the file without
+// the removed chunks.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include "capture_stderr.h"
-#include "data/png_metadata.h"
+#include "data/png_chunks.h"
+#include "vtl/core/error.h"
 #include "vtl/data/image.h"
 
 namespace vtl::data {
@@ -50,7 +55,7 @@ cv::Mat gradient() {
   return image;
 }
 
-TEST(PngMetadata, ColourAndTextChunksAreRemovedAndPixelsAreUnchanged) {
+TEST(PngChunks, ColourAndTextChunksAreRemovedAndPixelsAreUnchanged) {
   const std::string clean = encoded_png(gradient());
   const size_t after_ihdr = 8 + 12 + 13;
   const size_t iend = clean.size() - 12;
@@ -82,7 +87,7 @@ TEST(PngMetadata, ColourAndTextChunksAreRemovedAndPixelsAreUnchanged) {
   EXPECT_EQ(cv::norm(decoded, expected, cv::NORM_INF), 0.0);
 }
 
-TEST(PngMetadata, PaletteAndTransparencyChunksAreKept) {
+TEST(PngChunks, PaletteAndTransparencyChunksAreKept) {
   const std::string clean = encoded_png(gradient());
   const size_t after_ihdr = 8 + 12 + 13;
   const std::string pixel_chunks = png_chunk("PLTE", std::string(6, '\x10')) +
@@ -94,7 +99,7 @@ TEST(PngMetadata, PaletteAndTransparencyChunksAreKept) {
   EXPECT_EQ(*stripped, inserted(clean, after_ihdr, pixel_chunks));
 }
 
-TEST(PngMetadata, ChunksRunningPastTheEndAreLeftForTheDecoder) {
+TEST(PngChunks, ChunksRunningPastTheEndAreLeftForTheDecoder) {
   const std::string clean = encoded_png(gradient());
   const size_t after_ihdr = 8 + 12 + 13;
   // A text chunk declaring 4 GiB: it and all after it stay; the decoder refuses the file.
@@ -108,6 +113,57 @@ TEST(PngMetadata, ChunksRunningPastTheEndAreLeftForTheDecoder) {
   for (size_t length = 0; length < clean.size(); ++length) {
     png_without_metadata_chunks(clean.substr(0, length));  // never reads out of bounds
   }
+}
+
+TEST(PngChunks, FilesCutShortOrWithABadCrcAreRefusedBeforeLibpngSeesThem) {
+  const std::string clean = encoded_png(gradient());
+  EXPECT_EQ(png_chunk_problem(clean), "");
+  EXPECT_EQ(png_chunk_problem(clean + "trailing bytes after IEND"), "");
+  for (size_t length = 8; length < clean.size(); ++length) {
+    EXPECT_EQ(png_chunk_problem(clean.substr(0, length)).rfind("truncated PNG: ", 0), 0u) << length;
+  }
+  const size_t idat = clean.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  EXPECT_EQ(png_chunk_problem(clean.substr(0, idat + 10)),
+            "truncated PNG: the file ends inside chunk IDAT");
+  std::string flipped = clean;
+  flipped[idat + 6] = char(flipped[idat + 6] ^ 0x10);
+  EXPECT_EQ(png_chunk_problem(flipped), "corrupt PNG: chunk IDAT fails its CRC check");
+  std::string bad_type = clean;
+  bad_type[idat + 1] = '\x01';
+  EXPECT_EQ(png_chunk_problem(bad_type).rfind("corrupt PNG: the chunk at byte", 0), 0u);
+
+  // Through the decoder: libpng would print "libpng error: ..." lines naming no file.
+  const std::string cut = clean.substr(0, idat + 10);
+  const std::vector<uchar> raw(cut.begin(), cut.end());
+  const std::string opencv_stderr = stderr_of([&] { cv::imdecode(raw, cv::IMREAD_UNCHANGED); });
+  EXPECT_NE(opencv_stderr.find("libpng error"), std::string::npos) << opencv_stderr;
+  for (const auto& [name, bytes] :
+       {std::pair<std::string, std::string>{"cut.png", cut}, {"flipped.png", flipped}}) {
+    std::string message;
+    EXPECT_EQ(stderr_of([&] {
+                try {
+                  decode_image_rgb(bytes, name);
+                } catch (const vtl::Error& e) {
+                  message = e.what();
+                }
+              }),
+              "");
+    EXPECT_EQ(message.rfind(name + ": not a readable image (", 0), 0u) << message;
+  }
+}
+
+TEST(PngChunks, AncillaryChunksWithABadCrcAreDroppedAsLibpngDrops) {
+  const std::string clean = encoded_png(gradient());
+  const size_t after_ihdr = 8 + 12 + 13;
+  std::string physical = png_chunk("pHYs", std::string(9, '\x01'));
+  physical[physical.size() - 1] = char(physical[physical.size() - 1] ^ 0xFF);  // CRC broken
+  const std::string png = inserted(clean, after_ihdr, physical);
+  EXPECT_EQ(png_chunk_problem(png), "");  // ancillary: not a reason to refuse
+  const auto stripped = png_without_metadata_chunks(png);
+  ASSERT_TRUE(stripped.has_value());
+  EXPECT_EQ(*stripped, clean);
+  EXPECT_EQ(stderr_of([&] { decode_image_rgb(png, "phys.png"); }), "");
 }
 
 }  // namespace
