@@ -129,6 +129,8 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             "{}: not a readable image (unknown format, truncated or corrupt; vtl reads JPEG, "
             "PNG, BMP, WebP, TIFF and GIF)",
             label);
+  VTL_CHECK(format != ImageFormat::bmp || bmp_info_size_is_valid(bytes),
+            "{}: not a readable image (corrupt BMP: its info header has no valid size)", label);
   VTL_CHECK(!is_animated_webp(bytes),
             "{}: animated WebP images are not supported (save one frame as PNG or JPEG)", label);
   if (format == ImageFormat::tiff) {

@@ -177,6 +177,11 @@ bool is_animated_webp(const std::string& bytes) {
   return in.matches(0, "RIFF") && in.matches(8, "WEBPVP8X") && (in.u8(20) & 0x02);
 }
 
+bool bmp_info_size_is_valid(const std::string& bytes) {
+  const ByteReader in(bytes);
+  return in.has(14, 4) && static_cast<int32_t>(in.le32(14)) > 0;
+}
+
 bool jpeg_is_complete(const std::string& bytes) {
   const ByteReader in(bytes);
   size_t pos = 2;

@@ -44,4 +44,8 @@ bool is_animated_webp(const std::string& bytes);
 /// file cut short decodes with grey rows (libjpeg only warns), so it is refused instead.
 bool jpeg_is_complete(const std::string& bytes);
 
+/// True when a BMP's info-header size is positive as OpenCV reads it (a signed 32-bit
+/// field): OpenCV's decoder asserts on others and prints the assertion to stderr.
+bool bmp_info_size_is_valid(const std::string& bytes);
+
 }  // namespace vtl::data

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include "capture_stderr.h"
 #include "data/image_header.h"
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
@@ -135,6 +136,23 @@ TEST(ImageHeader, CutShortAndHostileHeadersReadAsUnknownSizes) {
   EXPECT_EQ(declared_image_size(std::string("RIFF\x10\0\0\0WEBPVP8X", 16), ImageFormat::webp).width,
             0);
   EXPECT_EQ(declared_image_size("BM", ImageFormat::bmp).width, 0);
+}
+
+TEST(ImageHeader, BmpWithANonPositiveInfoSizeIsRefusedBeforeOpenCvAssertsOnIt) {
+  const std::string bmp = encoded(cv::Mat(6, 5, CV_8UC3, cv::Scalar(10, 20, 30)), ".bmp");
+  EXPECT_TRUE(bmp_info_size_is_valid(bmp));
+  EXPECT_EQ(decode_error(bmp, "ok.bmp"), "");
+  for (uint32_t info_size : {0u, 0x80000000u, 0xFFFFFFFFu}) {
+    std::string broken = bmp;
+    broken.replace(14, 4, le(info_size, 4));
+    EXPECT_FALSE(bmp_info_size_is_valid(broken)) << info_size;
+    std::string error;
+    const std::string printed =
+        vtl::testing::stderr_of([&] { error = decode_error(broken, "x.bmp"); });
+    EXPECT_EQ(printed, "") << info_size;  // OpenCV would print "can't read header: ..."
+    EXPECT_NE(error.find("x.bmp: not a readable image (corrupt BMP"), std::string::npos) << error;
+  }
+  EXPECT_FALSE(bmp_info_size_is_valid("BM"));
 }
 
 TEST(ImageHeader, FormatsVtlDoesNotDecodeAreRefusedByContent) {
