@@ -41,6 +41,11 @@ std::vector<std::filesystem::path> Dataset::paths() const {
   return out;
 }
 
+SkippedFile SkippedFile::from_error(const fs::path& path, const std::string& error) {
+  const std::string named = path.string() + ": ";
+  return {path, error.rfind(named, 0) == 0 ? error.substr(named.size()) : error};
+}
+
 std::string Dataset::describe_counts() const {
   const auto counts = class_counts();
   std::string text;

@@ -81,7 +81,7 @@ void ImageStore::prepare(Dataset& dataset, int workers,
   std::vector<Sample> kept;
   for (size_t i = 0; i < total; ++i) {
     if (!errors[i].empty()) {
-      dataset.skipped.push_back({dataset.samples[i].path, errors[i]});
+      dataset.skipped.push_back(SkippedFile::from_error(dataset.samples[i].path, errors[i]));
       continue;
     }
     const std::string key = dataset.samples[i].path.string();

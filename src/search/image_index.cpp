@@ -75,10 +75,7 @@ torch::Tensor embed_items(embed::FeatureExtractor& extractor, NewImages& images,
       const size_t item = batch->first + i;
       readable[item] = false;
       const auto& path = images.items[item].path;
-      std::string reason = batch->errors[i];
-      const std::string named = path.string() + ": ";  // the reason without the file name
-      if (reason.rfind(named, 0) == 0) reason.erase(0, named.size());
-      unreadable.push_back({path, reason});
+      unreadable.push_back(data::SkippedFile::from_error(path, batch->errors[i]));
     }
     if (batch->readable() > 0) rows.push_back(extractor.embed(batch->stacked()));
     if (options.progress)

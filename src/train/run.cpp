@@ -170,8 +170,13 @@ PreparedRun prepare_run(const RunOptions& options,
                   skipped_file.empty() || skipped.empty()
                       ? std::string()
                       : fmt::format(" (listed in {})", skipped_file.string())));
-  for (size_t i = 0; i < std::min<size_t>(skipped.size(), 5); ++i)
+  constexpr size_t kSkippedShown = 5;
+  for (size_t i = 0; i < std::min(skipped.size(), kSkippedShown); ++i)
     log(fmt::format("  skipped {}: {}", skipped[i].path.string(), skipped[i].reason));
+  if (skipped.size() > kSkippedShown) {
+    log(fmt::format("  ... and {} more{}", skipped.size() - kSkippedShown,
+                    skipped_file.empty() ? std::string() : " in " + skipped_file.string()));
+  }
   VTL_CHECK(!val_set.samples.empty(),
             "no validation images: give --val-dir or a --val-split with 2+ images per class");
   {

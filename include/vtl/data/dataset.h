@@ -24,6 +24,10 @@ struct Sample {
 struct SkippedFile {
   std::filesystem::path path;
   std::string reason;
+
+  /// `path` skipped for `error`, a message of vtl's that names the file first
+  /// ("<path>: not a readable image ..."): the reason is the message without that name.
+  static SkippedFile from_error(const std::filesystem::path& path, const std::string& error);
 };
 
 /// Plain data: copies are independent; safe to read from several threads.
