@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gif_lib.h>
 
 #include "vtl/core/error.h"
@@ -26,6 +27,12 @@ int read_from_memory(GifFileType* gif, GifByteType* out, int count) {
   return static_cast<int>(taken);
 }
 
+/// giflib's message for `code`; it has none for some codes (0 among them).
+std::string gif_error_text(int code) {
+  const char* text = GifErrorString(code);
+  return text != nullptr ? text : fmt::format("unreadable image data (giflib error {})", code);
+}
+
 /// An open giflib decoder, closed with its scope.
 class GifReader {
  public:
@@ -33,7 +40,7 @@ class GifReader {
     int error = 0;
     gif_ = DGifOpen(&source_, read_from_memory, &error);
     VTL_CHECK(gif_ != nullptr, "{}: not a readable image (corrupt GIF: {})", label,
-              GifErrorString(error));
+              gif_error_text(error));
   }
   ~GifReader() {
     int error = 0;
@@ -61,7 +68,7 @@ constexpr InterlacePass kInterlacePasses[] = {{0, 8}, {4, 8}, {2, 4}, {1, 2}};
 cv::Mat decode_gif_rgb(const std::string& bytes, const std::string& label, int64_t max_pixels) {
   GifReader gif(bytes, label);
   const auto fail_with_gif_error = [&]() {
-    fail("{}: not a readable image (corrupt GIF: {})", label, GifErrorString(gif->Error));
+    fail("{}: not a readable image (corrupt GIF: {})", label, gif_error_text(gif->Error));
   };
   int transparent_index = NO_TRANSPARENT_COLOR;
   for (;;) {
