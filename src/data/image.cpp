@@ -152,6 +152,13 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   const bool is_jpeg = format == ImageFormat::jpeg;
   VTL_CHECK(!is_jpeg || jpeg_is_complete(bytes),
             "{}: truncated JPEG (the file ends before its end-of-image marker)", label);
+  VTL_CHECK(format != ImageFormat::tiff || tiff_data_is_complete(bytes),
+            "{}: not a readable image (truncated TIFF: its image data runs past the end of the "
+            "file)",
+            label);
+  VTL_CHECK(format != ImageFormat::bmp || bmp_data_is_complete(bytes),
+            "{}: not a readable image (truncated BMP: its rows run past the end of the file)",
+            label);
   if (format == ImageFormat::png) {
     const std::string problem = png_chunk_problem(bytes);
     VTL_CHECK(problem.empty(), "{}: not a readable image ({})", label, problem);
@@ -175,7 +182,8 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   cv::Mat image;
   const bool decodes_to_rgb = is_jpeg || format == ImageFormat::gif;
   if (is_jpeg) {
-    image = decode_jpeg_rgb(bytes, reduction, label);  // RGB, upright as its EXIF says
+    image = decode_jpeg_rgb(bytes, reduction, label,
+                            options.max_pixels);  // RGB, upright as its EXIF says
   } else if (format == ImageFormat::gif) {
     image = decode_gif_rgb(bytes, label, options.max_pixels);  // the first frame, RGB
   } else {

@@ -1,6 +1,8 @@
 #include "image_header.h"
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace vtl::data {
 namespace {
@@ -84,35 +86,61 @@ DeclaredImageSize webp_size(const ByteReader& in) {
   return {};
 }
 
-/// The first value of each SHORT or LONG field of the first TIFF image file directory,
-/// passed to `visit(tag, value)`; fields of other types are passed as 0.
+/// One field of a TIFF image file directory: its SHORT or LONG values, read by index
+/// (0 for other types and past the end of the bytes).
+class TiffField {
+ public:
+  TiffField(const ByteReader& in, bool little_endian, size_t entry)
+      : in_(in), little_(little_endian) {
+    tag = u16(entry);
+    type_ = u16(entry + 2);
+    count = u32(entry + 4);
+    const uint64_t width = type_ == 3 ? 2 : type_ == 4 ? 4 : 0;
+    // Values of up to 4 bytes are stored in the entry, longer arrays at an offset.
+    at_ = width * count <= 4 ? entry + 8 : u32(entry + 8);
+    values_inside_ = width > 0 && in.has(at_, width * count);
+  }
+  uint32_t tag = 0;
+  uint32_t count = 0;
+  /// True when all `count` values lie inside the bytes.
+  bool values_inside() const { return values_inside_; }
+  int64_t value(uint32_t index) const {
+    if (index >= count) return 0;
+    return type_ == 3   ? u16(at_ + size_t(index) * 2)
+           : type_ == 4 ? u32(at_ + size_t(index) * 4)
+                        : 0;
+  }
+
+ private:
+  uint32_t u16(size_t offset) const { return little_ ? in_.le16(offset) : in_.be16(offset); }
+  uint32_t u32(size_t offset) const { return little_ ? in_.le32(offset) : in_.be32(offset); }
+  const ByteReader& in_;
+  bool little_;
+  uint32_t type_ = 0;
+  size_t at_ = 0;
+  bool values_inside_ = false;
+};
+
+/// Each field of the first TIFF image file directory, passed to `visit(field)`.
 template <typename Visit>
 void visit_tiff_fields(const ByteReader& in, Visit visit) {
   const bool little = in.matches(0, "II");
-  const auto u16 = [&](size_t offset) { return little ? in.le16(offset) : in.be16(offset); };
-  const auto u32 = [&](size_t offset) { return little ? in.le32(offset) : in.be32(offset); };
-  const size_t directory = u32(4);
+  const size_t directory = little ? in.le32(4) : in.be32(4);
   if (!in.has(directory, 2)) return;
-  const uint32_t entries = u16(directory);
+  const uint32_t entries = little ? in.le16(directory) : in.be16(directory);
   for (uint32_t i = 0; i < entries; ++i) {
     const size_t entry = directory + 2 + size_t(i) * 12;
     if (!in.has(entry, 12)) break;
-    const uint32_t type = u16(entry + 2);
-    const uint32_t count = u32(entry + 4);
-    const size_t width = type == 3 ? 2 : type == 4 ? 4 : 0;
-    // Values of up to 4 bytes are stored in the entry, longer arrays at an offset.
-    const size_t at = width * count <= 4 ? entry + 8 : u32(entry + 8);
-    const int64_t value = type == 3 ? u16(at) : type == 4 ? u32(at) : 0;
-    visit(u16(entry), value);
+    visit(TiffField(in, little, entry));
   }
 }
 
 /// ImageWidth (256) and ImageLength (257) of the first image file directory.
 DeclaredImageSize tiff_size(const ByteReader& in) {
   DeclaredImageSize size;
-  visit_tiff_fields(in, [&](uint32_t tag, int64_t value) {
-    if (tag == 256) size.width = value;
-    if (tag == 257) size.height = value;
+  visit_tiff_fields(in, [&](const TiffField& field) {
+    if (field.tag == 256) size.width = field.value(0);
+    if (field.tag == 257) size.height = field.value(0);
   });
   return size;
 }
@@ -216,12 +244,50 @@ TiffSamples tiff_samples(const std::string& bytes) {
   const ByteReader in(bytes);
   TiffSamples samples;
   if (sniff_image_format(bytes) != ImageFormat::tiff) return samples;
-  visit_tiff_fields(in, [&](uint32_t tag, int64_t value) {
-    if (tag == 258) samples.bits = value;           // BitsPerSample
-    if (tag == 277) samples.per_pixel = value;      // SamplesPerPixel
-    if (tag == 339) samples.floating = value == 3;  // SampleFormat: IEEE floating point
+  visit_tiff_fields(in, [&](const TiffField& field) {
+    const int64_t value = field.value(0);
+    if (field.tag == 258) samples.bits = value;           // BitsPerSample
+    if (field.tag == 277) samples.per_pixel = value;      // SamplesPerPixel
+    if (field.tag == 339) samples.floating = value == 3;  // SampleFormat: IEEE floating point
   });
   return samples;
+}
+
+bool tiff_data_is_complete(const std::string& bytes) {
+  const ByteReader in(bytes);
+  if (sniff_image_format(bytes) != ImageFormat::tiff) return true;
+  bool complete = true;
+  std::optional<TiffField> offsets, counts;  // of the strips, or of the tiles
+  visit_tiff_fields(in, [&](const TiffField& field) {
+    if (field.tag == 273 || field.tag == 324) offsets.emplace(field);
+    if (field.tag == 279 || field.tag == 325) counts.emplace(field);
+  });
+  if (!offsets || !counts) return true;  // not the layout this checks; the decoder decides
+  if (!offsets->values_inside() || !counts->values_inside()) return false;
+  const uint32_t pieces = std::min(offsets->count, counts->count);
+  for (uint32_t i = 0; i < pieces && complete; ++i) {
+    const uint64_t begin = uint64_t(offsets->value(i));
+    complete = begin <= bytes.size() && uint64_t(counts->value(i)) <= bytes.size() - begin;
+  }
+  return complete;
+}
+
+bool bmp_data_is_complete(const std::string& bytes) {
+  const ByteReader in(bytes);
+  const uint32_t info_size = in.le32(14);
+  const bool os2 = info_size == 12;
+  if (!os2 && info_size < 40) return true;  // not a layout this checks
+  const uint32_t compression = os2 ? 0 : in.le32(30);
+  if (compression != 0 && compression != 3) return true;  // RLE, JPEG or PNG inside: not checked
+  const int64_t width = os2 ? in.le16(18) : static_cast<int32_t>(in.le32(18));
+  const int64_t height = os2 ? in.le16(20) : static_cast<int32_t>(in.le32(22));
+  const int64_t bits = os2 ? in.le16(24) : in.le16(28);
+  const uint64_t data_offset = in.le32(10);
+  if (width <= 0 || height == 0 || bits == 0) return true;
+  const uint64_t row_bytes = (uint64_t(width) * uint64_t(bits) + 31) / 32 * 4;
+  const uint64_t rows = uint64_t(height < 0 ? -height : height);
+  if (data_offset > bytes.size()) return false;
+  return row_bytes <= (bytes.size() - data_offset) / rows;
 }
 
 }  // namespace vtl::data

@@ -44,6 +44,14 @@ bool is_animated_webp(const std::string& bytes);
 /// file cut short decodes with grey rows (libjpeg only warns), so it is refused instead.
 bool jpeg_is_complete(const std::string& bytes);
 
+/// False when a TIFF's first image has strips or tiles that run past the end of `bytes`
+/// (a file cut short); true for anything else, other formats included.
+bool tiff_data_is_complete(const std::string& bytes);
+
+/// False when an uncompressed BMP's rows run past the end of `bytes` (a file cut short);
+/// true for anything else (compressed BMPs are left to the decoder).
+bool bmp_data_is_complete(const std::string& bytes);
+
 /// True when a BMP's info-header size is positive as OpenCV reads it (a signed 32-bit
 /// field): OpenCV's decoder asserts on others and prints the assertion to stderr.
 bool bmp_info_size_is_valid(const std::string& bytes);

@@ -83,13 +83,16 @@ int saved_exif_orientation(const jpeg_decompress_struct* decoder) {
   return 1;
 }
 
+enum class Outcome { decoded, failed, too_large };
+
 /// Libjpeg's calls, with the jump target for its failures. Only trivially destructible
 /// locals live in this frame, as longjmp requires. `rows` gets the decoded image: RGB, or
 /// CMYK (as Adobe writes it: inverted) when the file has four components; `orientation`
-/// its EXIF orientation.
-bool decode_rows(jpeg_decompress_struct* decoder, ErrorManager* errors, const std::string& bytes,
-                 int reduction, cv::Mat* rows, int* orientation) {
-  if (setjmp(errors->on_failure)) return false;
+/// its EXIF orientation. Nothing is decoded (too_large) when the frame libjpeg reads has
+/// more than `max_pixels` pixels: its header may differ from what a quick parse found.
+Outcome decode_rows(jpeg_decompress_struct* decoder, ErrorManager* errors, const std::string& bytes,
+                    int reduction, int64_t max_pixels, cv::Mat* rows, int* orientation) {
+  if (setjmp(errors->on_failure)) return Outcome::failed;
   jpeg_mem_src(decoder, reinterpret_cast<const unsigned char*>(bytes.data()),
                static_cast<unsigned long>(bytes.size()));
   jpeg_save_markers(decoder, kApp1, 0xFFFF);
@@ -99,6 +102,9 @@ bool decode_rows(jpeg_decompress_struct* decoder, ErrorManager* errors, const st
   decoder->scale_denom = static_cast<unsigned int>(reduction);
   const bool four_components = decoder->num_components == 4;
   decoder->out_color_space = four_components ? JCS_CMYK : JCS_RGB;
+  if (int64_t(decoder->image_width) * decoder->image_height > max_pixels) {
+    return Outcome::too_large;
+  }
   jpeg_start_decompress(decoder);
   rows->create(static_cast<int>(decoder->output_height), static_cast<int>(decoder->output_width),
                four_components ? CV_8UC4 : CV_8UC3);
@@ -107,7 +113,7 @@ bool decode_rows(jpeg_decompress_struct* decoder, ErrorManager* errors, const st
     jpeg_read_scanlines(decoder, &row, 1);
   }
   jpeg_finish_decompress(decoder);
-  return true;
+  return Outcome::decoded;
 }
 
 /// Adobe CMYK (inverted, 0 = full ink) to RGB by OpenCV's rule: v = k - (255 - c) * k / 256.
@@ -178,19 +184,25 @@ int exif_orientation(const unsigned char* app1_payload, size_t size) {
   return 1;
 }
 
-cv::Mat decode_jpeg_rgb(const std::string& bytes, int reduction, const std::string& label) {
+cv::Mat decode_jpeg_rgb(const std::string& bytes, int reduction, const std::string& label,
+                        int64_t max_pixels) {
   VTL_CHECK(reduction == 1 || reduction == 2 || reduction == 4 || reduction == 8,
             "JPEG reduction must be 1, 2, 4 or 8 (got {})", reduction);
   Decompressor decoder;
   const ErrorManager& errors = decoder.errors;
   cv::Mat rows;
   int orientation = 1;
-  const bool decoded =
-      decode_rows(&decoder.state, &decoder.errors, bytes, reduction, &rows, &orientation);
+  const Outcome outcome = decode_rows(&decoder.state, &decoder.errors, bytes, reduction, max_pixels,
+                                      &rows, &orientation);
+  VTL_CHECK(outcome != Outcome::too_large,
+            "{}: JPEG image has {}x{} pixels, more than the limit of {} pixels (raise it with "
+            "--max-image-pixels)",
+            label, decoder.state.image_width, decoder.state.image_height, max_pixels);
   VTL_CHECK(!errors.damaged,
             "{}: damaged JPEG, part of the image is missing or corrupt (libjpeg: {})", label,
             errors.message);
-  VTL_CHECK(decoded, "{}: not a readable image (corrupt JPEG; libjpeg: {})", label, errors.message);
+  VTL_CHECK(outcome == Outcome::decoded, "{}: not a readable image (corrupt JPEG; libjpeg: {})",
+            label, errors.message);
   return upright(rows.channels() == 4 ? cmyk_to_rgb(rows) : std::move(rows), orientation);
 }
 

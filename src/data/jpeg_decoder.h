@@ -5,6 +5,7 @@
 // Here nothing reaches stderr; damage that leaves part of the image missing is an error
 // naming the file, harmless oddities are decoded silently.
 
+#include <cstdint>
 #include <string>
 
 #include <opencv2/core/mat.hpp>
@@ -17,11 +18,13 @@ namespace vtl::data {
 /// channels swapped: the same libjpeg, the same colour conversion (CMYK and YCCK too),
 /// the same orientation rule.
 ///
-/// Throws vtl::Error naming `label` when libjpeg fails, or warns that entropy-coded data
-/// is missing or corrupt (premature end of data segment, bad Huffman code, lost restart
-/// marker). Other warnings (extraneous bytes before a marker, unknown JFIF revision, odd
+/// Throws vtl::Error naming `label` when the frame libjpeg reads has more than
+/// `max_pixels` pixels (checked before anything is allocated), when libjpeg fails, or warns that
+/// entropy-coded data is missing or corrupt (premature end of data segment, bad Huffman code, lost
+/// restart marker). Other warnings (extraneous bytes before a marker, unknown JFIF revision, odd
 /// progression) leave the pixels whole and are dropped.
-cv::Mat decode_jpeg_rgb(const std::string& bytes, int reduction, const std::string& label);
+cv::Mat decode_jpeg_rgb(const std::string& bytes, int reduction, const std::string& label,
+                        int64_t max_pixels);
 
 /// The orientation (1-8, TIFF tag 0x0112) in the EXIF block of an APP1 payload
 /// ("Exif\0\0" + TIFF header + IFD0); 1 when absent or unreadable. Bounds-checked: any

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 
 #include "capture_stderr.h"
 #include "data/jpeg_decoder.h"
+#include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
 
@@ -22,6 +24,8 @@ namespace vtl::data {
 namespace {
 
 using vtl::testing::stderr_of;
+
+constexpr int64_t kNoLimit = int64_t(1) << 40;
 
 /// An odd-sized image with edges, gradients and noise (BGR, as OpenCV encodes).
 cv::Mat textured(int rows, int cols) {
@@ -134,8 +138,8 @@ TEST(JpegDecoder, PixelsEqualOpenCvsForEveryKindOfJpegAndScale) {
   }
   for (const auto& [what, bytes] : files) {
     for (int reduction : {1, 2, 4, 8}) {
-      expect_same_pixels(decode_jpeg_rgb(bytes, reduction, what), opencv_rgb(bytes, reduction),
-                         what + " at 1/" + std::to_string(reduction));
+      expect_same_pixels(decode_jpeg_rgb(bytes, reduction, what, kNoLimit),
+                         opencv_rgb(bytes, reduction), what + " at 1/" + std::to_string(reduction));
     }
   }
   // Through the public decoder: JPEGs of a known size decode reduced when the crop allows.
@@ -153,8 +157,9 @@ TEST(JpegDecoder, CmykAndYcckAreConvertedAsOpenCvDoes) {
   for (bool ycck : {false, true}) {
     const std::string bytes = cmyk_jpeg(cmyk, ycck);
     const std::string what = ycck ? "YCCK" : "CMYK";
-    expect_same_pixels(decode_jpeg_rgb(bytes, 1, what), opencv_rgb(bytes), what);
-    expect_same_pixels(decode_jpeg_rgb(bytes, 2, what), opencv_rgb(bytes, 2), what + " at 1/2");
+    expect_same_pixels(decode_jpeg_rgb(bytes, 1, what, kNoLimit), opencv_rgb(bytes), what);
+    expect_same_pixels(decode_jpeg_rgb(bytes, 2, what, kNoLimit), opencv_rgb(bytes, 2),
+                       what + " at 1/2");
   }
 }
 
@@ -166,7 +171,7 @@ TEST(JpegDecoder, ExifOrientationTurnsTheImageAsOpenCvDoes) {
       const std::string bytes = with_segment(plain, exif_segment(orientation, little_endian));
       const std::string what =
           std::string(little_endian ? "II" : "MM") + " orientation " + std::to_string(orientation);
-      const cv::Mat decoded = decode_jpeg_rgb(bytes, 1, what);
+      const cv::Mat decoded = decode_jpeg_rgb(bytes, 1, what, kNoLimit);
       expect_same_pixels(decoded, opencv_rgb(bytes), what);
       EXPECT_EQ(decoded.rows, orientation >= 5 ? 44 : 30) << what;
     }
@@ -175,8 +180,8 @@ TEST(JpegDecoder, ExifOrientationTurnsTheImageAsOpenCvDoes) {
   const std::string xmp_payload = "http://ns.adobe.com/xap/1.0/" + std::string(1, '\0') + "<x/>";
   const std::string xmp = "\xFF\xE1" + big_endian_16(int(xmp_payload.size()) + 2) + xmp_payload;
   const std::string rotated = with_segment(plain, exif_segment(6, true));
-  expect_same_pixels(decode_jpeg_rgb(with_segment(rotated, xmp), 1, "xmp"),
-                     decode_jpeg_rgb(rotated, 1, "exif"), "XMP before EXIF");
+  expect_same_pixels(decode_jpeg_rgb(with_segment(rotated, xmp), 1, "xmp", kNoLimit),
+                     decode_jpeg_rgb(rotated, 1, "exif", kNoLimit), "XMP before EXIF");
   // Cut-short or hostile EXIF blocks read as upright, never past their end.
   const std::string segment = exif_segment(6, false);
   const std::string payload = segment.substr(4);
@@ -258,6 +263,31 @@ TEST(JpegDecoder, HarmlessWarningsAreSilentAndDamagedDataIsRefusedByName) {
               }
             }),
             "");
+}
+
+TEST(JpegDecoder, TheFrameLibjpegReadsIsHeldToThePixelLimit) {
+  const std::string bytes = jpeg_of(textured(64, 80));
+  const auto error_of = [](const std::function<void()>& action) -> std::string {
+    try {
+      action();
+    } catch (const vtl::Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error_of([&] { decode_jpeg_rgb(bytes, 1, "a.jpg", 64 * 80); }), "");
+  const std::string error = error_of([&] { decode_jpeg_rgb(bytes, 1, "a.jpg", 64 * 80 - 1); });
+  EXPECT_NE(error.find("a.jpg: JPEG image has 80x64 pixels, more than the limit of 5119"),
+            std::string::npos)
+      << error;
+  // A file whose segments fool a quick header parse into another frame: libjpeg's frame
+  // (65291x65498, 12.8 GB of RGB) is refused before anything is allocated.
+  const std::string fooling = read_file(std::filesystem::path(VTL_SOURCE_DIR) / "fuzz" / "corpus" /
+                                        "image" / "oom-1651d6b776154647f604001f1f24d8beb34c6f71");
+  const std::string refused = error_of([&] { decode_image_rgb(fooling, "fooling.jpg"); });
+  EXPECT_NE(refused.find("fooling.jpg: JPEG image has 65291x65498 pixels, more than the limit"),
+            std::string::npos)
+      << refused;
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
+#include "capture_stderr.h"
 #include "embed/sample_images.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
@@ -81,6 +83,31 @@ TEST(ReliabilityImages, TruncatedJpegAndPngAreRefused) {
   error = decode_error(dir / "cut.png");
   EXPECT_NE(error.find("cut.png"), std::string::npos) << error;
   EXPECT_NE(error.find("truncated"), std::string::npos) << error;
+}
+
+// Every decoder's own messages name no file (libpng's, libjpeg's, OpenCV's "imdecode_('')
+// can't read data"): a file cut short anywhere is refused with its name, and nothing else
+// reaches stderr.
+TEST(ReliabilityImages, FilesCutShortInEveryFormatAreNamedAndNothingElseIsPrinted) {
+  TempDir dir("vtl_rel_cut_every_format");
+  const cv::Mat image = noise(40, 56);
+  cv::Mat gray;
+  cv::cvtColor(image, gray, cv::COLOR_BGR2GRAY);
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"png", encoded(image, ".png")},   {"jpg", encoded(image, ".jpg")},
+      {"bmp", encoded(image, ".bmp")},   {"gray.bmp", encoded(gray, ".bmp")},
+      {"tiff", encoded(image, ".tiff")}, {"webp", encoded(image, ".webp")}};
+  for (const auto& [extension, bytes] : files) {
+    for (int tenths : {1, 3, 5, 7, 9, 10}) {
+      const size_t length = tenths == 10 ? bytes.size() - 1 : bytes.size() * tenths / 10;
+      const fs::path file = dir / ("cut" + std::to_string(tenths) + "." + extension);
+      write_bytes(file, bytes.substr(0, length));
+      std::string error;
+      const std::string printed = vtl::testing::stderr_of([&] { error = decode_error(file); });
+      EXPECT_EQ(printed, "") << file;
+      EXPECT_EQ(error.rfind(file.string() + ": ", 0), 0u) << file << ": " << error;
+    }
+  }
 }
 
 TEST(ReliabilityImages, ContentDecidesTheFormatNotTheExtension) {
@@ -186,6 +213,7 @@ frames = [Image.new('RGB', (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
 frames[0].save(d + '/anim.gif', save_all=True, append_images=frames[1:], duration=100, loop=0)
 frames[0].save(d + '/anim.webp', save_all=True, append_images=frames[1:], duration=100)
 frames[0].save(d + '/still.webp', lossless=True)
+rotated.save(d + '/strips.tif', compression='raw')  # PIL: directory first, then strips
 clip = Image.open('/usr/share/openclipart/png/food/fruit/an_apple_01.png').convert('RGBA')
 clip = clip.resize((90, 80))
 clip.save(d + '/clip-interlaced.gif')  # transparent background, interlaced
@@ -235,6 +263,20 @@ TEST_F(ReliabilityPil, AnimatedWebpIsAClearErrorAndStillWebpDecodes) {
   const std::string error = decode_error(dir_ / "anim.webp");
   EXPECT_NE(error.find("anim.webp: animated WebP"), std::string::npos) << error;
   EXPECT_EQ(decode_error(dir_ / "still.webp"), "");
+}
+
+TEST_F(ReliabilityPil, TiffWhoseStripsRunPastTheEndIsRefusedByName) {
+  const std::string whole = read_file(dir_ / "strips.tif");
+  EXPECT_EQ(decode_error(dir_ / "strips.tif"), "");
+  for (size_t length : {whole.size() * 6 / 10, whole.size() - 1}) {
+    write_bytes(dir_ / "cut.tif", whole.substr(0, length));
+    std::string error;
+    const std::string printed =
+        vtl::testing::stderr_of([&] { error = decode_error(dir_ / "cut.tif"); });
+    EXPECT_EQ(printed, "") << length;  // OpenCV printed "TIFFReadRGBAStrip" failures
+    EXPECT_NE(error.find("cut.tif: not a readable image (truncated TIFF"), std::string::npos)
+        << error;
+  }
 }
 
 // GIFs decode as PIL reads them (Keras and torchvision read GIFs through it): the first
