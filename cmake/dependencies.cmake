@@ -68,6 +68,12 @@ if(VTL_WITH_OPENCV)
   find_package(JPEG REQUIRED)  # JPEGs are decoded with libjpeg directly (src/data/jpeg_decoder.h)
   find_package(GIF REQUIRED)   # and GIFs with giflib (src/data/gif_decoder.h)
   find_package(ZLIB REQUIRED)  # CRCs of PNG chunks (src/data/png_chunks.h)
+  # Animated WebPs' first frames (src/data/webp_animation.h): libwebp-dev's demux library.
+  find_library(VTL_WEBPDEMUX_LIBRARY webpdemux)
+  find_path(VTL_WEBP_INCLUDE_DIR webp/demux.h)
+  if(NOT VTL_WEBPDEMUX_LIBRARY OR NOT VTL_WEBP_INCLUDE_DIR)
+    message(FATAL_ERROR "libwebpdemux not found: install libwebp-dev")
+  endif()
 endif()
 if(VTL_WITH_FAISS)
   find_package(OpenMP REQUIRED)  # Debian's faiss config needs it first

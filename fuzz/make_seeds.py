@@ -257,6 +257,8 @@ def image_seeds():
     frames = [sample_image("RGBA", (16, 12)), sample_image("P", (16, 12))]
     put("image", "animated-transparent.gif",
         image_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50))
+    put("image", "animated.webp",
+        image_bytes(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=50))
     put("image", "cmyk.jpg", image_bytes(sample_image("CMYK"), "JPEG"))
     put("image", "progressive.jpg", image_bytes(rgb, "JPEG", progressive=True))
     jpeg = image_bytes(rgb, "JPEG")

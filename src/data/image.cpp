@@ -18,6 +18,7 @@
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
+#include "webp_animation.h"
 
 namespace vtl::data {
 namespace {
@@ -131,8 +132,6 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             label);
   VTL_CHECK(format != ImageFormat::bmp || bmp_info_size_is_valid(bytes),
             "{}: not a readable image (corrupt BMP: its info header has no valid size)", label);
-  VTL_CHECK(!is_animated_webp(bytes),
-            "{}: animated WebP images are not supported (save one frame as PNG or JPEG)", label);
   if (format == ImageFormat::tiff) {
     // OpenCV's TIFF decoder converts colour samples with cvtColor, which has no float64.
     const TiffSamples samples = tiff_samples(bytes);
@@ -180,12 +179,15 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   const PixelBudget::Lease lease(decode_pixel_budget(),
                                  decoded_pixels > kSmallImagePixels ? decoded_pixels : 0);
   cv::Mat image;
-  const bool decodes_to_rgb = is_jpeg || format == ImageFormat::gif;
+  const bool animated_webp = format == ImageFormat::webp && is_animated_webp(bytes);
+  const bool decodes_to_rgb = is_jpeg || format == ImageFormat::gif || animated_webp;
   if (is_jpeg) {
     image = decode_jpeg_rgb(bytes, reduction, label,
                             options.max_pixels);  // RGB, upright as its EXIF says
   } else if (format == ImageFormat::gif) {
     image = decode_gif_rgb(bytes, label, options.max_pixels);  // the first frame, RGB
+  } else if (animated_webp) {
+    image = decode_animated_webp_rgb(bytes, label, options.max_pixels);  // the first frame
   } else {
     const std::optional<std::string> png_without_metadata =
         format == ImageFormat::png ? png_without_metadata_chunks(bytes) : std::nullopt;

@@ -221,10 +221,12 @@ clip.save(d + '/clip.gif', interlace=False)
 white = Image.new('RGBA', clip.size, (255, 255, 255, 255))
 Image.alpha_composite(white, clip).convert('RGB').save(d + '/clip-opaque.gif')
 Image.alpha_composite(white, clip).convert('L').save(d + '/clip-grey.gif')
-for name in ('clip-interlaced', 'clip', 'clip-opaque', 'clip-grey', 'anim'):
-    first = Image.open(d + '/' + name + '.gif').convert('RGBA')
+clip.save(d + '/clip-anim.webp', save_all=True, append_images=[clip.rotate(90)], lossless=True)
+for name in ('clip-interlaced.gif', 'clip.gif', 'clip-opaque.gif', 'clip-grey.gif', 'anim.gif',
+             'anim.webp', 'clip-anim.webp'):
+    first = Image.open(d + '/' + name).convert('RGBA')
     flat = Image.alpha_composite(Image.new('RGBA', first.size, (255, 255, 255, 255)), first)
-    flat.convert('RGB').save(d + '/' + name + '.gif.pil.png')
+    flat.convert('RGB').save(d + '/' + name + '.pil.png')
 )");
     if (!ok) GTEST_SKIP() << "/usr/bin/python3 with PIL (python3-pil) is needed";
   }
@@ -259,9 +261,22 @@ TEST_F(ReliabilityPil, ExifOrientationIsApplied) {
   EXPECT_GT(rgb.at<cv::Vec3b>(35, 10)[2], 200);
 }
 
-TEST_F(ReliabilityPil, AnimatedWebpIsAClearErrorAndStillWebpDecodes) {
-  const std::string error = decode_error(dir_ / "anim.webp");
-  EXPECT_NE(error.find("anim.webp: animated WebP"), std::string::npos) << error;
+// Animated WebPs too: the first frame, PIL's pixels (transparency onto white within 1 of
+// PIL's rounding); still WebPs go through OpenCV as before.
+TEST_F(ReliabilityPil, AnimatedWebpGivesTheFirstFrameWithPilsPixels) {
+  for (const char* name : {"anim.webp", "clip-anim.webp"}) {
+    const cv::Mat vtl_rgb = load_image_rgb(dir_ / name);
+    const cv::Mat pil_rgb = load_image_rgb(dir_ / (std::string(name) + ".pil.png"));
+    ASSERT_EQ(vtl_rgb.size(), pil_rgb.size()) << name;
+    EXPECT_LE(cv::norm(vtl_rgb, pil_rgb, cv::NORM_INF), 1.0) << name;
+  }
+  const cv::Vec3b first = load_image_rgb(dir_ / "anim.webp").at<cv::Vec3b>(4, 4);
+  EXPECT_TRUE(first[0] > 230 && first[1] < 20) << first;  // red (lossy), not green
+  const std::string whole = read_file(dir_ / "clip-anim.webp");
+  write_bytes(dir_ / "cut-anim.webp", whole.substr(0, whole.size() * 6 / 10));
+  std::string error;
+  EXPECT_EQ(vtl::testing::stderr_of([&] { error = decode_error(dir_ / "cut-anim.webp"); }), "");
+  EXPECT_NE(error.find("cut-anim.webp: not a readable image"), std::string::npos) << error;
   EXPECT_EQ(decode_error(dir_ / "still.webp"), "");
 }
 

@@ -33,7 +33,8 @@ struct DecodeOptions {
 };
 
 /// Decodes `path` to a CV_8UC3 RGB image. Throws vtl::Error naming the file and the
-/// problem (missing, empty, not an image, truncated, too large, or animated WebP).
+/// problem (missing, empty, not an image, truncated, damaged, too large).
+/// Animated GIFs and WebPs give their first frame.
 cv::Mat load_image_rgb(const std::filesystem::path& path, const DecodeOptions& options = {});
 
 /// Same for an in-memory encoded image (an upload); `label` names it in errors.
