@@ -158,10 +158,9 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   VTL_CHECK(format != ImageFormat::bmp || bmp_data_is_complete(bytes),
             "{}: not a readable image (truncated BMP: its rows run past the end of the file)",
             label);
-  if (format == ImageFormat::png) {
-    const std::string problem = png_chunk_problem(bytes);
-    VTL_CHECK(problem.empty(), "{}: not a readable image ({})", label, problem);
-  }
+  const PngChunkReview png =
+      format == ImageFormat::png ? review_png_chunks(bytes) : PngChunkReview{};
+  VTL_CHECK(png.problem.empty(), "{}: not a readable image ({})", label, png.problem);
   // JPEGs of a known size may decode at 1/2, 1/4 or 1/8 scale.
   int reduction = 1;
   if (is_jpeg && options.min_short_side > 0 && size.width > 0) {
@@ -178,19 +177,19 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
   constexpr int64_t kSmallImagePixels = 4000000;  // decodes without a lease
   const PixelBudget::Lease lease(decode_pixel_budget(),
                                  decoded_pixels > kSmallImagePixels ? decoded_pixels : 0);
+  // Every branch gives 8-bit RGB within the pixel limit (libjpeg's, giflib's and libwebp's
+  // frames are held to it by their decoders before anything is allocated).
   cv::Mat image;
-  const bool animated_webp = format == ImageFormat::webp && is_animated_webp(bytes);
-  const bool decodes_to_rgb = is_jpeg || format == ImageFormat::gif || animated_webp;
   if (is_jpeg) {
     image = decode_jpeg_rgb(bytes, reduction, label,
                             options.max_pixels);  // RGB, upright as its EXIF says
   } else if (format == ImageFormat::gif) {
     image = decode_gif_rgb(bytes, label, options.max_pixels);  // the first frame, RGB
-  } else if (animated_webp) {
-    image = decode_animated_webp_rgb(bytes, label, options.max_pixels);  // the first frame
+  } else if (is_animated_webp(bytes)) {
+    image = to_rgb8(decode_animated_webp_bgra(bytes, label, options.max_pixels));
   } else {
     const std::optional<std::string> png_without_metadata =
-        format == ImageFormat::png ? png_without_metadata_chunks(bytes) : std::nullopt;
+        png_without_chunks(bytes, png.removable);
     const std::string& encoded = png_without_metadata ? *png_without_metadata : bytes;
     const cv::Mat buffer(1, static_cast<int>(encoded.size()), CV_8U,
                          const_cast<char*>(encoded.data()));
@@ -199,14 +198,15 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
     } catch (const cv::Exception& e) {
       fail("{}: cannot decode image: {}", label, e.err);
     }
+    VTL_CHECK(!image.empty() && image.rows > 0 && image.cols > 0,
+              "{}: not a readable image (unknown format, truncated or corrupt)", label);
+    VTL_CHECK(int64_t(image.rows) * image.cols <= options.max_pixels,
+              "{}: image has {}x{} pixels, more than the limit of {} pixels "
+              "(raise it with --max-image-pixels)",
+              label, image.cols, image.rows, options.max_pixels);
+    image = to_rgb8(std::move(image));
   }
-  VTL_CHECK(!image.empty() && image.rows > 0 && image.cols > 0,
-            "{}: not a readable image (unknown format, truncated or corrupt)", label);
-  VTL_CHECK(int64_t(image.rows) * image.cols <= options.max_pixels,
-            "{}: image has {}x{} pixels, more than the limit of {} pixels "
-            "(raise it with --max-image-pixels)",
-            label, image.cols, image.rows, options.max_pixels);
-  return decodes_to_rgb ? image : to_rgb8(std::move(image));
+  return image;
 }
 
 cv::Mat load_image_rgb(const std::filesystem::path& path, const DecodeOptions& options) {

@@ -52,26 +52,48 @@ bool is_png_metadata_chunk(const char type[4]) {
   return false;
 }
 
-std::optional<std::string> png_without_metadata_chunks(const std::string& bytes) {
-  // Byte ranges [begin, end) of the chunks to drop, in file order.
-  std::vector<std::pair<size_t, size_t>> dropped;
+PngChunkReview review_png_chunks(const std::string& bytes) {
+  PngChunkReview review;
+  const auto note = [&](std::string problem) {
+    if (review.problem.empty()) review.problem = std::move(problem);
+  };
   size_t pos = kSignatureBytes;
-  while (pos <= bytes.size() && bytes.size() - pos >= kChunkOverheadBytes) {
-    const uint64_t chunk_bytes = uint64_t(big_endian_32(bytes, pos)) + kChunkOverheadBytes;
-    if (chunk_bytes > bytes.size() - pos) break;
-    const bool damaged_ancillary =
-        !is_critical(bytes, pos) && !crc_matches(bytes, pos, chunk_bytes - kChunkOverheadBytes);
-    if (is_png_metadata_chunk(bytes.data() + pos + 4) || damaged_ancillary) {
-      dropped.emplace_back(pos, pos + chunk_bytes);
+  while (true) {
+    if (pos >= bytes.size()) {
+      note("truncated PNG: the file ends before its IEND chunk");
+      return review;
     }
-    if (std::memcmp(bytes.data() + pos + 4, "IEND", 4) == 0) break;
-    pos += chunk_bytes;
+    if (bytes.size() - pos < kChunkOverheadBytes) {
+      note("truncated PNG: the file ends inside a chunk header");
+      return review;
+    }
+    const uint64_t data_bytes = big_endian_32(bytes, pos);
+    const std::string name = chunk_name(bytes, pos + 4);
+    if (name.find('?') != std::string::npos) {
+      note(fmt::format("corrupt PNG: the chunk at byte {} has no valid type", pos));
+    }
+    if (data_bytes + kChunkOverheadBytes > bytes.size() - pos) {
+      note(fmt::format("truncated PNG: the file ends inside chunk {}", name));
+      return review;
+    }
+    const bool crc_ok = crc_matches(bytes, pos, data_bytes);
+    const bool critical = is_critical(bytes, pos);
+    if (critical && !crc_ok) note(fmt::format("corrupt PNG: chunk {} fails its CRC check", name));
+    if (is_png_metadata_chunk(bytes.data() + pos + 4) || (!critical && !crc_ok)) {
+      review.removable.emplace_back(pos, pos + data_bytes + kChunkOverheadBytes);
+    }
+    if (name == "IEND") return review;
+    pos += data_bytes + kChunkOverheadBytes;
   }
-  if (dropped.empty()) return std::nullopt;
+}
+
+std::optional<std::string> png_without_chunks(
+    const std::string& bytes, const std::vector<std::pair<size_t, size_t>>& ranges) {
+  if (ranges.empty()) return std::nullopt;
   std::string kept;
   kept.reserve(bytes.size());
   size_t from = 0;
-  for (const auto& [begin, end] : dropped) {
+  for (const auto& [begin, end] : ranges) {
     kept.append(bytes, from, begin - from);
     from = end;
   }
@@ -79,27 +101,10 @@ std::optional<std::string> png_without_metadata_chunks(const std::string& bytes)
   return kept;
 }
 
-std::string png_chunk_problem(const std::string& bytes) {
-  size_t pos = kSignatureBytes;
-  while (true) {
-    if (pos >= bytes.size()) return "truncated PNG: the file ends before its IEND chunk";
-    if (bytes.size() - pos < kChunkOverheadBytes) {
-      return "truncated PNG: the file ends inside a chunk header";
-    }
-    const uint64_t data_bytes = big_endian_32(bytes, pos);
-    const std::string name = chunk_name(bytes, pos + 4);
-    if (name.find('?') != std::string::npos) {
-      return fmt::format("corrupt PNG: the chunk at byte {} has no valid type", pos);
-    }
-    if (data_bytes + kChunkOverheadBytes > bytes.size() - pos) {
-      return fmt::format("truncated PNG: the file ends inside chunk {}", name);
-    }
-    if (is_critical(bytes, pos) && !crc_matches(bytes, pos, data_bytes)) {
-      return fmt::format("corrupt PNG: chunk {} fails its CRC check", name);
-    }
-    if (name == "IEND") return {};
-    pos += data_bytes + kChunkOverheadBytes;
-  }
+std::optional<std::string> png_without_metadata_chunks(const std::string& bytes) {
+  return png_without_chunks(bytes, review_png_chunks(bytes).removable);
 }
+
+std::string png_chunk_problem(const std::string& bytes) { return review_png_chunks(bytes).problem; }
 
 }  // namespace vtl::data

@@ -13,7 +13,7 @@ class AnimationDecoder {
   explicit AnimationDecoder(const std::string& bytes) {
     WebPAnimDecoderOptions options;
     if (!WebPAnimDecoderOptionsInit(&options)) return;
-    options.color_mode = MODE_RGBA;
+    options.color_mode = MODE_BGRA;  // OpenCV's channel order
     options.use_threads = 0;
     const WebPData data{reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()};
     decoder_ = WebPAnimDecoderNew(&data, &options);
@@ -29,8 +29,8 @@ class AnimationDecoder {
 
 }  // namespace
 
-cv::Mat decode_animated_webp_rgb(const std::string& bytes, const std::string& label,
-                                 int64_t max_pixels) {
+cv::Mat decode_animated_webp_bgra(const std::string& bytes, const std::string& label,
+                                  int64_t max_pixels) {
   const AnimationDecoder decoder(bytes);
   WebPAnimInfo info{};
   VTL_CHECK(decoder.get() != nullptr && WebPAnimDecoderGetInfo(decoder.get(), &info),
@@ -40,25 +40,14 @@ cv::Mat decode_animated_webp_rgb(const std::string& bytes, const std::string& la
             "(raise it with --max-image-pixels)",
             label, info.canvas_width, info.canvas_height, max_pixels);
   VTL_CHECK(info.frame_count > 0, "{}: animated WebP without any frame", label);
-  uint8_t* canvas = nullptr;  // RGBA rows of the canvas, owned by the decoder
+  uint8_t* canvas = nullptr;  // BGRA rows of the canvas, owned by the decoder
   int timestamp_ms = 0;
   VTL_CHECK(WebPAnimDecoderGetNext(decoder.get(), &canvas, &timestamp_ms) && canvas != nullptr,
             "{}: not a readable image (the first frame of this animated WebP is corrupt)", label);
-  const int rows = static_cast<int>(info.canvas_height);
-  const int cols = static_cast<int>(info.canvas_width);
-  cv::Mat rgb(rows, cols, CV_8UC3);
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* in = canvas + size_t(y) * cols * 4;
-    auto* out = rgb.ptr<cv::Vec3b>(y);
-    for (int x = 0; x < cols; ++x, in += 4) {
-      const int alpha = in[3];
-      for (int c = 0; c < 3; ++c) {
-        // over white: v * a + 255 * (1 - a), rounded as every other format is
-        out[x][c] = static_cast<uint8_t>((in[c] * alpha + 255 * (255 - alpha) + 127) / 255);
-      }
-    }
-  }
-  return rgb;
+  // The canvas belongs to the decoder: copied out before it is deleted.
+  return cv::Mat(static_cast<int>(info.canvas_height), static_cast<int>(info.canvas_width), CV_8UC4,
+                 canvas)
+      .clone();
 }
 
 }  // namespace vtl::data

@@ -8,7 +8,7 @@
 #include <gif_lib.h>
 #include <gtest/gtest.h>
 
-#include "vtl/core/error.h"
+#include "error_of.h"
 #include "vtl/data/image.h"
 
 namespace vtl::data {
@@ -66,12 +66,7 @@ std::string gif_file(int width, int height, const std::vector<GifColorType>& scr
 
 std::string decode_error(const std::string& bytes, const std::string& label,
                          const DecodeOptions& options = {}) {
-  try {
-    decode_image_rgb(bytes, label, options);
-  } catch (const vtl::Error& e) {
-    return e.what();
-  }
-  return "";
+  return testing::error_of([&] { decode_image_rgb(bytes, label, options); });
 }
 
 const cv::Vec3b kWhite(255, 255, 255);

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,13 +15,14 @@
 
 #include "capture_stderr.h"
 #include "data/jpeg_decoder.h"
+#include "error_of.h"
 #include "vtl/core/atomic_file.h"
-#include "vtl/core/error.h"
 #include "vtl/data/image.h"
 
 namespace vtl::data {
 namespace {
 
+using vtl::testing::error_of;
 using vtl::testing::stderr_of;
 
 constexpr int64_t kNoLimit = int64_t(1) << 40;
@@ -219,13 +219,8 @@ TEST(JpegDecoder, HarmlessWarningsAreSilentAndDamagedDataIsRefusedByName) {
   // Half the scan, then the end-of-image marker: libjpeg would fill the rest with grey.
   const std::string cut = body.substr(0, body.size() / 2) + end_of_image;
   std::string message;
-  const std::string vtl_stderr = stderr_of([&] {
-    try {
-      decode_image_rgb(cut, "dog.7.jpg");
-    } catch (const vtl::Error& e) {
-      message = e.what();
-    }
-  });
+  const std::string vtl_stderr =
+      stderr_of([&] { message = error_of([&] { decode_image_rgb(cut, "dog.7.jpg"); }); });
   EXPECT_EQ(vtl_stderr, "");
   EXPECT_NE(message.find("dog.7.jpg: damaged JPEG"), std::string::npos) << message;
   EXPECT_NE(message.find("premature end of data segment"), std::string::npos) << message;
@@ -236,13 +231,8 @@ TEST(JpegDecoder, HarmlessWarningsAreSilentAndDamagedDataIsRefusedByName) {
   const size_t second_restart = lost_restart.find("\xFF\xD1", lost_restart.find("\xFF\xDA"));
   ASSERT_NE(second_restart, std::string::npos);
   lost_restart[second_restart + 1] = '\xD5';
-  message.clear();
   EXPECT_EQ(stderr_of([&] {
-              try {
-                decode_image_rgb(lost_restart, "lost_restart.jpg");
-              } catch (const vtl::Error& e) {
-                message = e.what();
-              }
+              message = error_of([&] { decode_image_rgb(lost_restart, "lost_restart.jpg"); });
             }),
             "");
   EXPECT_NE(message.find("lost_restart.jpg: damaged JPEG"), std::string::npos) << message;
@@ -253,28 +243,14 @@ TEST(JpegDecoder, HarmlessWarningsAreSilentAndDamagedDataIsRefusedByName) {
   ASSERT_NE(frame, std::string::npos);
   twelve_bit[frame + 4] = 12;
   EXPECT_EQ(stderr_of([&] {
-              try {
-                decode_image_rgb(twelve_bit, "twelve_bit.jpg");
-                ADD_FAILURE() << "expected an error";
-              } catch (const vtl::Error& e) {
-                EXPECT_NE(std::string(e.what()).find("twelve_bit.jpg: not a readable image"),
-                          std::string::npos)
-                    << e.what();
-              }
+              message = error_of([&] { decode_image_rgb(twelve_bit, "twelve_bit.jpg"); });
             }),
             "");
+  EXPECT_NE(message.find("twelve_bit.jpg: not a readable image"), std::string::npos) << message;
 }
 
 TEST(JpegDecoder, TheFrameLibjpegReadsIsHeldToThePixelLimit) {
   const std::string bytes = jpeg_of(textured(64, 80));
-  const auto error_of = [](const std::function<void()>& action) -> std::string {
-    try {
-      action();
-    } catch (const vtl::Error& e) {
-      return e.what();
-    }
-    return "";
-  };
   EXPECT_EQ(error_of([&] { decode_jpeg_rgb(bytes, 1, "a.jpg", 64 * 80); }), "");
   const std::string error = error_of([&] { decode_jpeg_rgb(bytes, 1, "a.jpg", 64 * 80 - 1); });
   EXPECT_NE(error.find("a.jpg: JPEG image has 80x64 pixels, more than the limit of 5119"),

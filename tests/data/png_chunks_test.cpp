@@ -12,12 +12,13 @@
 
 #include "capture_stderr.h"
 #include "data/png_chunks.h"
-#include "vtl/core/error.h"
+#include "error_of.h"
 #include "vtl/data/image.h"
 
 namespace vtl::data {
 namespace {
 
+using vtl::testing::error_of;
 using vtl::testing::stderr_of;
 
 uint32_t crc32(const std::string& bytes) {
@@ -141,14 +142,7 @@ TEST(PngChunks, FilesCutShortOrWithABadCrcAreRefusedBeforeLibpngSeesThem) {
   for (const auto& [name, bytes] :
        {std::pair<std::string, std::string>{"cut.png", cut}, {"flipped.png", flipped}}) {
     std::string message;
-    EXPECT_EQ(stderr_of([&] {
-                try {
-                  decode_image_rgb(bytes, name);
-                } catch (const vtl::Error& e) {
-                  message = e.what();
-                }
-              }),
-              "");
+    EXPECT_EQ(stderr_of([&] { message = error_of([&] { decode_image_rgb(bytes, name); }); }), "");
     EXPECT_EQ(message.rfind(name + ": not a readable image (", 0), 0u) << message;
   }
 }
