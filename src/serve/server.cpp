@@ -1,13 +1,17 @@
 #include "vtl/serve/server.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <list>
 #include <mutex>
 #include <optional>
 #include <regex>
 #include <thread>
 #include <unordered_map>
+
+#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -86,6 +90,7 @@ struct SearchServer::State {
   ThumbnailCache thumbnails;
   httplib::Server http;
   int port = 0;
+  int listening_socket = -1;  ///< the socket httplib last created for bind(); httplib owns it
   // httplib's stop() does nothing before its listen loop runs; these let stop() that comes
   // first (or while listen() is starting) still end listen().
   std::mutex lifecycle_mutex;
@@ -248,6 +253,13 @@ struct SearchServer::State {
     // pool size from starving.
     http.set_keep_alive_timeout(std::min(options.timeout_seconds, 2));
     http.set_keep_alive_max_count(16);
+    // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which lets a second server
+    // bind the same port and silently take half of its connections.
+    http.set_socket_options([this](socket_t sock) {
+      const int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+      listening_socket = sock;
+    });
     const int threads = std::max(1, options.threads);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.Get("/", [](const httplib::Request&, httplib::Response& res) {
@@ -302,6 +314,11 @@ int SearchServer::bind() {
               s.options.port);
     s.port = s.options.port;
   }
+  // httplib listens with a backlog of 5. Connections beyond it while every worker is busy
+  // have their handshake dropped (a 1 s retransmission) or, once SYN cookies are in play,
+  // reset: clients see "connection reset" under load. Listening again only resizes the queue.
+  VTL_CHECK(::listen(s.listening_socket, SOMAXCONN) == 0, "cannot listen on {}:{}: {}",
+            s.options.host, s.port, std::strerror(errno));
   return s.port;
 }
 
