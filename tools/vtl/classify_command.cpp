@@ -147,7 +147,11 @@ std::string class_name(const std::vector<std::string>& classes, int64_t label) {
 /// New images: embedded as the classifier's training features were (the model, weights,
 /// layer and precision its classifier.json records), then classified.
 void predict_images(const ClassifyArgs& args) {
-  const auto [classifier, description, classes, trained_on] = open_classifier(args.classifier);
+  // Named members, not structured bindings: the lambdas below capture them.
+  const OpenedClassifier opened = open_classifier(args.classifier);
+  const auto& classifier = opened.classifier;
+  const auto& classes = opened.classes;
+  const auto& trained_on = opened.trained_on;
   const torch::Device device = models::parse_device(args.device);
   auto images = expand_image_arguments("vtl classify predict", args.inputs);
   PredictionCsv csv(args.csv, classes, /*with_probabilities=*/false);
