@@ -130,8 +130,8 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             "{}: not a readable image (unknown format, truncated or corrupt; vtl reads JPEG, "
             "PNG, BMP, WebP, TIFF and GIF)",
             label);
-  VTL_CHECK(format != ImageFormat::bmp || bmp_info_size_is_valid(bytes),
-            "{}: not a readable image (corrupt BMP: its info header has no valid size)", label);
+  const std::string bmp_problem = format == ImageFormat::bmp ? bmp_header_problem(bytes) : "";
+  VTL_CHECK(bmp_problem.empty(), "{}: not a readable image ({})", label, bmp_problem);
   if (format == ImageFormat::tiff) {
     // OpenCV's TIFF decoder converts colour samples with cvtColor, which has no float64.
     const TiffSamples samples = tiff_samples(bytes);

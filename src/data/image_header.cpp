@@ -4,6 +4,8 @@
 #include <cstring>
 #include <optional>
 
+#include <fmt/format.h>
+
 namespace vtl::data {
 namespace {
 
@@ -205,9 +207,43 @@ bool is_animated_webp(const std::string& bytes) {
   return in.matches(0, "RIFF") && in.matches(8, "WEBPVP8X") && (in.u8(20) & 0x02);
 }
 
-bool bmp_info_size_is_valid(const std::string& bytes) {
+std::string bmp_header_problem(const std::string& bytes) {
   const ByteReader in(bytes);
-  return in.has(14, 4) && static_cast<int32_t>(in.le32(14)) > 0;
+  const int64_t info_size = static_cast<int32_t>(in.le32(14));
+  if (!in.has(14, 4) || info_size <= 0) return "corrupt BMP: its info header has no valid size";
+  uint64_t fields_end = 0;    // the end of the header fields OpenCV reads
+  uint64_t colour_table = 0;  // bytes of palette or colour masks after the info header
+  uint32_t compression = 0;
+  if (info_size == 12) {  // BITMAPCOREHEADER: 16-bit sizes, 3-byte palette entries
+    fields_end = 26;
+    if (in.le16(24) <= 8) colour_table = 3u << in.le16(24);
+  } else if (info_size >= 36) {  // BITMAPINFOHEADER and later
+    const uint32_t bits = in.le16(28);
+    compression = in.le32(30);
+    const int64_t colours_used = static_cast<int32_t>(in.le32(46));
+    fields_end = bits == 32 && compression == 3 && info_size >= 56 ? 70 : 50;
+    if (bits <= 8 && in.has(46, 4)) {
+      if (colours_used < 0 || colours_used > 256) {
+        return fmt::format("corrupt BMP: its palette declares {} colours, at most 256 exist",
+                           colours_used);
+      }
+      colour_table = 4 * uint64_t(colours_used == 0 ? int64_t(1) << bits : colours_used);
+    } else if (bits == 16 && compression == 3) {
+      colour_table = 12;  // red, green and blue masks
+    }
+  } else {
+    return "";  // a layout OpenCV refuses quietly
+  }
+  if (bytes.size() < fields_end || bytes.size() - 14 < uint64_t(info_size) + colour_table) {
+    return "truncated BMP: the file ends inside its header";
+  }
+  if (compression > 3) {
+    return fmt::format(
+        "BMP with compression method {} (only uncompressed, RLE and bit-field "
+        "BMPs are read; save it as PNG)",
+        compression);
+  }
+  return "";
 }
 
 bool jpeg_is_complete(const std::string& bytes) {

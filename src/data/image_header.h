@@ -52,8 +52,11 @@ bool tiff_data_is_complete(const std::string& bytes);
 /// true for anything else (compressed BMPs are left to the decoder).
 bool bmp_data_is_complete(const std::string& bytes);
 
-/// True when a BMP's info-header size is positive as OpenCV reads it (a signed 32-bit
-/// field): OpenCV's decoder asserts on others and prints the assertion to stderr.
-bool bmp_info_size_is_valid(const std::string& bytes);
+/// Why OpenCV's BMP decoder would fail on `bytes` while reading the header, printing
+/// "imdecode_(''): can't read header: ..." to stderr: an info-header size that is not
+/// positive (a signed 32-bit field), a file that ends inside the header or the palette or
+/// colour masks after it, more than 256 palette colours, a compression method above 3 (JPEG,
+/// PNG, ...). Empty when the header is whole, or is a layout OpenCV refuses quietly.
+std::string bmp_header_problem(const std::string& bytes);
 
 }  // namespace vtl::data

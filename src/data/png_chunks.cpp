@@ -58,6 +58,8 @@ PngChunkReview review_png_chunks(const std::string& bytes) {
     if (review.problem.empty()) review.problem = std::move(problem);
   };
   size_t pos = kSignatureBytes;
+  bool seen_header = false, seen_palette = false, seen_data = false;
+  bool palette_image = false;  // IHDR's colour type 3: IDAT needs a PLTE before it
   while (true) {
     if (pos >= bytes.size()) {
       note("truncated PNG: the file ends before its IEND chunk");
@@ -81,6 +83,25 @@ PngChunkReview review_png_chunks(const std::string& bytes) {
     if (critical && !crc_ok) note(fmt::format("corrupt PNG: chunk {} fails its CRC check", name));
     if (is_png_metadata_chunk(bytes.data() + pos + 4) || (!critical && !crc_ok)) {
       review.removable.emplace_back(pos, pos + data_bytes + kChunkOverheadBytes);
+    }
+    // The chunk order libpng insists on (it fails with "IEND: out of place", "IDAT: Missing
+    // IHDR before IDAT", ...); the rest of the order it checks itself, quietly.
+    if (!seen_header && name != "IHDR") {
+      note(fmt::format("corrupt PNG: its first chunk is {}, not IHDR", name));
+    } else if (seen_header && name == "IHDR") {
+      note("corrupt PNG: a second IHDR chunk");
+    } else if (name == "IHDR") {
+      seen_header = true;
+      palette_image = data_bytes >= 10 && bytes[pos + 8 + 9] == 3;
+    } else if (name == "PLTE") {
+      seen_palette = true;
+    } else if (name == "IDAT") {
+      if (palette_image && !seen_palette) {
+        note("corrupt PNG: a palette image without a PLTE chunk before its data");
+      }
+      seen_data = true;
+    } else if (name == "IEND" && !seen_data) {
+      note("corrupt PNG: no image data (IDAT chunk) before IEND");
     }
     if (name == "IEND") return review;
     pos += data_bytes + kChunkOverheadBytes;

@@ -19,8 +19,10 @@ bool is_png_metadata_chunk(const char type[4]);
 /// One walk over a PNG's chunks, by their declared lengths.
 struct PngChunkReview {
   /// Why libpng would fail on the file, from its chunk structure: it ends inside a chunk or
-  /// before IEND ("truncated PNG: ..."), a chunk has no valid type, or a critical chunk
-  /// (IHDR, PLTE, IDAT, IEND) fails its CRC check ("corrupt PNG: ..."). Empty when the
+  /// before IEND ("truncated PNG: ..."), a chunk has no valid type, a critical chunk
+  /// (IHDR, PLTE, IDAT, IEND) fails its CRC check, or they come in an order libpng refuses:
+  /// IHDR not first or twice, no IDAT before IEND, a palette image's IDAT before its PLTE
+  /// ("corrupt PNG: ..."). Empty when the
   /// structure is whole; bytes after IEND are ignored, as libpng ignores them. The first
   /// problem found.
   std::string problem;

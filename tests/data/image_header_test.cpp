@@ -138,21 +138,56 @@ TEST(ImageHeader, CutShortAndHostileHeadersReadAsUnknownSizes) {
   EXPECT_EQ(declared_image_size("BM", ImageFormat::bmp).width, 0);
 }
 
+/// OpenCV's BMP decoder prints "imdecode_(''): can't read header: ..." for each of these;
+/// vtl refuses them first, naming the file and printing nothing.
+void expect_refused_quietly(const std::string& bmp, const std::string& problem) {
+  EXPECT_EQ(bmp_header_problem(bmp), problem);
+  const std::vector<uchar> raw(bmp.begin(), bmp.end());
+  const std::string opencv_says =
+      vtl::testing::stderr_of([&] { cv::imdecode(raw, cv::IMREAD_UNCHANGED); });
+  EXPECT_NE(opencv_says.find("can't read header"), std::string::npos) << problem;
+  std::string error;
+  EXPECT_EQ(vtl::testing::stderr_of([&] { error = decode_error(bmp, "x.bmp"); }), "") << problem;
+  EXPECT_EQ(error, "x.bmp: not a readable image (" + problem + ")");
+}
+
 TEST(ImageHeader, BmpWithANonPositiveInfoSizeIsRefusedBeforeOpenCvAssertsOnIt) {
   const std::string bmp = encoded(cv::Mat(6, 5, CV_8UC3, cv::Scalar(10, 20, 30)), ".bmp");
-  EXPECT_TRUE(bmp_info_size_is_valid(bmp));
+  EXPECT_EQ(bmp_header_problem(bmp), "");
   EXPECT_EQ(decode_error(bmp, "ok.bmp"), "");
   for (uint32_t info_size : {0u, 0x80000000u, 0xFFFFFFFFu}) {
     std::string broken = bmp;
     broken.replace(14, 4, le(info_size, 4));
-    EXPECT_FALSE(bmp_info_size_is_valid(broken)) << info_size;
-    std::string error;
-    const std::string printed =
-        vtl::testing::stderr_of([&] { error = decode_error(broken, "x.bmp"); });
-    EXPECT_EQ(printed, "") << info_size;  // OpenCV would print "can't read header: ..."
-    EXPECT_NE(error.find("x.bmp: not a readable image (corrupt BMP"), std::string::npos) << error;
+    expect_refused_quietly(broken, "corrupt BMP: its info header has no valid size");
   }
-  EXPECT_FALSE(bmp_info_size_is_valid("BM"));
+  EXPECT_EQ(bmp_header_problem("BM"), "corrupt BMP: its info header has no valid size");
+}
+
+TEST(ImageHeader, BmpHeadersCutShortOrBeyondOpenCvAreRefusedBeforeItPrints) {
+  const std::string colour = encoded(cv::Mat(6, 5, CV_8UC3, cv::Scalar(10, 20, 30)), ".bmp");
+  const std::string grey = encoded(cv::Mat(6, 5, CV_8UC1, cv::Scalar(70)), ".bmp");
+  EXPECT_EQ(bmp_header_problem(grey), "");  // 8-bit, with a palette of 256 entries
+  const std::string cut_short = "truncated BMP: the file ends inside its header";
+  for (size_t length : {26, 30, 49}) expect_refused_quietly(colour.substr(0, length), cut_short);
+  for (size_t length : {54, 600, 14 + 40 + 1023}) {
+    expect_refused_quietly(grey.substr(0, length), cut_short);  // inside the palette
+  }
+  std::string jpeg_inside = colour;
+  jpeg_inside.replace(30, 4, le(4, 4));
+  expect_refused_quietly(jpeg_inside,
+                         "BMP with compression method 4 (only uncompressed, RLE and bit-field "
+                         "BMPs are read; save it as PNG)");
+  std::string many_colours = grey;
+  many_colours.replace(46, 4, le(257, 4));
+  expect_refused_quietly(many_colours,
+                         "corrupt BMP: its palette declares 257 colours, at most 256 exist");
+  // A core (OS/2) header: 12 bytes, then 3-byte palette entries for 8 bits per pixel.
+  const std::string core = "BM" + le(26 + 768 + 8, 4) + le(0, 4) + le(26 + 768, 4) + le(12, 4) +
+                           le(2, 2) + le(2, 2) + le(1, 2) + le(8, 2) + std::string(768, '\x40') +
+                           std::string(8, '\0');
+  EXPECT_EQ(bmp_header_problem(core), "");
+  EXPECT_EQ(decode_error(core, "core.bmp"), "");
+  expect_refused_quietly(core.substr(0, 26 + 700), cut_short);
 }
 
 TEST(ImageHeader, FormatsVtlDoesNotDecodeAreRefusedByContent) {

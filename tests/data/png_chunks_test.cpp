@@ -147,6 +147,46 @@ TEST(PngChunks, FilesCutShortOrWithABadCrcAreRefusedBeforeLibpngSeesThem) {
   }
 }
 
+/// A 1x1 palette PNG (colour type 3) whose pixel is palette entry 0; `with_palette` false
+/// leaves out its PLTE chunk.
+std::string palette_png(bool with_palette) {
+  const std::string header("\0\0\0\1\0\0\0\1\x08\x03\0\0\0", 13);
+  // zlib stream with one stored block holding the scanline {filter 0, index 0}.
+  const std::string data("\x78\x01\x01\x02\x00\xFD\xFF\x00\x00\x00\x02\x00\x01", 13);
+  return "\x89PNG\r\n\x1a\n" + png_chunk("IHDR", header) +
+         (with_palette ? png_chunk("PLTE", "\x0A\x14\x1E") : "") + png_chunk("IDAT", data) +
+         png_chunk("IEND", "");
+}
+
+TEST(PngChunks, ChunksInAnOrderLibpngRefusesAreRefusedFirst) {
+  const std::string clean = encoded_png(gradient());
+  const size_t ihdr_end = 8 + 12 + 13, idat = clean.find("IDAT") - 4, iend = clean.size() - 12;
+  ASSERT_EQ(clean.substr(iend + 4, 4), "IEND");
+  const std::string ihdr = clean.substr(8, 12 + 13);
+  const std::string data = clean.substr(idat, iend - idat);  // the IDAT chunks
+  const std::string signature = clean.substr(0, 8);
+  const cv::Mat palette_pixels = decode_image_rgb(palette_png(true), "palette.png");
+  EXPECT_EQ(palette_pixels.at<cv::Vec3b>(0, 0), cv::Vec3b(10, 20, 30));
+  EXPECT_EQ(png_chunk_problem(palette_png(true)), "");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {signature + data + ihdr + png_chunk("IEND", ""),
+       "corrupt PNG: its first chunk is IDAT, not IHDR"},
+      {inserted(clean, ihdr_end, ihdr), "corrupt PNG: a second IHDR chunk"},
+      {clean.substr(0, idat) + clean.substr(iend),
+       "corrupt PNG: no image data (IDAT chunk) before IEND"},
+      {palette_png(false), "corrupt PNG: a palette image without a PLTE chunk before its data"},
+  };
+  for (const auto& [png, problem] : cases) {
+    EXPECT_EQ(png_chunk_problem(png), problem);
+    const std::vector<uchar> raw(png.begin(), png.end());
+    const std::string libpng_says = stderr_of([&] { cv::imdecode(raw, cv::IMREAD_UNCHANGED); });
+    EXPECT_NE(libpng_says.find("libpng error"), std::string::npos) << problem;
+    std::string message;
+    EXPECT_EQ(stderr_of([&] { message = error_of([&] { decode_image_rgb(png, "x.png"); }); }), "");
+    EXPECT_EQ(message, "x.png: not a readable image (" + problem + ")");
+  }
+}
+
 TEST(PngChunks, AncillaryChunksWithABadCrcAreDroppedAsLibpngDrops) {
   const std::string clean = encoded_png(gradient());
   const size_t after_ihdr = 8 + 12 + 13;
