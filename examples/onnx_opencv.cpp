@@ -31,11 +31,34 @@ struct Preprocessing {
   bool bicubic = false;
 };
 
+/// 16-bit samples to 8 bits as vtl's decoder does: by 1/257, except colour (or alpha)
+/// samples that all fit in 8 bits, which are 8-bit data kept as they are.
+cv::Mat eight_bit(const cv::Mat& image) {
+  std::vector<cv::Mat> planes;
+  cv::split(image, planes);
+  const size_t colour_planes = planes.size() >= 3 ? 3 : 1;
+  double colour_max = 0;
+  for (size_t i = 0; i < colour_planes; ++i) {
+    double plane_max = 0;
+    cv::minMaxLoc(planes[i], nullptr, &plane_max);
+    colour_max = std::max(colour_max, plane_max);
+  }
+  for (size_t i = 0; i < planes.size(); ++i) {
+    double plane_max = colour_max;
+    if (i >= colour_planes) cv::minMaxLoc(planes[i], nullptr, &plane_max);
+    planes[i].convertTo(planes[i], CV_8U, plane_max <= 255 ? 1.0 : 1.0 / 257.0);
+  }
+  cv::Mat merged;
+  cv::merge(planes, merged);
+  return merged;
+}
+
 /// 8-bit RGB; transparent pixels composited over white, as vtl's decoder does.
 cv::Mat read_rgb(const std::string& path) {
   cv::Mat image = cv::imread(path, cv::IMREAD_UNCHANGED);
   if (image.empty()) return image;
-  if (image.depth() == CV_16U) image.convertTo(image, CV_8U, 1.0 / 257.0);
+  const bool sixteen_bit = image.depth() == CV_16U;
+  if (sixteen_bit) image = eight_bit(image);
   if (image.channels() == 2) cv::cvtColor(image, image, cv::COLOR_GRAY2BGRA, 0);
   if (image.channels() == 4) {
     cv::Mat rgb(image.size(), CV_8UC3);
@@ -46,6 +69,10 @@ cv::Mat read_rgb(const std::string& path) {
             static_cast<uchar>((bgra[c] * alpha + 255 * (255 - alpha) + 127) / 255);
     });
     return rgb;
+  }
+  if (sixteen_bit) {  // PNG or TIFF: no EXIF orientation to apply
+    cv::cvtColor(image, image, image.channels() == 1 ? cv::COLOR_GRAY2RGB : cv::COLOR_BGR2RGB);
+    return image;
   }
   image = cv::imread(path, cv::IMREAD_COLOR);  // applies the EXIF orientation
   cv::cvtColor(image, image, cv::COLOR_BGR2RGB);

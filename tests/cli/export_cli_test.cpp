@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "cli/run_cli.h"
 #include "train/clipart_fixture.h"
@@ -118,16 +120,31 @@ TEST(ExportCli, OpenCvAloneClassifiesAsVtlPredictDoes) {
   const fs::path onnx = dir.path() / "model.onnx";
   ASSERT_EQ(run_cli("export " + run.string() + " --out " + onnx.string()).exit_code, 0);
 
+  // 16-bit files: 8-bit values widened (kept as they are) and full-range ones (by 1/257).
+  const fs::path sixteen = dir.path() / "sixteen";
+  fs::create_directories(sixteen);
+  const fs::path source = fs::directory_iterator(dir.path() / "data" / "animals")->path();
+  const cv::Mat bgr = cv::imread(source.string(), cv::IMREAD_COLOR);
+  ASSERT_FALSE(bgr.empty()) << source;
+  cv::Mat widened, full_range, grey;
+  bgr.convertTo(widened, CV_16U);
+  bgr.convertTo(full_range, CV_16U, 257.0);
+  cv::cvtColor(widened, grey, cv::COLOR_BGR2GRAY);
+  cv::imwrite((sixteen / "widened.png").string(), widened);
+  cv::imwrite((sixteen / "full_range.png").string(), full_range);
+  cv::imwrite((sixteen / "grey.tif").string(), grey);
+
   // The same images (transparent PNGs among them) through both.
-  const auto predicted = json_of(run_cli("predict " + (dir.path() / "data" / "food").string() +
-                                         " --model " + run.string() + " --top 1 --json")
-                                     .output.insert(0, "{\"r\":")
-                                     .append("}"))
-                             .at("r");
+  const auto predicted =
+      json_of(run_cli("predict " + (dir.path() / "data" / "food").string() + " " +
+                      sixteen.string() + " --model " + run.string() + " --top 1 --json")
+                  .output.insert(0, "{\"r\":")
+                  .append("}"))
+          .at("r");
   std::string images;
   for (const auto& entry : predicted) images += " " + entry.at("path").get<std::string>();
   const std::string deployed = stdout_of(example.string() + " " + onnx.string() + images);
-  ASSERT_EQ(predicted.size(), 8u);
+  ASSERT_EQ(predicted.size(), 11u);
   for (const auto& entry : predicted) {
     const std::string path = entry.at("path");
     const auto line_start = deployed.find(path + "\t");

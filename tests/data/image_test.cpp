@@ -41,6 +41,30 @@ TEST_F(ImageTest, SixteenBitAndGrayBecomeEightBitRgb) {
   EXPECT_EQ(rgb.at<cv::Vec3b>(2, 2), cv::Vec3b(255, 255, 255));
 }
 
+// scikit-image's chessboard_GRAY_U16.tif holds 8-bit values in 16-bit samples: scaled by
+// 1/257 it became a black image of 0s and 1s; PIL keeps the values, and so does vtl now.
+TEST_F(ImageTest, SixteenBitFilesHoldingEightBitValuesKeepThem) {
+  cv::Mat board(4, 6, CV_16UC1);
+  for (int y = 0; y < board.rows; ++y)
+    for (int x = 0; x < board.cols; ++x) board.at<uint16_t>(y, x) = (x + y) % 2 ? 205 : 44;
+  for (const char* name : {"board.png", "board.tif"}) {
+    cv::imwrite((dir_ / name).string(), board);
+    const cv::Mat rgb = load_image_rgb(dir_ / name);
+    EXPECT_EQ(rgb.at<cv::Vec3b>(0, 0), cv::Vec3b(44, 44, 44)) << name;
+    EXPECT_EQ(rgb.at<cv::Vec3b>(0, 1), cv::Vec3b(205, 205, 205)) << name;
+  }
+  // One sample above 255 makes it full-range 16-bit data: every sample scales by 1/257.
+  board.at<uint16_t>(3, 5) = 65535;
+  cv::imwrite((dir_ / "wide.png").string(), board);
+  const cv::Mat wide = load_image_rgb(dir_ / "wide.png");
+  EXPECT_EQ(wide.at<cv::Vec3b>(0, 1), cv::Vec3b(1, 1, 1));  // 205 / 257, rounded
+  EXPECT_EQ(wide.at<cv::Vec3b>(3, 5), cv::Vec3b(255, 255, 255));
+  // Colour and alpha decide apart: 8-bit colour values under a full-range opaque alpha.
+  cv::Mat bgra(2, 2, CV_16UC4, cv::Scalar(30, 60, 90, 65535));
+  cv::imwrite((dir_ / "bgra.png").string(), bgra);
+  EXPECT_EQ(load_image_rgb(dir_ / "bgra.png").at<cv::Vec3b>(1, 1), cv::Vec3b(90, 60, 30));
+}
+
 TEST_F(ImageTest, NotAnImageNamesTheFile) {
   std::ofstream(dir_ / "bad.jpg") << "this is text";
   try {
