@@ -68,6 +68,7 @@ if(VTL_WITH_OPENCV)
   find_package(JPEG REQUIRED)  # JPEGs are decoded with libjpeg directly (src/data/jpeg_decoder.h)
   find_package(GIF REQUIRED)   # and GIFs with giflib (src/data/gif_decoder.h)
   find_package(ZLIB REQUIRED)  # CRCs of PNG chunks (src/data/png_chunks.h)
+  find_package(TIFF REQUIRED)  # TIFFs checked quietly before OpenCV decodes them (src/data/tiff_review.h)
   # Animated WebPs' first frames (src/data/webp_animation.h): libwebp-dev's demux library.
   find_library(VTL_WEBPDEMUX_LIBRARY webpdemux)
   find_path(VTL_WEBP_INCLUDE_DIR webp/demux.h)

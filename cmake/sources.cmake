@@ -47,7 +47,7 @@ foreach(layer IN LISTS VTL_LAYERS)
   target_compile_definitions(vtl PUBLIC VTL_HAVE_${LAYER}=1)
 endforeach()
 if(VTL_WITH_OPENCV)
-  target_link_libraries(vtl PUBLIC ${OpenCV_LIBS} JPEG::JPEG GIF::GIF ZLIB::ZLIB
+  target_link_libraries(vtl PUBLIC ${OpenCV_LIBS} JPEG::JPEG GIF::GIF ZLIB::ZLIB TIFF::TIFF
                                     ${VTL_WEBPDEMUX_LIBRARY})
   target_include_directories(vtl PRIVATE ${VTL_WEBP_INCLUDE_DIR})
   target_include_directories(vtl PUBLIC ${OpenCV_INCLUDE_DIRS})

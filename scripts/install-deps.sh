@@ -7,7 +7,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config git
   # tensors, images, vector search, catalogue
-  libtorch-dev libopenblas0-pthread libopencv-dev libjpeg-dev libgif-dev zlib1g-dev libwebp-dev libfaiss-dev libsqlite3-dev
+  libtorch-dev libopenblas0-pthread libopencv-dev libjpeg-dev libgif-dev zlib1g-dev libtiff-dev libwebp-dev libfaiss-dev libsqlite3-dev
   # CLI, JSON, HTTP, formatting, downloads with hash check, c10d headers
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libfmt-dev libcurl4-openssl-dev libssl-dev
   libgloo-dev

@@ -16,6 +16,7 @@
 #include "jpeg_decoder.h"
 #include "pixel_budget.h"
 #include "png_chunks.h"
+#include "tiff_review.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
@@ -183,6 +184,11 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& label,
             "{}: not a readable image (truncated TIFF: its image data runs past the end of the "
             "file)",
             label);
+  // OpenCV's WebP decoder asserts (and prints) on a file shorter than its 32-byte header read.
+  VTL_CHECK(format != ImageFormat::webp || bytes.size() >= 32,
+            "{}: not a readable image (truncated WebP: the file ends inside its header)", label);
+  const std::string tiff = format == ImageFormat::tiff ? tiff_problem(bytes) : "";
+  VTL_CHECK(tiff.empty(), "{}: not a readable image ({})", label, tiff);
   VTL_CHECK(format != ImageFormat::bmp || bmp_data_is_complete(bytes),
             "{}: not a readable image (truncated BMP: its rows run past the end of the file)",
             label);

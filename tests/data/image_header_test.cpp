@@ -190,6 +190,17 @@ TEST(ImageHeader, BmpHeadersCutShortOrBeyondOpenCvAreRefusedBeforeItPrints) {
   expect_refused_quietly(core.substr(0, 26 + 700), cut_short);
 }
 
+TEST(ImageHeader, WebpShorterThanItsHeaderIsRefusedBeforeOpenCvAsserts) {
+  const std::string webp = encoded(cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3)), ".webp");
+  const std::string cut = webp.substr(0, 31);
+  const std::vector<uchar> raw(cut.begin(), cut.end());
+  EXPECT_NE(vtl::testing::stderr_of([&] { cv::imdecode(raw, cv::IMREAD_UNCHANGED); }), "");
+  std::string error;
+  EXPECT_EQ(vtl::testing::stderr_of([&] { error = decode_error(cut, "x.webp"); }), "");
+  EXPECT_EQ(error,
+            "x.webp: not a readable image (truncated WebP: the file ends inside its header)");
+}
+
 TEST(ImageHeader, FormatsVtlDoesNotDecodeAreRefusedByContent) {
   const cv::Mat bgr(8, 8, CV_8UC3, cv::Scalar::all(90));
   for (const char* extension : {".ppm", ".pgm", ".ras", ".pfm"}) {

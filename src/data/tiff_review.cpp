@@ -1,0 +1,174 @@
+#include "tiff_review.h"
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+#include <tiffio.h>
+
+namespace vtl::data {
+namespace {
+
+/// The file's bytes as libtiff reads them, and the first error it reported.
+struct MemoryTiff {
+  const std::string* bytes;
+  uint64_t position = 0;
+  std::string first_error;
+};
+
+tmsize_t read_bytes(thandle_t handle, void* out, tmsize_t size) {
+  auto& file = *static_cast<MemoryTiff*>(handle);
+  const uint64_t left = file.bytes->size() - std::min<uint64_t>(file.position, file.bytes->size());
+  const uint64_t count = std::min<uint64_t>(left, uint64_t(std::max<tmsize_t>(size, 0)));
+  std::memcpy(out, file.bytes->data() + file.position, count);
+  file.position += count;
+  return static_cast<tmsize_t>(count);
+}
+
+tmsize_t write_nothing(thandle_t, void*, tmsize_t) { return 0; }
+
+toff_t seek(thandle_t handle, toff_t offset, int whence) {
+  auto& file = *static_cast<MemoryTiff*>(handle);
+  const uint64_t base = whence == SEEK_CUR   ? file.position
+                        : whence == SEEK_END ? file.bytes->size()
+                                             : 0;
+  file.position = base + offset;
+  return file.position;
+}
+
+int close_nothing(thandle_t) { return 0; }
+
+toff_t size_of(thandle_t handle) { return static_cast<MemoryTiff*>(handle)->bytes->size(); }
+
+int map_nothing(thandle_t, void**, toff_t*) { return 0; }
+
+void unmap_nothing(thandle_t, void*, toff_t) {}
+
+int keep_first_error(TIFF*, void* user_data, const char* module, const char* format,
+                     va_list arguments) {
+  auto& file = *static_cast<MemoryTiff*>(user_data);
+  if (file.first_error.empty()) {
+    char text[512];
+    std::vsnprintf(text, sizeof(text), format, arguments);
+    file.first_error = module && *module ? fmt::format("{}: {}", module, text) : text;
+  }
+  return 1;  // handled: nothing reaches libtiff's (or OpenCV's) global handlers
+}
+
+int ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+
+struct TiffCloser {
+  void operator()(TIFF* tiff) const { TIFFClose(tiff); }
+};
+
+/// libtiff allocates at most this much in one piece while vtl reads a strip or tile (a
+/// strip of a 400-megapixel image at 4 samples of 64 bits is about 13 GB; its rows are
+/// what OpenCV would read one strip at a time too).
+constexpr tmsize_t kLargestAllocation = tmsize_t(1) << 31;
+
+}  // namespace
+
+std::string tiff_problem(const std::string& bytes) {
+  MemoryTiff file{&bytes, 0, {}};
+  const auto damaged = [&](const std::string& what) {
+    return file.first_error.empty()
+               ? fmt::format("damaged TIFF: {}", what)
+               : fmt::format("damaged TIFF: {} (libtiff: {})", what, file.first_error);
+  };
+  std::unique_ptr<TIFFOpenOptions, void (*)(TIFFOpenOptions*)> options(TIFFOpenOptionsAlloc(),
+                                                                       TIFFOpenOptionsFree);
+  TIFFOpenOptionsSetErrorHandlerExtR(options.get(), keep_first_error, &file);
+  TIFFOpenOptionsSetWarningHandlerExtR(options.get(), ignore_warning, &file);
+  TIFFOpenOptionsSetMaxSingleMemAlloc(options.get(), kLargestAllocation);
+  const std::unique_ptr<TIFF, TiffCloser> tiff(
+      TIFFClientOpenExt("tiff", "rm", &file, read_bytes, write_nothing, seek, close_nothing,
+                        size_of, map_nothing, unmap_nothing, options.get()));
+  if (!tiff) return damaged("its first image directory cannot be read");
+  TIFF* tif = tiff.get();
+  uint32_t width = 0, height = 0;
+  uint16_t photometric = 0, bits = 1, samples = 1;
+  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width) ||
+      !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height) || width == 0 || height == 0) {
+    return damaged("it has no image size");
+  }
+  if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) {
+    return damaged("it has no photometric interpretation (what its samples mean)");
+  }
+  TIFFGetField(tif, TIFFTAG_BITSPERSAMPLE, &bits);
+  TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
+  static constexpr uint16_t kDecodedBits[] = {1, 8, 10, 12, 14, 16, 32, 64};
+  if (std::find(std::begin(kDecodedBits), std::end(kDecodedBits), bits) == std::end(kDecodedBits)) {
+    return fmt::format(
+        "TIFF with {} bits per sample, which vtl cannot decode (it reads 1, 8, "
+        "10, 12, 14, 16, 32 and 64; save it as PNG)",
+        bits);
+  }
+  if (samples < 1 || samples > 4) {
+    return fmt::format(
+        "TIFF with {} samples per pixel, which vtl cannot decode (it reads 1 "
+        "to 4)",
+        samples);
+  }
+  char refusal[1024] = {};
+  if (bits <= 8 && !TIFFRGBAImageOK(tif, refusal)) {
+    return fmt::format("TIFF whose colour layout vtl cannot decode (libtiff: {})", refusal);
+  }
+  // Every strip or tile reads as OpenCV reads it: through libtiff's RGBA reader for 8 bits
+  // and fewer, decompressed as stored for more. What OpenCV would find out halfway through,
+  // and data that does not decompress, which OpenCV's RGBA reads turn into garbage rows.
+  const bool tiled = TIFFIsTiled(tif);
+  uint32_t piece_width = width, piece_height = 0;
+  if (tiled) {
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &piece_width);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &piece_height);
+  } else {
+    TIFFGetField(tif, TIFFTAG_ROWSPERSTRIP, &piece_height);
+  }
+  if (piece_height == 0 || (!tiled && piece_height > height)) piece_height = height;
+  constexpr uint32_t kLargestSide = 1u << 24;  // OpenCV's limit on a strip's or tile's sides
+  const uint64_t stored_bytes =
+      uint64_t(piece_width) * piece_height * samples * std::max(1, bits / 8);
+  if (piece_width == 0 || piece_width > kLargestSide || piece_height > kLargestSide ||
+      stored_bytes >= (uint64_t(1) << 30)) {
+    return fmt::format(
+        "TIFF whose {} are {}x{} pixels, which vtl cannot decode (at most 2^24 "
+        "a side and 1 GiB each)",
+        tiled ? "tiles" : "strips", piece_width, piece_height);
+  }
+  if (bits <= 8) {
+    std::vector<uint32_t> rgba(size_t(piece_width) * piece_height);
+    for (uint32_t y = 0; y < height; y += piece_height) {
+      for (uint32_t x = 0; x < width; x += piece_width) {
+        // Stopping at the first error, where OpenCV's call goes on and decodes garbage.
+        const int read = tiled ? TIFFReadRGBATileExt(tif, x, y, rgba.data(), 1)
+                               : TIFFReadRGBAStripExt(tif, y, rgba.data(), 1);
+        if (!read)
+          return damaged(fmt::format("the pixels at row {}, column {} cannot be read", y, x));
+        if (!tiled) break;
+      }
+    }
+    return "";
+  }
+  const tmsize_t piece_bytes = tiled ? TIFFTileSize(tif) : TIFFStripSize(tif);
+  const uint32_t pieces = tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+  if (piece_bytes <= 0 || piece_bytes > kLargestAllocation || pieces == 0) {
+    return damaged(tiled ? "its tiles have no valid size" : "its strips have no valid size");
+  }
+  std::vector<uint8_t> piece(static_cast<size_t>(piece_bytes));
+  for (uint32_t i = 0; i < pieces; ++i) {
+    const tmsize_t read = tiled ? TIFFReadEncodedTile(tif, i, piece.data(), piece_bytes)
+                                : TIFFReadEncodedStrip(tif, i, piece.data(), piece_bytes);
+    if (read < 0) {
+      return damaged(
+          fmt::format("{} {} of {} does not decompress", tiled ? "tile" : "strip", i + 1, pieces));
+    }
+  }
+  return "";
+}
+
+}  // namespace vtl::data
