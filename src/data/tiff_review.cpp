@@ -108,14 +108,31 @@ std::string tiff_problem(const std::string& bytes) {
         "10, 12, 14, 16, 32 and 64; save it as PNG)",
         bits);
   }
+  // Sample formats: 1 unsigned, 2 signed integers, 3 IEEE floating point.
+  uint16_t sample_format = SAMPLEFORMAT_UINT;
+  TIFFGetField(tif, TIFFTAG_SAMPLEFORMAT, &sample_format);
+  const bool integers = sample_format == SAMPLEFORMAT_UINT || sample_format == SAMPLEFORMAT_INT;
+  const bool format_fits =
+      bits == 64   ? sample_format == SAMPLEFORMAT_IEEEFP
+      : bits == 32 ? sample_format == SAMPLEFORMAT_IEEEFP || sample_format == SAMPLEFORMAT_INT
+                   : integers;
+  if (!format_fits) {
+    return fmt::format(
+        "TIFF with {}-bit samples in sample format {}, which vtl cannot decode "
+        "(it reads 8- and 16-bit integers and 32- and 64-bit floating point)",
+        bits, sample_format);
+  }
   if (samples < 1 || samples > 4) {
     return fmt::format(
         "TIFF with {} samples per pixel, which vtl cannot decode (it reads 1 "
         "to 4)",
         samples);
   }
+  // OpenCV reads these through libtiff's 8-bit RGBA reader, deeper samples as stored.
+  const bool read_as_rgba =
+      bits <= 8 || photometric > PHOTOMETRIC_RGB || (samples != 1 && samples != 3 && samples != 4);
   char refusal[1024] = {};
-  if (bits <= 8 && !TIFFRGBAImageOK(tif, refusal)) {
+  if (read_as_rgba && !TIFFRGBAImageOK(tif, refusal)) {
     return fmt::format("TIFF whose colour layout vtl cannot decode (libtiff: {})", refusal);
   }
   // Every strip or tile reads as OpenCV reads it: through libtiff's RGBA reader for 8 bits
@@ -140,7 +157,7 @@ std::string tiff_problem(const std::string& bytes) {
         "a side and 1 GiB each)",
         tiled ? "tiles" : "strips", piece_width, piece_height);
   }
-  if (bits <= 8) {
+  if (read_as_rgba) {
     std::vector<uint32_t> rgba(size_t(piece_width) * piece_height);
     for (uint32_t y = 0; y < height; y += piece_height) {
       for (uint32_t x = 0; x < width; x += piece_width) {

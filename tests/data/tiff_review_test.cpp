@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -40,6 +41,37 @@ size_t entry_of(const std::string& tiff, uint16_t tag) {
   }
   ADD_FAILURE() << "no tag " << tag;
   return 0;
+}
+
+std::string le(uint32_t value, int bytes) {
+  std::string out;
+  for (int i = 0; i < bytes; ++i) out += char((value >> (8 * i)) & 0xFF);
+  return out;
+}
+
+/// An uncompressed little-endian TIFF of 4x2 pixels, one strip, rows of zeros.
+std::string raw_tiff(uint16_t bits, uint16_t photometric, uint16_t samples,
+                     uint16_t sample_format = 1) {
+  const uint32_t width = 4, height = 2;
+  const std::string data(height * ((width * samples * bits + 7) / 8), '\0');
+  const std::vector<std::pair<uint16_t, uint32_t>> shorts_and_longs = {{256, width},
+                                                                       {257, height},
+                                                                       {258, bits},
+                                                                       {259, 1},
+                                                                       {262, photometric},
+                                                                       {273, 0},
+                                                                       {277, samples},
+                                                                       {278, height},
+                                                                       {279, uint32_t(data.size())},
+                                                                       {339, sample_format}};
+  const uint32_t data_at = 8 + 2 + 12 * uint32_t(shorts_and_longs.size()) + 4;
+  std::string tiff = "II*" + std::string(1, '\0') + le(8, 4) + le(shorts_and_longs.size(), 2);
+  for (const auto& [tag, value] : shorts_and_longs) {
+    const bool is_long = tag == 273 || tag == 279;
+    tiff += le(tag, 2) + le(is_long ? 4 : 3, 2) + le(1, 4) +
+            (is_long ? le(tag == 273 ? data_at : value, 4) : le(value, 2) + le(0, 2));
+  }
+  return tiff + le(0, 4) + data;
 }
 
 cv::Mat gradient(int type) {
@@ -90,6 +122,16 @@ TEST(TiffReview, TiffsOpenCvWouldComplainAboutAreRefusedByName) {
   std::string seven_bits = encoded_tiff(gradient(CV_8UC1), {cv::IMWRITE_TIFF_COMPRESSION, 1});
   seven_bits[entry_of(seven_bits, 258) + 8] = 7;  // BitsPerSample
   expect_refused_quietly(seven_bits, "TIFF with 7 bits per sample, which vtl cannot decode");
+
+  // 12-bit CMYK: OpenCV reads layouts other than grey and RGB through libtiff's 8-bit RGBA
+  // reader, which refuses 12-bit samples; 12-bit grey it reads as stored.
+  EXPECT_EQ(tiff_problem(raw_tiff(12, 1, 1)), "");
+  expect_refused_quietly(raw_tiff(12, 5, 4),
+                         "TIFF whose colour layout vtl cannot decode (libtiff: ");
+
+  // 8-bit floating-point samples: OpenCV's header check fails (and prints).
+  expect_refused_quietly(raw_tiff(8, 1, 1, 3),
+                         "TIFF with 8-bit samples in sample format 3, which vtl cannot decode");
 
   // LZW data scrambled after its first bytes: OpenCV decoded rows of garbage without a word;
   // vtl refuses it, as it refuses a damaged JPEG scan.
