@@ -36,17 +36,13 @@ struct Preprocessing {
 cv::Mat eight_bit(const cv::Mat& image) {
   std::vector<cv::Mat> planes;
   cv::split(image, planes);
+  std::vector<double> largest(planes.size());
+  for (size_t i = 0; i < planes.size(); ++i) cv::minMaxLoc(planes[i], nullptr, &largest[i]);
   const size_t colour_planes = planes.size() >= 3 ? 3 : 1;
-  double colour_max = 0;
-  for (size_t i = 0; i < colour_planes; ++i) {
-    double plane_max = 0;
-    cv::minMaxLoc(planes[i], nullptr, &plane_max);
-    colour_max = std::max(colour_max, plane_max);
-  }
+  const double colour_largest = *std::max_element(largest.begin(), largest.begin() + colour_planes);
   for (size_t i = 0; i < planes.size(); ++i) {
-    double plane_max = colour_max;
-    if (i >= colour_planes) cv::minMaxLoc(planes[i], nullptr, &plane_max);
-    planes[i].convertTo(planes[i], CV_8U, plane_max <= 255 ? 1.0 : 1.0 / 257.0);
+    const double plane_largest = i < colour_planes ? colour_largest : largest[i];
+    planes[i].convertTo(planes[i], CV_8U, plane_largest <= 255 ? 1.0 : 1.0 / 257.0);
   }
   cv::Mat merged;
   cv::merge(planes, merged);

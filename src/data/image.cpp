@@ -27,8 +27,6 @@ namespace {
 
 std::atomic<int64_t> g_default_max_pixels{20000LL * 20000LL};
 
-/// Any decoded Mat (8/16-bit or float; 1-4 channels; BGR order) -> CV_8UC3 RGB, with
-/// transparency composited onto white.
 /// 16-bit samples to 8 bits: full-range ones scale by 1/257. A 16-bit file whose colour
 /// samples all fit in 8 bits holds 8-bit data (scikit-image's chessboard_GRAY_U16.tif,
 /// converters that widen without scaling): those are kept as they are, as PIL keeps them,
@@ -36,26 +34,21 @@ std::atomic<int64_t> g_default_max_pixels{20000LL * 20000LL};
 cv::Mat eight_bit_from_sixteen(const cv::Mat& image) {
   std::vector<cv::Mat> planes;
   cv::split(image, planes);
+  std::vector<double> largest(planes.size());
+  for (size_t i = 0; i < planes.size(); ++i) cv::minMaxLoc(planes[i], nullptr, &largest[i]);
   const size_t colour_planes = planes.size() >= 3 ? 3 : 1;  // BGR(A) or grey (+ alpha)
-  const auto largest = [&](size_t begin, size_t end) {
-    double largest_sample = 0;
-    for (size_t i = begin; i < end; ++i) {
-      double plane_max = 0;
-      cv::minMaxLoc(planes[i], nullptr, &plane_max);
-      largest_sample = std::max(largest_sample, plane_max);
-    }
-    return largest_sample;
-  };
-  const double colour_max = largest(0, colour_planes);
+  const double colour_largest = *std::max_element(largest.begin(), largest.begin() + colour_planes);
   for (size_t i = 0; i < planes.size(); ++i) {
-    const double plane_max = i < colour_planes ? colour_max : largest(i, i + 1);
-    planes[i].convertTo(planes[i], CV_8U, plane_max <= 255 ? 1.0 : 1.0 / 257.0);
+    const double plane_largest = i < colour_planes ? colour_largest : largest[i];
+    planes[i].convertTo(planes[i], CV_8U, plane_largest <= 255 ? 1.0 : 1.0 / 257.0);
   }
   cv::Mat eight_bit;
   cv::merge(planes, eight_bit);
   return eight_bit;
 }
 
+/// Any decoded Mat (8/16-bit or float; 1-4 channels; BGR order) -> CV_8UC3 RGB, with
+/// transparency composited onto white.
 cv::Mat to_rgb8(cv::Mat image) {
   if (image.depth() == CV_16U) {
     image = eight_bit_from_sixteen(image);

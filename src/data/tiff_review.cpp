@@ -71,33 +71,32 @@ struct TiffCloser {
 /// what OpenCV would read one strip at a time too).
 constexpr tmsize_t kLargestAllocation = tmsize_t(1) << 31;
 
-}  // namespace
+/// "damaged TIFF: <what>", with libtiff's first error where it gave one.
+std::string damaged(const MemoryTiff& file, const std::string& what) {
+  return file.first_error.empty()
+             ? fmt::format("damaged TIFF: {}", what)
+             : fmt::format("damaged TIFF: {} (libtiff: {})", what, file.first_error);
+}
 
-std::string tiff_problem(const std::string& bytes) {
-  MemoryTiff file{&bytes, 0, {}};
-  const auto damaged = [&](const std::string& what) {
-    return file.first_error.empty()
-               ? fmt::format("damaged TIFF: {}", what)
-               : fmt::format("damaged TIFF: {} (libtiff: {})", what, file.first_error);
-  };
-  std::unique_ptr<TIFFOpenOptions, void (*)(TIFFOpenOptions*)> options(TIFFOpenOptionsAlloc(),
-                                                                       TIFFOpenOptionsFree);
-  TIFFOpenOptionsSetErrorHandlerExtR(options.get(), keep_first_error, &file);
-  TIFFOpenOptionsSetWarningHandlerExtR(options.get(), ignore_warning, &file);
-  TIFFOpenOptionsSetMaxSingleMemAlloc(options.get(), kLargestAllocation);
-  const std::unique_ptr<TIFF, TiffCloser> tiff(
-      TIFFClientOpenExt("tiff", "rm", &file, read_bytes, write_nothing, seek, close_nothing,
-                        size_of, map_nothing, unmap_nothing, options.get()));
-  if (!tiff) return damaged("its first image directory cannot be read");
-  TIFF* tif = tiff.get();
+/// How OpenCV will read the first image, from its directory's tags.
+struct Layout {
   uint32_t width = 0, height = 0;
-  uint16_t photometric = 0, bits = 1, samples = 1;
-  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &width) ||
-      !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &height) || width == 0 || height == 0) {
-    return damaged("it has no image size");
+  bool tiled = false;
+  uint32_t piece_width = 0, piece_height = 0;  ///< of a strip (whole rows) or of a tile
+  bool read_as_rgba = false;  ///< through libtiff's 8-bit RGBA reader; else as stored
+};
+
+/// Why OpenCV cannot decode an image laid out as `tif`'s tags say, from the tags alone;
+/// empty when it can, with `layout` filled in.
+std::string layout_problem(TIFF* tif, const MemoryTiff& file, Layout& layout) {
+  if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &layout.width) ||
+      !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &layout.height) || layout.width == 0 ||
+      layout.height == 0) {
+    return damaged(file, "it has no image size");
   }
+  uint16_t photometric = 0, bits = 1, samples = 1;
   if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) {
-    return damaged("it has no photometric interpretation (what its samples mean)");
+    return damaged(file, "it has no photometric interpretation (what its samples mean)");
   }
   TIFFGetField(tif, TIFFTAG_BITSPERSAMPLE, &bits);
   TIFFGetField(tif, TIFFTAG_SAMPLESPERPIXEL, &samples);
@@ -129,63 +128,89 @@ std::string tiff_problem(const std::string& bytes) {
         samples);
   }
   // OpenCV reads these through libtiff's 8-bit RGBA reader, deeper samples as stored.
-  const bool read_as_rgba =
+  layout.read_as_rgba =
       bits <= 8 || photometric > PHOTOMETRIC_RGB || (samples != 1 && samples != 3 && samples != 4);
   char refusal[1024] = {};
-  if (read_as_rgba && !TIFFRGBAImageOK(tif, refusal)) {
+  if (layout.read_as_rgba && !TIFFRGBAImageOK(tif, refusal)) {
     return fmt::format("TIFF whose colour layout vtl cannot decode (libtiff: {})", refusal);
   }
-  // Every strip or tile reads as OpenCV reads it: through libtiff's RGBA reader for 8 bits
-  // and fewer, decompressed as stored for more. What OpenCV would find out halfway through,
-  // and data that does not decompress, which OpenCV's RGBA reads turn into garbage rows.
-  const bool tiled = TIFFIsTiled(tif);
-  uint32_t piece_width = width, piece_height = 0;
-  if (tiled) {
-    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &piece_width);
-    TIFFGetField(tif, TIFFTAG_TILELENGTH, &piece_height);
+  layout.tiled = TIFFIsTiled(tif);
+  layout.piece_width = layout.width;
+  if (layout.tiled) {
+    TIFFGetField(tif, TIFFTAG_TILEWIDTH, &layout.piece_width);
+    TIFFGetField(tif, TIFFTAG_TILELENGTH, &layout.piece_height);
   } else {
-    TIFFGetField(tif, TIFFTAG_ROWSPERSTRIP, &piece_height);
+    TIFFGetField(tif, TIFFTAG_ROWSPERSTRIP, &layout.piece_height);
   }
-  if (piece_height == 0 || (!tiled && piece_height > height)) piece_height = height;
+  if (layout.piece_height == 0 || (!layout.tiled && layout.piece_height > layout.height)) {
+    layout.piece_height = layout.height;
+  }
   constexpr uint32_t kLargestSide = 1u << 24;  // OpenCV's limit on a strip's or tile's sides
   const uint64_t stored_bytes =
-      uint64_t(piece_width) * piece_height * samples * std::max(1, bits / 8);
-  if (piece_width == 0 || piece_width > kLargestSide || piece_height > kLargestSide ||
-      stored_bytes >= (uint64_t(1) << 30)) {
+      uint64_t(layout.piece_width) * layout.piece_height * samples * std::max(1, bits / 8);
+  if (layout.piece_width == 0 || layout.piece_width > kLargestSide ||
+      layout.piece_height > kLargestSide || stored_bytes >= (uint64_t(1) << 30)) {
     return fmt::format(
         "TIFF whose {} are {}x{} pixels, which vtl cannot decode (at most 2^24 "
         "a side and 1 GiB each)",
-        tiled ? "tiles" : "strips", piece_width, piece_height);
+        layout.tiled ? "tiles" : "strips", layout.piece_width, layout.piece_height);
   }
-  if (read_as_rgba) {
-    std::vector<uint32_t> rgba(size_t(piece_width) * piece_height);
-    for (uint32_t y = 0; y < height; y += piece_height) {
-      for (uint32_t x = 0; x < width; x += piece_width) {
+  return "";
+}
+
+/// Why some strip or tile of `tif` cannot be read as OpenCV reads it: what OpenCV would
+/// find out halfway through, and data that does not decompress, which OpenCV's RGBA reads
+/// turn into rows of garbage. Empty when every one reads.
+std::string pieces_problem(TIFF* tif, const MemoryTiff& file, const Layout& layout) {
+  if (layout.read_as_rgba) {
+    std::vector<uint32_t> rgba(size_t(layout.piece_width) * layout.piece_height);
+    // A strip is as wide as the image: one column step.
+    for (uint32_t y = 0; y < layout.height; y += layout.piece_height) {
+      for (uint32_t x = 0; x < layout.width; x += layout.piece_width) {
         // Stopping at the first error, where OpenCV's call goes on and decodes garbage.
-        const int read = tiled ? TIFFReadRGBATileExt(tif, x, y, rgba.data(), 1)
-                               : TIFFReadRGBAStripExt(tif, y, rgba.data(), 1);
-        if (!read)
-          return damaged(fmt::format("the pixels at row {}, column {} cannot be read", y, x));
-        if (!tiled) break;
+        const int read = layout.tiled ? TIFFReadRGBATileExt(tif, x, y, rgba.data(), 1)
+                                      : TIFFReadRGBAStripExt(tif, y, rgba.data(), 1);
+        if (!read) {
+          return damaged(file, fmt::format("the pixels at row {}, column {} cannot be read", y, x));
+        }
       }
     }
     return "";
   }
-  const tmsize_t piece_bytes = tiled ? TIFFTileSize(tif) : TIFFStripSize(tif);
-  const uint32_t pieces = tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+  const tmsize_t piece_bytes = layout.tiled ? TIFFTileSize(tif) : TIFFStripSize(tif);
+  const uint32_t pieces = layout.tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
   if (piece_bytes <= 0 || piece_bytes > kLargestAllocation || pieces == 0) {
-    return damaged(tiled ? "its tiles have no valid size" : "its strips have no valid size");
+    return damaged(file,
+                   layout.tiled ? "its tiles have no valid size" : "its strips have no valid size");
   }
   std::vector<uint8_t> piece(static_cast<size_t>(piece_bytes));
   for (uint32_t i = 0; i < pieces; ++i) {
-    const tmsize_t read = tiled ? TIFFReadEncodedTile(tif, i, piece.data(), piece_bytes)
-                                : TIFFReadEncodedStrip(tif, i, piece.data(), piece_bytes);
+    const tmsize_t read = layout.tiled ? TIFFReadEncodedTile(tif, i, piece.data(), piece_bytes)
+                                       : TIFFReadEncodedStrip(tif, i, piece.data(), piece_bytes);
     if (read < 0) {
-      return damaged(
-          fmt::format("{} {} of {} does not decompress", tiled ? "tile" : "strip", i + 1, pieces));
+      return damaged(file, fmt::format("{} {} of {} does not decompress",
+                                       layout.tiled ? "tile" : "strip", i + 1, pieces));
     }
   }
   return "";
+}
+
+}  // namespace
+
+std::string tiff_problem(const std::string& bytes) {
+  MemoryTiff file{&bytes, 0, {}};
+  std::unique_ptr<TIFFOpenOptions, void (*)(TIFFOpenOptions*)> options(TIFFOpenOptionsAlloc(),
+                                                                       TIFFOpenOptionsFree);
+  TIFFOpenOptionsSetErrorHandlerExtR(options.get(), keep_first_error, &file);
+  TIFFOpenOptionsSetWarningHandlerExtR(options.get(), ignore_warning, &file);
+  TIFFOpenOptionsSetMaxSingleMemAlloc(options.get(), kLargestAllocation);
+  const std::unique_ptr<TIFF, TiffCloser> tiff(
+      TIFFClientOpenExt("tiff", "rm", &file, read_bytes, write_nothing, seek, close_nothing,
+                        size_of, map_nothing, unmap_nothing, options.get()));
+  if (!tiff) return damaged(file, "its first image directory cannot be read");
+  Layout layout;
+  const std::string problem = layout_problem(tiff.get(), file, layout);
+  return problem.empty() ? pieces_problem(tiff.get(), file, layout) : problem;
 }
 
 }  // namespace vtl::data
