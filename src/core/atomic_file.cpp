@@ -17,11 +17,31 @@
 
 namespace vtl {
 
+std::filesystem::path output_destination(const std::filesystem::path& target) {
+  std::filesystem::path destination = target;
+  std::error_code ec;
+  // A bounded walk, as the kernel's: a loop of links ends at a link, which rename replaces.
+  for (int hops = 0; hops < 40 && std::filesystem::is_symlink(destination, ec); ++hops) {
+    const std::filesystem::path link = std::filesystem::read_symlink(destination, ec);
+    if (ec) break;
+    destination = link.is_absolute() ? link : destination.parent_path() / link;
+  }
+  return destination;
+}
+
+bool is_stream_target(const std::filesystem::path& target) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(target, ec);
+  return !ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status) &&
+         !std::filesystem::is_directory(status);
+}
+
 std::filesystem::path temporary_sibling(const std::filesystem::path& target) {
   static std::atomic<unsigned> counter{0};
-  auto name = target.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+  const std::filesystem::path destination = output_destination(target);
+  auto name = destination.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
               std::to_string(counter++);
-  return target.parent_path() / name;
+  return destination.parent_path() / name;
 }
 
 namespace {
@@ -54,7 +74,8 @@ pid_t writer_pid(const std::string& name) {
 
 }  // namespace
 
-void commit_file(const std::filesystem::path& path, const std::filesystem::path& target) {
+void commit_file(const std::filesystem::path& path, const std::filesystem::path& link_or_target) {
+  const std::filesystem::path target = output_destination(link_or_target);
   fsync_path(path, O_RDONLY);
   fault_point("commit:" + target.filename().string(), cut_to_half, path.c_str());
   std::error_code ec;
@@ -83,8 +104,18 @@ int remove_stale_temporaries(const std::filesystem::path& dir) {
 
 void write_file_atomically(const std::filesystem::path& target,
                            const std::function<void(std::ostream&)>& write) {
-  if (!target.parent_path().empty()) std::filesystem::create_directories(target.parent_path());
-  const auto tmp = temporary_sibling(target);
+  if (is_stream_target(target)) {
+    std::ofstream out(target, std::ios::binary);
+    if (!out) fail("cannot write {}: {}", target.string(), std::strerror(errno));
+    write(out);
+    out.flush();
+    if (!out) fail("cannot write {}: {}", target.string(), std::strerror(errno));
+    return;
+  }
+  const std::filesystem::path destination = output_destination(target);
+  if (!destination.parent_path().empty())
+    std::filesystem::create_directories(destination.parent_path());
+  const auto tmp = temporary_sibling(destination);
   try {
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
@@ -93,7 +124,7 @@ void write_file_atomically(const std::filesystem::path& target,
       out.flush();
       if (!out) fail("cannot write {}: {} (disk full?)", target.string(), std::strerror(errno));
     }
-    commit_file(tmp, target);
+    commit_file(tmp, destination);
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);

@@ -76,7 +76,9 @@ void run_predict(const PredictOptions& options) {
           answered == images.size());
   };
   if (!options.json) {
-    std::cout << "model: " << classifier.description << " on " << device.str() << std::endl;
+    // With --csv (perhaps `-`, standard output) the terminal's lines are all on stderr.
+    (csv.enabled() ? std::cerr : std::cout)
+        << "model: " << classifier.description << " on " << device.str() << std::endl;
     print_precision_note(precision, device);
   }
 

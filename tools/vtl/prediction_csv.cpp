@@ -29,7 +29,7 @@ void add_prediction_csv_options(CLI::App* command, PredictionCsvOptions& options
   auto* file =
       command->add_option("--csv", options.file,
                           "Also write the predictions to this CSV file: image,label,probability "
-                          "(one row per image, in input order)");
+                          "(one row per image, in input order); - for standard output");
   command
       ->add_option("--csv-image", options.image_key,
                    "How the CSV names each image: path (as listed), name (file name) or stem "
@@ -68,9 +68,16 @@ PredictionCsv::PredictionCsv(PredictionCsvOptions options, std::vector<std::stri
   const std::string header = follows_sample() ? follow_sample(with_probabilities) : std::string();
   // Rows go to a temporary file as they come (a table of 1,000 probabilities per image
   // need not fit in memory); write() renames it into place.
-  if (options_.file.has_parent_path()) fs::create_directories(options_.file.parent_path());
-  temporary_ = temporary_sibling(options_.file);
-  out_.open(temporary_, std::ios::binary);
+  if (options_.file == "-") options_.file = "/dev/stdout";
+  if (is_stream_target(options_.file)) {
+    streaming_ = true;  // a pipe or a terminal: rows go straight there
+    out_.open(options_.file, std::ios::binary);
+  } else {
+    const fs::path destination = output_destination(options_.file);
+    if (destination.has_parent_path()) fs::create_directories(destination.parent_path());
+    temporary_ = temporary_sibling(destination);
+    out_.open(temporary_, std::ios::binary);
+  }
   VTL_CHECK(out_.good(), "{}: cannot write the CSV file: {}", options_.file.string(),
             std::strerror(errno));
   if (follows_sample()) {
@@ -205,11 +212,13 @@ void PredictionCsv::add_label(const std::string& path, const std::string& class_
 }
 
 void PredictionCsv::write() {
-  if (!enabled() || temporary_.empty()) return;
+  if (!enabled() || (temporary_.empty() && !streaming_)) return;
   out_.close();
-  VTL_CHECK(!out_.fail(), "{}: cannot write the CSV file (disk full?)", temporary_.string());
-  commit_file(temporary_, options_.file);
+  VTL_CHECK(!out_.fail(), "{}: cannot write the CSV file (disk full?)",
+            (streaming_ ? options_.file : temporary_).string());
+  if (!streaming_) commit_file(temporary_, options_.file);
   temporary_.clear();
+  streaming_ = false;
   std::cerr << fmt::format("vtl: wrote {} rows to {}\n", rows_, options_.file.string());
   VTL_CHECK(sample_missing_ == 0,
             "{} of the {} rows of {} name no image (listed above): {} lacks them", sample_missing_,

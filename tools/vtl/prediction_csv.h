@@ -2,7 +2,7 @@
 // `--csv FILE` of `vtl predict` and `vtl classify predict`: one row per image, in the forms
 // Kaggle and spreadsheets take (`image,label,probability`, one probability column per
 // class, or the form of a sample submission), streamed to a temporary name and renamed
-// into place when all are answered.
+// into place when all are answered; `-`, a pipe or a terminal gets the rows as they come.
 
 #include <deque>
 #include <filesystem>
@@ -71,6 +71,7 @@ class PredictionCsv {
   PredictionCsvOptions options_;
   std::vector<std::string> class_names_;
   std::filesystem::path temporary_;  ///< rows so far, header first; empty once written
+  bool streaming_ = false;           ///< rows go straight to options_.file (a pipe, /dev/stdout)
   std::ofstream out_;
   size_t rows_ = 0;
   std::set<std::string> seen_;  ///< image keys written (name, stem), to warn of repeats
