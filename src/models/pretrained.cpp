@@ -86,6 +86,7 @@ PretrainedModel load_pretrained(const std::string& arch, const std::string& weig
               entry->name, entry->architecture, arch);
     auto located = weights::locate_weights(*entry);
     VTL_CHECK(located.has_value(), "{}", how_to_get(*entry));
+    weights::check_stored_weights(*entry, *located);
     out.file = *located;
     out.weights = entry->name;
     out.preprocessing = entry->preprocessing;

@@ -128,7 +128,7 @@ PreparedRun prepare_run(const RunOptions& options,
     }
   } else {
     const auto& info = models::model_info(options.model);
-    if (options.weights.empty()) {
+    if (options.weights.empty() || options.weights == "random") {
       base = models::create_model(options.model, models::ModelOptions().include_top(false));
       preprocessing = preset_for_size(Preprocessing{}, int(info.default_input_size));
     } else {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <sys/stat.h>
+
 #include "download.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
@@ -36,14 +38,16 @@ class TemporaryFile {
 };
 
 /// Checks a file that sits at `temporary` before it becomes `entry`'s stored file.
+/// `storing`: the file is on its way into the store (fetch, import), not already there.
 void check_content(const fs::path& temporary, const std::string& sha256,
                    const PretrainedWeights& entry, const std::string& origin,
-                   const WeightsCheck& check) {
+                   const WeightsCheck& check, bool storing = true) {
   if (!entry.sha256_prefix.empty()) {
     VTL_CHECK(sha256.compare(0, entry.sha256_prefix.size(), entry.sha256_prefix) == 0,
               "{} is not the published file of {}: its SHA-256 is {}..., expected {}... (corrupt "
-              "or incomplete download, or another file); nothing was stored",
-              origin, entry.name, sha256.substr(0, 16), entry.sha256_prefix);
+              "or incomplete download, or another file){}",
+              origin, entry.name, sha256.substr(0, 16), entry.sha256_prefix,
+              storing ? "; nothing was stored" : "");
     return;
   }
   // No published hash: at least it must be a weights file for the architecture.
@@ -65,6 +69,37 @@ std::string store_target_check(const PretrainedWeights& entry) {
 }  // namespace
 
 fs::path weights_dir() { return vtl_home() / "weights"; }
+
+void check_stored_weights(const PretrainedWeights& entry, const fs::path& path) {
+  if (entry.sha256_prefix.empty()) return;
+  struct stat info {};
+  VTL_CHECK(::stat(path.c_str(), &info) == 0, "cannot read {}: {}", path.string(),
+            std::strerror(errno));
+  // This version of the file: its size, inode and time of last change (which no copy
+  // or touch can set back).
+  const std::string version = fmt::format("{} {} {}.{:09d}", info.st_size, info.st_ino,
+                                          info.st_ctim.tv_sec, info.st_ctim.tv_nsec);
+  const fs::path record = weights_dir() / ".checked" / entry.file_name;
+  std::error_code ec;
+  if (fs::is_regular_file(record, ec)) {
+    try {
+      if (read_file(record) == version + " " + entry.sha256_prefix + "\n") return;
+    } catch (const Error&) {
+    }
+  }
+  const std::string hash = sha256_file(path);
+  VTL_CHECK(hash.compare(0, entry.sha256_prefix.size(), entry.sha256_prefix) == 0,
+            "{} is not the published file of {}: its SHA-256 is {}..., expected {}... (changed "
+            "or damaged since it was stored); delete it and run `vtl weights fetch {}`, or "
+            "`vtl weights import FILE --as {}`",
+            path.string(), entry.name, hash.substr(0, 16), entry.sha256_prefix, entry.name,
+            entry.name);
+  try {
+    write_file_atomically(record, version + " " + entry.sha256_prefix + "\n");
+  } catch (const Error&) {
+    // A read-only store: the file is hashed again next time.
+  }
+}
 
 std::optional<fs::path> locate_weights(const PretrainedWeights& entry) {
   const auto path = weights_dir() / store_target_check(entry);
@@ -216,7 +251,7 @@ std::vector<VerifyResult> verify_store(const WeightsCheck& check) {
     result.name = entry->name;
     try {
       const std::string hash = entry->sha256_prefix.empty() ? "" : sha256_file(path);
-      check_content(path, hash, *entry, path.string(), check);
+      check_content(path, hash, *entry, path.string(), check, /*storing=*/false);
       result.status = VerifyResult::Status::ok;
       result.message = entry->sha256_prefix.empty() ? "parses as weights (no published hash)"
                                                     : "SHA-256 matches " + entry->sha256_prefix;

@@ -319,6 +319,49 @@ TEST_F(TrainCli, LabelsFromFileNamesOrAChosenColumnTrainEvaluateAndExtract) {
       << wrong.output;
 }
 
+TEST_F(TrainCli, WithoutWeightsTheBaseIsTheStoredDefaultElseRandomWithAWarning) {
+  // An empty store: random values, said on stderr with the command that gets the weights.
+  TempDir home("vtl_cli_home");
+  const std::string environment = "VTL_HOME=" + home.path().string();
+  const std::string args = "train " + data_.path().string() +
+                           " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
+                           "--no-augment --out ";
+  const fs::path out = runs_.path() / "no_weights";
+  auto trained = run_cli(args + out.string(), environment);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  EXPECT_NE(trained.output.find("warning: no pretrained weights for resnet18"), std::string::npos)
+      << trained.output;
+  EXPECT_NE(trained.output.find("`vtl weights fetch resnet18.tv_in1k`"), std::string::npos)
+      << trained.output;
+  EXPECT_EQ(nlohmann::json::parse(read_file(out / "run.json")).at("weights"), "random");
+
+  // Random on purpose: no warning.
+  auto chosen =
+      run_cli(args + (runs_.path() / "random").string() + " --weights random", environment);
+  ASSERT_EQ(chosen.exit_code, 0) << chosen.output;
+  EXPECT_EQ(chosen.output.find("warning"), std::string::npos) << chosen.output;
+
+  // A file in the store under the default's name is used only if it is the published one.
+  fs::create_directories(home.path() / "weights");
+  std::ofstream(home.path() / "weights" / "resnet18-f37072fd.pth") << "not the published file";
+  auto replaced = run_cli(args + (runs_.path() / "replaced").string(), environment);
+  EXPECT_EQ(replaced.exit_code, 1) << replaced.output;
+  EXPECT_NE(replaced.output.find("resnet18-f37072fd.pth is not the published file of "
+                                 "resnet18.tv_in1k"),
+            std::string::npos)
+      << replaced.output;
+
+  // vtl extract chooses its weights the same way.
+  fs::remove(home.path() / "weights" / "resnet18-f37072fd.pth");
+  const fs::path features = runs_.path() / "features";
+  auto extracted = run_cli("extract " + data_.path().string() +
+                               " --model resnet18 --img-size 32 --out " + features.string(),
+                           environment);
+  ASSERT_EQ(extracted.exit_code, 0) << extracted.output;
+  EXPECT_NE(extracted.output.find("warning: no pretrained weights for resnet18"), std::string::npos)
+      << extracted.output;
+}
+
 TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
   // root/{train,val,test}/<class>/: 6 + 3 + 3 images of each of 2 classes.
   TempDir root("vtl_cli_splits");

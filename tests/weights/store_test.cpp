@@ -185,6 +185,32 @@ TEST(Store, CorruptDownloadLeavesNothing) {
   EXPECT_TRUE(home.files().empty());
 }
 
+TEST(Store, AStoredFileIsHashedOnceAndAgainWhenItChanges) {
+  ScopedHome home;
+  const std::string body = slurp(pth_fixtures() / "sd_zip.pth");
+  TempDir tmp("vtl_weights_stored");
+  write_bytes(tmp / "body", body);
+  const auto entry = entry_for("/models/good.pth", sha256_file(tmp / "body").substr(0, 8));
+  const fs::path stored = home.store() / entry.file_name;
+  fs::create_directories(home.store());
+  write_bytes(stored, body);
+
+  check_stored_weights(entry, stored);  // hashed, and recorded
+  const fs::path record = home.store() / ".checked" / entry.file_name;
+  ASSERT_TRUE(fs::is_regular_file(record));
+  EXPECT_NE(slurp(record).find(" " + entry.sha256_prefix + "\n"), std::string::npos);
+  check_stored_weights(entry, stored);  // the record stands for the hash
+
+  // Replaced by other bytes of the same size: the record no longer fits, the hash fails.
+  std::string other = body;
+  other[other.size() / 2] ^= 0x55;
+  write_bytes(stored, other);
+  const auto message = error_of([&] { check_stored_weights(entry, stored); });
+  EXPECT_NE(message.find(stored.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("vtl weights fetch tiny.test"), std::string::npos) << message;
+  EXPECT_EQ(message.find("nothing was stored"), std::string::npos) << message;
+}
+
 TEST(Store, HttpErrorAndTruncatedTransferLeaveNothing) {
   ScopedHome home;
   const std::string body(200000, 'x');

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base_weights.h"
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/progress_line.h"
@@ -84,7 +85,7 @@ void run_extract(const ExtractArgs& args) {
 
   embed::BackboneOptions backbone;
   backbone.model = args.model;
-  backbone.weights = args.weights;
+  backbone.weights = base_weights_or_default(args.model, args.weights);
   backbone.seed = args.seed;
   backbone.image_size = args.image_size;
   embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,
@@ -155,7 +156,8 @@ void add_extract_command(CLI::App& app) {
   cmd->add_option("--model", args->model, "Registry name (resnet50) or trained model folder");
   cmd->add_option(
       "--weights", args->weights,
-      "random (default), a catalogue name (resnet50.tv_in1k) or a .pth/.safetensors file");
+      "a catalogue name (resnet50.tv_in1k), a .pth/.safetensors file or random; default: the "
+      "model's default weights when they are in the store, else random (with a warning)");
   cmd->add_option("--seed", args->seed, "Seed of the random initialisation");
   cmd->add_option("--img-size,--image-size", args->image_size,
                   "Input side in pixels (default: the weights' preset)");

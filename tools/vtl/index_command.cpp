@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "base_weights.h"
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/progress_line.h"
@@ -108,7 +109,7 @@ void run_build(const IndexArgs& args) {
     VTL_CHECK(!args.model.empty(), "missing --model (a registry name or a trained model folder)");
     embed::BackboneOptions backbone;
     backbone.model = args.model;
-    backbone.weights = args.weights;
+    backbone.weights = base_weights_or_default(args.model, args.weights);
     backbone.seed = args.seed;
     backbone.image_size = args.image_size;
     const torch::Device device = models::parse_device(args.device);
@@ -159,7 +160,8 @@ void add_index_command(CLI::App& app) {
   build->add_option("--model", args->model, "Registry name or trained model folder");
   build->add_option(
       "--weights", args->weights,
-      "random (default), a catalogue name (resnet50.tv_in1k) or a .pth/.safetensors file");
+      "a catalogue name (resnet50.tv_in1k), a .pth/.safetensors file or random; default: the "
+      "model's default weights when they are in the store, else random (with a warning)");
   build->add_option("--seed", args->seed, "Seed of the random initialisation");
   build->add_option("--img-size,--image-size", args->image_size, "Input side in pixels");
   build->add_option("--layer", args->layer, "Tap (default avg_pool)");

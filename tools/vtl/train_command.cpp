@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "base_weights.h"
 #include "commands.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
@@ -46,7 +47,8 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--weights", options->weights,
                   "pretrained base: catalogue name (`vtl weights list`), .pth or .safetensors "
-                  "file; default: random initialisation");
+                  "file, or random; default: the model's default weights when they are in the "
+                  "store, else random (with a warning)");
   cmd->add_option("--strategy", *strategy, "features, finetune or full")
       ->check(CLI::IsMember({"features", "finetune", "full"}))
       ->capture_default_str();
@@ -194,6 +196,7 @@ void add_train_command(CLI::App& app) {
       VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
       VTL_CHECK(*find_lr || !options->out.empty(), "vtl train: give the run folder with --out DIR");
       auto run = *options;
+      run.weights = base_weights_or_default(run.model, run.weights);
       run.config.strategy = train::parse_strategy(*strategy);
       run.config.balanced_class_weights = *class_weight == "balanced";
       run.augment = !*no_augment;

@@ -35,7 +35,7 @@ struct RunOptions {
   double val_split = 0.2;
   data::LabelSource label_source;  ///< CSV columns or file-name labels; empty: the layout's
   std::string model = "resnet18";  ///< registered name or a model folder
-  std::string weights;             ///< catalogue name, .pth/.safetensors file, "" = random
+  std::string weights;             ///< catalogue name, .pth/.safetensors file, "random" or ""
   int img_size = 0;                ///< 0: the weights' preset; else crop side (resize = /0.875)
   double dropout = 0.2;
   bool augment = true;

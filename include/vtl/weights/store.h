@@ -44,6 +44,13 @@ std::optional<std::filesystem::path> locate_weights(const PretrainedWeights& ent
 /// Same for a catalogue name or architecture name (unknown names throw vtl::Error).
 std::optional<std::filesystem::path> locate_weights(const std::string& name);
 
+/// Throws vtl::Error (saying how to replace it) unless `path`, the stored file of `entry`,
+/// has the entry's published SHA-256 prefix. Each version of the file is hashed once: its
+/// size, inode and change time are recorded under `weights_dir()/.checked/` and a file
+/// changed since is hashed again. Entries without a published prefix pass (their files
+/// were parsed as weights when stored).
+void check_stored_weights(const PretrainedWeights& entry, const std::filesystem::path& path);
+
 /// The URL fetch downloads `entry` from, after the base-URL override.
 std::string download_url(const PretrainedWeights& entry, const FetchOptions& options = {});
 
