@@ -123,6 +123,20 @@ std::vector<CatalogEntry> Catalog::all() const {
   return entries;
 }
 
+std::map<std::string, int64_t> Catalog::class_ids() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Statement stmt(db_,
+                 "SELECT class, MIN(label) FROM images WHERE class IS NOT NULL AND label IS NOT "
+                 "NULL GROUP BY class",
+                 file_);
+  std::map<std::string, int64_t> ids;
+  while (sqlite3_step(stmt.get()) == SQLITE_ROW) {
+    const auto* name = reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), 0));
+    ids[name ? name : ""] = sqlite3_column_int64(stmt.get(), 1);
+  }
+  return ids;
+}
+
 void Catalog::append(const std::vector<CatalogEntry>& entries) {
   const int64_t first = size();
   std::lock_guard<std::mutex> lock(mutex_);
@@ -135,7 +149,9 @@ void Catalog::append(const std::vector<CatalogEntry>& entries) {
     for (size_t i = 0; i < entries.size(); ++i) {
       const auto& e = entries[i];
       VTL_CHECK(e.id == first + static_cast<int64_t>(i),
-                "catalogue ids must continue at {} (got {})", first + i, e.id);
+                "{}: the catalogue changed while these images were embedded (another `vtl index "
+                "add` at the same time?); nothing was added: run the command again",
+                file_.string());
       sqlite3_reset(stmt.get());
       sqlite3_bind_int64(stmt.get(), 1, e.id);
       sqlite3_bind_text(stmt.get(), 2, e.path.c_str(), -1, SQLITE_TRANSIENT);

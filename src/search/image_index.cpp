@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <map>
 #include <set>
 
 #include "core/json_document.h"
@@ -111,6 +112,20 @@ std::vector<CatalogEntry> make_entries(const NewImages& images, int64_t first_id
   return entries;
 }
 
+/// Gives each labelled entry the id its class has in `known` (class name -> id), or, for a
+/// class not in it, the next id after all of them (added to `known`): one id per class
+/// however the images came into the index.
+void assign_class_ids(std::vector<CatalogEntry>& entries, std::map<std::string, int64_t>& known) {
+  int64_t next = 0;
+  for (const auto& [name, id] : known) next = std::max(next, id + 1);
+  for (auto& entry : entries) {
+    if (entry.label < 0) continue;
+    const auto [found, added] = known.emplace(entry.class_name, next);
+    if (added) ++next;
+    entry.label = found->second;
+  }
+}
+
 json describe(const embed::FeatureSpec& spec, const std::string& factory, Metric metric,
               int64_t count) {
   return {{"format", kFormat},
@@ -206,8 +221,10 @@ AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extracto
   const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
   if (embedded.size(0) > 0) {
     index.vectors_->add(embedded);
-    commit_index(dir, *index.vectors_, dir / kCatalogFile,
-                 make_entries(images, index.size() - embedded.size(0)),
+    std::vector<CatalogEntry> entries = make_entries(images, index.size() - embedded.size(0));
+    std::map<std::string, int64_t> class_ids = index.catalog_->class_ids();
+    assign_class_ids(entries, class_ids);
+    commit_index(dir, *index.vectors_, dir / kCatalogFile, entries,
                  describe(index.spec_, index.factory_, index.metric(), index.size()));
   }
   report.added = static_cast<int64_t>(images.items.size());
@@ -246,6 +263,8 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
     }
   }
   VTL_CHECK(!rows.empty(), "the index folders hold no images");
+  std::map<std::string, int64_t> class_ids = first.catalog_->class_ids();
+  assign_class_ids(entries, class_ids);
   const auto vectors = torch::stack(rows);
   VectorIndex merged(first.spec_.dim, first.factory_, first.metric());
   merged.train(vectors);

@@ -240,6 +240,38 @@ TEST_F(ImageIndexTest, DuplicatesAndIndexFromExtractedFeatures) {
   EXPECT_EQ(pairs[0].b, 6);
 }
 
+// Each dataset numbers its own classes from 0; in the index a class keeps one id.
+TEST_F(ImageIndexTest, AClassKeepsOneIdAcrossAddsAndMerges) {
+  TempDir dir("vtl_index_ids"), other("vtl_index_ids_other"), merged("vtl_index_ids_merged");
+  auto ex = extractor();
+  const auto items = testing::sample_items(2);  // bugs 0, fruit 1, homes 2
+  std::vector<embed::ImageItem> bugs_and_fruit, homes_and_new;
+  for (const auto& item : items)
+    if (item.class_name != "homes") bugs_and_fruit.push_back(item);
+  for (const auto& item : items) {
+    if (item.class_name != "homes") continue;
+    homes_and_new.push_back({item.path, 1, "homes"});  // class 1 of a {cats, homes} dataset
+  }
+  fs::copy_file(items.front().path, other / "cat.png");
+  homes_and_new.push_back({other / "cat.png", 0, "cats"});
+  std::ofstream(other / "cat.png", std::ios::app) << "x";  // other bytes: not a duplicate
+
+  ImageIndex::build(dir.path(), ex, bugs_and_fruit, {});
+  ImageIndex::add(dir.path(), ex, homes_and_new, {});
+  const auto ids = ImageIndex::open(dir.path()).catalog().class_ids();
+  const std::map<std::string, int64_t> expected{
+      {"bugs", 0}, {"fruit", 1}, {"homes", 2}, {"cats", 3}};
+  EXPECT_EQ(ids, expected);
+  for (const auto& entry : ImageIndex::open(dir.path()).catalog().all())
+    EXPECT_EQ(entry.label, expected.at(entry.class_name)) << entry.path;
+
+  TempDir second("vtl_index_ids_second");
+  ImageIndex::build(second.path(), ex, homes_and_new, {});  // cats 0, homes 1
+  ImageIndex::merge(merged / "index", {dir.path(), second.path()});
+  for (const auto& entry : ImageIndex::open(merged / "index").catalog().all())
+    EXPECT_EQ(entry.label, expected.at(entry.class_name)) << entry.path;
+}
+
 TEST_F(ImageIndexTest, MergeCombinesShardsAndDropsRepeatedContent) {
   TempDir a("vtl_merge_a"), b("vtl_merge_b"), merged("vtl_merge_out");
   auto ex = extractor();

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,6 +46,9 @@ class Catalog {
   /// Id of the image with this content hash, if catalogued.
   std::optional<int64_t> find_by_hash(const std::string& sha256) const;
   std::vector<CatalogEntry> all() const;
+  /// The id of each class name among the labelled entries (the smallest, should one class
+  /// carry several).
+  std::map<std::string, int64_t> class_ids() const;
 
   /// Appends entries in one transaction; their ids must continue the sequence
   /// (size(), size()+1, ...) and their hashes must be new.
