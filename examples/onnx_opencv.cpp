@@ -77,17 +77,21 @@ cv::Mat read_rgb(const std::string& path) {
 
 /// [1, 3, crop, crop] float32 blob of one image.
 cv::Mat to_blob(const cv::Mat& rgb, const Preprocessing& p) {
-  const double scale = double(p.resize) / std::min(rgb.cols, rgb.rows);
-  const int width = rgb.cols <= rgb.rows ? p.resize : int(rgb.cols * scale);
-  const int height = rgb.rows < rgb.cols ? p.resize : int(rgb.rows * scale);
-  const int interpolation = scale < 1.0 ? cv::INTER_AREA
-                            : p.bicubic ? cv::INTER_CUBIC
-                                        : cv::INTER_LINEAR;
+  // torchvision's Resize: the longer side is resize * long / short, rounded down.
+  const int64_t short_side = std::min(rgb.cols, rgb.rows);
+  const int width =
+      rgb.cols <= rgb.rows ? p.resize : int(rgb.cols * int64_t(p.resize) / short_side);
+  const int height =
+      rgb.rows < rgb.cols ? p.resize : int(rgb.rows * int64_t(p.resize) / short_side);
+  const int interpolation = p.resize < short_side ? cv::INTER_AREA
+                            : p.bicubic           ? cv::INTER_CUBIC
+                                                  : cv::INTER_LINEAR;
   cv::Mat resized;
   cv::resize(rgb, resized, cv::Size(std::max(width, 1), std::max(height, 1)), 0, 0, interpolation);
   const int crop = std::min({p.crop, resized.rows, resized.cols});
-  const int top = int(std::round((resized.rows - crop) / 2.0));
-  const int left = int(std::round((resized.cols - crop) / 2.0));
+  // CenterCrop's offsets: Python's round, ties to even.
+  const int top = int(std::nearbyint((resized.rows - crop) / 2.0));
+  const int left = int(std::nearbyint((resized.cols - crop) / 2.0));
   cv::Mat square = resized(cv::Rect(left, top, crop, crop));
   if (crop != p.crop) cv::resize(square, square, cv::Size(p.crop, p.crop), 0, 0, cv::INTER_LINEAR);
   cv::Mat pixels;

@@ -33,14 +33,11 @@ ImageStore::ImageStore(DecodeOptions decode, int max_short_side, int64_t memory_
 
 cv::Mat ImageStore::decode(const fs::path& path) const {
   cv::Mat rgb = load_image_rgb(path, decode_);
-  const int short_side = std::min(rgb.rows, rgb.cols);
-  if (short_side > max_short_side_) {
-    const double scale = double(max_short_side_) / short_side;
+  if (std::min(rgb.rows, rgb.cols) > max_short_side_) {
+    // The size eval_transform resizes to, so that evaluation's centre crop of the stored
+    // image is the one `vtl predict` cuts from the file.
     cv::Mat small;
-    cv::resize(rgb, small,
-               cv::Size(std::max(1, int(std::lround(rgb.cols * scale))),
-                        std::max(1, int(std::lround(rgb.rows * scale)))),
-               0, 0, cv::INTER_AREA);
+    cv::resize(rgb, small, shorter_side_resized(rgb.size(), max_short_side_), 0, 0, cv::INTER_AREA);
     return small;
   }
   return rgb;

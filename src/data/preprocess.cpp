@@ -26,27 +26,36 @@ torch::Tensor normalize(torch::Tensor x, const Preprocessing& p) {
   return x.sub_(mean.view(shape)).div_(std.view(shape));
 }
 
-torch::Tensor eval_transform(const cv::Mat& rgb, const Preprocessing& p) {
-  // Resize the shorter side to p.resize keeping the aspect ratio (torchvision rounds the
-  // longer side down), then cut the centred p.crop square.
-  const int short_side = std::min(rgb.rows, rgb.cols);
-  const double scale = double(p.resize) / short_side;
-  const int width = rgb.cols <= rgb.rows ? p.resize : int(rgb.cols * scale);
-  const int height = rgb.rows < rgb.cols ? p.resize : int(rgb.rows * scale);
-  cv::Mat resized;
+cv::Size shorter_side_resized(cv::Size size, int resize) {
+  const int64_t short_side = std::min(size.width, size.height);
+  const auto longer = [&](int64_t side) {
+    return side == short_side ? resize : int(side * resize / short_side);
+  };
+  if (size.width <= size.height) return {resize, std::max(1, longer(size.height))};
+  return {std::max(1, longer(size.width)), resize};
+}
+
+cv::Mat resize_center_crop(const cv::Mat& rgb, const Preprocessing& p) {
+  const cv::Size size = shorter_side_resized(rgb.size(), p.resize);
   // Shrinking uses area averaging (close to PIL's antialiased filters); enlarging uses the
   // preset's interpolation.
-  const int interpolation = scale < 1.0                    ? cv::INTER_AREA
+  const bool shrinking = size.width < rgb.cols || size.height < rgb.rows;
+  const int interpolation = shrinking                      ? cv::INTER_AREA
                             : p.interpolation == "bicubic" ? cv::INTER_CUBIC
                                                            : cv::INTER_LINEAR;
-  cv::resize(rgb, resized, cv::Size(std::max(width, 1), std::max(height, 1)), 0, 0, interpolation);
+  cv::Mat resized = rgb;
+  if (size != rgb.size()) cv::resize(rgb, resized, size, 0, 0, interpolation);
   const int crop = std::min({p.crop, resized.rows, resized.cols});
-  const int top = static_cast<int>(std::round((resized.rows - crop) / 2.0));
-  const int left = static_cast<int>(std::round((resized.cols - crop) / 2.0));
-  cv::Mat cropped = resized(cv::Rect(left, top, crop, crop));
-  if (crop != p.crop)
-    cv::resize(cropped, cropped, cv::Size(p.crop, p.crop), 0, 0, cv::INTER_LINEAR);
-  return normalize(to_tensor(cropped), p);
+  // torchvision: int(round((side - crop) / 2.0)), Python's round (ties to even).
+  const int top = static_cast<int>(std::nearbyint((resized.rows - crop) / 2.0));
+  const int left = static_cast<int>(std::nearbyint((resized.cols - crop) / 2.0));
+  cv::Mat out = resized(cv::Rect(left, top, crop, crop));
+  if (crop != p.crop) cv::resize(out, out, cv::Size(p.crop, p.crop), 0, 0, cv::INTER_LINEAR);
+  return out.clone();
+}
+
+torch::Tensor eval_transform(const cv::Mat& rgb, const Preprocessing& p) {
+  return normalize(to_tensor(resize_center_crop(rgb, p)), p);
 }
 
 torch::Tensor stack_batch(const std::vector<torch::Tensor>& images) {

@@ -44,26 +44,6 @@ cv::Rect random_resized_crop_box(int width, int height, const AugmentOptions& o,
   return {(width - w) / 2, (height - h) / 2, w, h};
 }
 
-/// Resize shorter side to `resize` and center-crop `crop`: eval_transform's geometry
-/// (same rounding), without the conversion to a tensor.
-cv::Mat resize_center_crop(const cv::Mat& rgb, const Preprocessing& p) {
-  const int short_side = std::min(rgb.rows, rgb.cols);
-  const double scale = double(p.resize) / short_side;
-  const int width = rgb.cols <= rgb.rows ? p.resize : int(rgb.cols * scale);
-  const int height = rgb.rows < rgb.cols ? p.resize : int(rgb.rows * scale);
-  const int interpolation = scale < 1.0                    ? cv::INTER_AREA
-                            : p.interpolation == "bicubic" ? cv::INTER_CUBIC
-                                                           : cv::INTER_LINEAR;
-  cv::Mat resized;
-  cv::resize(rgb, resized, cv::Size(std::max(width, 1), std::max(height, 1)), 0, 0, interpolation);
-  const int crop = std::min({p.crop, resized.rows, resized.cols});
-  const int top = static_cast<int>(std::round((resized.rows - crop) / 2.0));
-  const int left = static_cast<int>(std::round((resized.cols - crop) / 2.0));
-  cv::Mat out = resized(cv::Rect(left, top, crop, crop));
-  if (crop != p.crop) cv::resize(out, out, cv::Size(p.crop, p.crop), 0, 0, cv::INTER_LINEAR);
-  return out.clone();
-}
-
 }  // namespace
 
 AugmentOptions AugmentOptions::none() {

@@ -6,6 +6,7 @@
 
 #include "vtl/core/error.h"
 #include "vtl/data/image.h"
+#include "vtl/data/loader.h"
 #include "vtl/data/preprocess.h"
 
 namespace vtl::data {
@@ -91,6 +92,44 @@ TEST_F(ImageTest, EvalTransformResizesShorterSideAndCropsCentre) {
   ASSERT_EQ(x.sizes(), (std::vector<int64_t>{3, 224, 224}));
   EXPECT_NEAR(x[0][100][100].item<float>(), (1.0f - 0.485f) / 0.229f, 1e-5);
   EXPECT_NEAR(x[1][100][100].item<float>(), (0.0f - 0.456f) / 0.224f, 1e-5);
+}
+
+// The sizes and offsets torchvision.transforms gives (Resize, CenterCrop; printed by
+// torchvision 0.14 for these sizes): the longer side rounded down, crop offsets rounded
+// half to even as Python's round.
+TEST(ResizeCenterCrop, SizesAndOffsetsAreTorchvisions) {
+  EXPECT_EQ(shorter_side_resized({443, 667}, 256), cv::Size(256, 385));
+  EXPECT_EQ(shorter_side_resized({667, 443}, 256), cv::Size(385, 256));
+  EXPECT_EQ(shorter_side_resized({600, 400}, 224), cv::Size(336, 224));
+  EXPECT_EQ(shorter_side_resized({111, 159}, 110), cv::Size(110, 157));
+  struct Case {
+    int width, height, left, top;
+  };
+  for (const Case c : {Case{157, 110, 30, 7}, Case{159, 111, 32, 8}, Case{158, 110, 31, 7}}) {
+    // Pixel (x, y) holds (x, y, 0): the crop's first pixel says where it was cut.
+    cv::Mat rgb(c.height, c.width, CV_8UC3);
+    for (int y = 0; y < rgb.rows; ++y)
+      for (int x = 0; x < rgb.cols; ++x) rgb.at<cv::Vec3b>(y, x) = cv::Vec3b(x, y, 0);
+    Preprocessing p;
+    p.resize = std::min(c.width, c.height);  // no resampling
+    p.crop = 96;
+    const cv::Mat crop = resize_center_crop(rgb, p);
+    ASSERT_EQ(crop.size(), cv::Size(96, 96));
+    EXPECT_EQ(crop.at<cv::Vec3b>(0, 0), cv::Vec3b(c.left, c.top, 0)) << c.width << "x" << c.height;
+  }
+}
+
+// Training and `vtl evaluate` keep images shrunk to the resize side (ImageStore); their
+// centre crop must be the one `vtl predict` cuts from the file itself.
+TEST_F(ImageTest, TheStoredImageCropsAsTheFileDoes) {
+  cv::Mat noise(671, 450, CV_8UC3);  // 256 x 381.73
+  cv::randu(noise, 0, 256);
+  cv::imwrite((dir_ / "noise.png").string(), noise);
+  Preprocessing p;  // resize 256, crop 224
+  const ImageStore store(DecodeOptions{}, p.resize);
+  const cv::Mat stored = store.get(dir_ / "noise.png");
+  EXPECT_EQ(stored.size(), cv::Size(256, 381));
+  EXPECT_TRUE(torch::equal(eval_transform(stored, p), load_eval_input(dir_ / "noise.png", p)));
 }
 
 }  // namespace

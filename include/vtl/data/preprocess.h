@@ -12,7 +12,18 @@
 
 namespace vtl::data {
 
-/// CV_8UC3 RGB image -> float32 [3, crop, crop] normalized tensor.
+/// The size torchvision's Resize(resize) gives an image of `size`: the shorter side
+/// becomes `resize` and the longer one resize * long / short, rounded down.
+cv::Size shorter_side_resized(cv::Size size, int resize);
+
+/// CV_8UC3 RGB image -> CV_8UC3 RGB crop x crop: Resize(resize) to shorter_side_resized
+/// (area averaging when shrinking, the preset's interpolation when enlarging), then
+/// CenterCrop(crop) at torchvision's offsets (half the margin, ties to even as Python's
+/// round). An image smaller than the crop is cropped to its shorter side and enlarged.
+cv::Mat resize_center_crop(const cv::Mat& rgb, const Preprocessing& preprocessing);
+
+/// CV_8UC3 RGB image -> float32 [3, crop, crop] normalized tensor (resize_center_crop,
+/// to_tensor, normalize).
 torch::Tensor eval_transform(const cv::Mat& rgb, const Preprocessing& preprocessing);
 
 /// An image file -> the network's float32 [3, crop, crop] input: decoded as load_image_rgb
