@@ -1,6 +1,7 @@
 #include "commands.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -66,11 +67,25 @@ std::vector<std::filesystem::path> expand_image_arguments(
   return images;
 }
 
+const CLI::Validator& positive() {
+  static const CLI::Validator validator(
+      [](std::string& text) {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        return end != text.c_str() && value > 0 ? std::string()
+                                                : "must be more than 0 (got " + text + ")";
+      },
+      "POSITIVE");
+  return validator;
+}
+
 void add_max_image_pixels_option(CLI::App* command) {
-  command->add_option_function<int64_t>(
-      "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
-      fmt::format("Refuse images with more pixels than this (default {})",
-                  data::default_max_pixels()));
+  command
+      ->add_option_function<int64_t>(
+          "--max-image-pixels", [](int64_t pixels) { data::set_default_max_pixels(pixels); },
+          fmt::format("Refuse images with more pixels than this (default {})",
+                      data::default_max_pixels()))
+      ->check(positive());
 }
 
 void add_label_source_options(CLI::App* command, data::LabelSource& source) {

@@ -20,6 +20,10 @@
 
 namespace vtl::cli {
 
+/// Validator of options that must be above 0 ("must be more than 0 (got -1)"); CLI11's
+/// PositiveNumber names a range up to the largest double instead.
+const CLI::Validator& positive();
+
 /// Adds one subcommand (and its callback) to the application.
 using CommandInstaller = std::function<void(CLI::App& app)>;
 

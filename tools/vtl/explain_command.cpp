@@ -159,7 +159,7 @@ void add_explain_command(CLI::App& app) {
   command->add_option("--out", options->out, "Folder for the heatmap PNGs")->default_val("explain");
   command->add_option("--batch-size,--batch", options->batch, "Images per forward pass")
       ->default_val(8)
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   command->add_option("--device", options->device, "cpu, cuda or cuda:N")->default_val("cpu");
   command->add_flag("--json", options->json, "Print the results as JSON");
   add_max_image_pixels_option(command);

@@ -94,8 +94,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", version_text);
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads for tensor math (default: all cores)");
+  app.add_option("--threads", threads, "CPU threads for tensor math (default: all cores)")
+      ->check(CLI::Range(0, 4096));
   app.parse_complete_callback([&] { vtl::configure_threads(threads); });
+  // Options of `vtl` itself (--threads) may come after the command too: `vtl train ...
+  // --threads 1`. Subcommands inherit this when they are added.
+  app.fallthrough();
 
   vtl::cli::install_commands(app);
   if (argc == 1) {  // no command: what there is to do

@@ -147,10 +147,10 @@ void add_predict_command(CLI::App& app) {
                       "default: the architecture's default catalogue weights");
   command->add_option("--top,-k", options->top, "How many classes to show per image")
       ->default_val(5)
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   command->add_option("--batch-size,--batch", options->batch, "Images per forward pass")
       ->default_val(16)
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   command->add_option("--device", options->device, "cpu, cuda or cuda:N")->default_val("cpu");
   command
       ->add_option("--amp", options->amp,

@@ -42,13 +42,17 @@ void add_serve_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "Web page and HTTP API for similarity search");
   cmd->add_option("index", args->index, "Index folder (vtl index build)")->required();
   cmd->add_option("--host", args->options.host, "Address to listen on (default 127.0.0.1)");
-  cmd->add_option("--port", args->options.port, "Port (default 8080; 0 = any free port)");
+  cmd->add_option("--port", args->options.port, "Port (default 8080; 0 = any free port)")
+      ->check(CLI::Range(0, 65535));
   cmd->add_option("--max-upload-mb", args->max_upload_mb, "Upload size limit (default 16)");
   cmd->add_option("--timeout", args->options.timeout_seconds,
-                  "Read/write timeout per request, seconds (default 10)");
+                  "Read/write timeout per request, seconds (default 10)")
+      ->check(CLI::Range(1, 86400));
   cmd->add_option("--max-image-pixels", args->options.max_image_pixels,
-                  "Refuse uploads with more pixels than this (default 50000000)");
-  cmd->add_option("--workers", args->options.threads, "Worker threads (default 8)");
+                  "Refuse uploads with more pixels than this (default 50000000)")
+      ->check(positive());
+  cmd->add_option("--workers", args->options.threads, "Worker threads (default 8)")
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--device", args->options.device,
                   "Where uploaded images are embedded: cpu (default), cuda or cuda:N");
   cmd->callback([args] { run_serve(*args); });

@@ -52,18 +52,28 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--strategy", *strategy, "features, finetune or full")
       ->check(CLI::IsMember({"features", "finetune", "full"}))
       ->capture_default_str();
-  cmd->add_option("--epochs", c.epochs, "epochs (phase 1 of finetune)")->capture_default_str();
-  cmd->add_option("--finetune-epochs", c.finetune_epochs, "epochs of phase 2 (finetune)")
+  cmd->add_option("--epochs", c.epochs, "epochs (phase 1 of finetune)")
+      ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
-  cmd->add_option("--batch-size,--batch", c.batch_size, "images per step")->capture_default_str();
+  cmd->add_option("--finetune-epochs", c.finetune_epochs, "epochs of phase 2 (finetune)")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--batch-size,--batch", c.batch_size, "images per step")
+      ->check(positive())
+      ->capture_default_str();
   cmd->add_option("--img-size,--image-size", options->img_size,
-                  "input side in pixels (default: the weights' preset)");
-  cmd->add_option("--lr", c.lr, "learning rate (phase 1)")->capture_default_str();
+                  "input side in pixels (default: the weights' preset)")
+      ->check(CLI::Range(1, 8192));
+  cmd->add_option("--lr", c.lr, "learning rate (phase 1)")
+      ->check(positive())
+      ->capture_default_str();
   cmd->add_option("--finetune-lr", c.finetune_lr, "learning rate of phase 2")
+      ->check(positive())
       ->capture_default_str();
   cmd->add_option("--finetune-lr-ratio", c.finetune_lr_ratio,
                   "phase 2: the first unfrozen layer learns this many times slower than the "
                   "head, the rates rising layer by layer (fastai's slice(lr/100, lr) is 100)")
+      ->check(positive())
       ->capture_default_str();
   auto* unfreeze = cmd->add_option("--unfreeze", c.unfreeze,
                                    "phase 2 unfreezes the last N layers (a layer = a conv, "
@@ -81,7 +91,9 @@ void add_train_command(CLI::App& app) {
   add_label_source_options(cmd, options->label_source);
   cmd->add_option("--seed", c.seed, "seed of split, shuffling, augmentation, init")
       ->capture_default_str();
-  cmd->add_option("--workers", options->workers, "image loading threads")->capture_default_str();
+  cmd->add_option("--workers", options->workers, "image loading threads")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
   cmd->add_flag("--no-augment", *no_augment, "train on the eval transform only");
   cmd->add_option("--rotation", options->augment_options.rotation, "max rotation, degrees")
       ->capture_default_str();
