@@ -45,29 +45,38 @@ std::vector<std::string> unfreeze_last(models::TransferModel& model, int64_t cou
   return names;
 }
 
-std::vector<std::string> unfreeze_from(models::TransferModel& model, const std::string& block) {
-  auto layers = weighted_layers(model->base);
-  size_t first = layers.size();
+namespace {
+
+/// Index in `layers` of the first layer named `block` or inside it; an unknown block
+/// throws vtl::Error listing the top-level blocks of `architecture`.
+size_t first_layer_of(const std::vector<Layer>& layers, const std::string& block,
+                      const std::string& architecture) {
   for (size_t i = 0; i < layers.size(); ++i) {
     const auto& name = layers[i].name;
-    if (name == block || name.compare(0, block.size() + 1, block + ".") == 0) {
-      first = i;
-      break;
-    }
+    if (name == block || name.compare(0, block.size() + 1, block + ".") == 0) return i;
   }
-  if (first == layers.size()) {
-    std::vector<std::string> blocks;
-    std::set<std::string> seen;
-    for (const auto& layer : layers) {
-      auto top = layer.name.substr(0, layer.name.find('.'));
-      if (top == "features" || top == "blocks") {  // sequential families: one level deeper
-        const auto second = layer.name.find('.', top.size() + 1);
-        top = layer.name.substr(0, second);
-      }
-      if (seen.insert(top).second) blocks.push_back(top);
+  std::vector<std::string> blocks;
+  std::set<std::string> seen;
+  for (const auto& layer : layers) {
+    auto top = layer.name.substr(0, layer.name.find('.'));
+    if (top == "features" || top == "blocks") {  // sequential families: one level deeper
+      const auto second = layer.name.find('.', top.size() + 1);
+      top = layer.name.substr(0, second);
     }
-    fail("{} has no block '{}'; blocks: {}", model->architecture(), block, fmt::join(blocks, ", "));
+    if (seen.insert(top).second) blocks.push_back(top);
   }
+  fail("{} has no block '{}'; blocks: {}", architecture, block, fmt::join(blocks, ", "));
+}
+
+}  // namespace
+
+void check_unfreeze_block(models::TransferModel& model, const std::string& block) {
+  first_layer_of(weighted_layers(model->base), block, model->architecture());
+}
+
+std::vector<std::string> unfreeze_from(models::TransferModel& model, const std::string& block) {
+  auto layers = weighted_layers(model->base);
+  const size_t first = first_layer_of(layers, block, model->architecture());
   std::vector<std::string> names;
   for (size_t i = first; i < layers.size(); ++i) {
     set_requires_grad(*layers[i].module, true, false);

@@ -142,6 +142,7 @@ PreparedRun prepare_run(const RunOptions& options,
     model = models::TransferModel(base, num_classes, options.dropout);
   }
   if (options.img_size > 0) preprocessing = preset_for_size(preprocessing, options.img_size);
+  check_config(options.config, model);  // before any image is read, not at phase 2
 
   // Images: decoded once, shrunk to what the transforms need, unreadable ones skipped.
   data::DecodeOptions decode;

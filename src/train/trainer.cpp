@@ -154,6 +154,7 @@ EpochMetrics EpochMetrics::from_json(const nlohmann::json& j) {
 namespace {
 
 void validate(const TrainConfig& c) {
+  VTL_CHECK(c.unfreeze >= 0, "--unfreeze must be 0 or more (got {})", c.unfreeze);
   VTL_CHECK(c.epochs >= 0 && c.finetune_epochs >= 0, "epochs must be 0 or more");
   VTL_CHECK(c.batch_size > 0, "--batch-size must be positive (got {})", c.batch_size);
   VTL_CHECK(c.lr > 0 && c.finetune_lr > 0, "learning rates must be positive");
@@ -235,6 +236,12 @@ torch::Tensor cached_rows_in_order(int64_t rows, uint64_t seed, uint64_t epoch,
 }
 
 }  // namespace
+
+void check_config(const TrainConfig& config, models::TransferModel& model) {
+  validate(config);
+  if (config.strategy == Strategy::finetune && !config.unfreeze_from.empty())
+    check_unfreeze_block(model, config.unfreeze_from);
+}
 
 Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data, fs::path run_dir,
                  std::shared_ptr<dist::ProcessGroup> group)

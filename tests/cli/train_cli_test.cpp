@@ -362,6 +362,22 @@ TEST_F(TrainCli, WithoutWeightsTheBaseIsTheStoredDefaultElseRandomWithAWarning) 
       << extracted.output;
 }
 
+TEST_F(TrainCli, APhaseTwoBlockTheModelLacksIsRefusedBeforeAnyTraining) {
+  const fs::path out = runs_.path() / "layer5";
+  auto refused = run_cli("train " + data_.path().string() +
+                         " --model resnet18 --weights random --strategy finetune --unfreeze-from "
+                         "layer5 --img-size 32 --out " +
+                         out.string());
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("resnet18 has no block 'layer5'; blocks: conv1, bn1, layer1"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_EQ(refused.output.find("epoch"), std::string::npos) << refused.output;
+  EXPECT_EQ(refused.output.find("reading the training images"), std::string::npos)
+      << refused.output;
+  EXPECT_FALSE(fs::exists(out / "checkpoint"));  // nothing to resume, nothing in the way
+}
+
 TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
   // root/{train,val,test}/<class>/: 6 + 3 + 3 images of each of 2 classes.
   TempDir root("vtl_cli_splits");

@@ -47,6 +47,9 @@ std::vector<std::string> unfreeze_last(models::TransferModel& model, int64_t cou
 /// throws vtl::Error listing the top-level blocks. Returns the unfrozen layer names.
 std::vector<std::string> unfreeze_from(models::TransferModel& model, const std::string& block);
 
+/// Throws the vtl::Error unfreeze_from(model, block) would, without changing anything.
+void check_unfreeze_block(models::TransferModel& model, const std::string& block);
+
 /// Makes every parameter trainable.
 void unfreeze_all(models::TransferModel& model);
 

@@ -114,6 +114,11 @@ struct TrainData {
   int64_t num_classes() const { return train.num_classes(); }
 };
 
+/// Throws vtl::Error for what the Trainer would refuse, at once: bad rates, sizes or
+/// names, and a finetune's --unfreeze-from block that `model`'s base lacks (which would
+/// otherwise surface only when phase 2 starts). Changes nothing.
+void check_config(const TrainConfig& config, models::TransferModel& model);
+
 /// Trains one TransferModel (a shared handle: the caller's model is the one trained).
 /// Not thread-safe; one fit at a time per model.
 class Trainer {
