@@ -325,6 +325,14 @@ void Trainer::apply_freezing(const Phase& phase, bool log_event) {
     return;
   }
   freeze_base(model_);
+  const bool augmenting = data_.augment.any_per_image() || data_.augment.mixup_alpha > 0 ||
+                          data_.augment.cutmix_alpha > 0;
+  if (log_event && augmenting && use_cache(phase))
+    events_.push_back({{"epoch", phase.first_epoch + 1},
+                       {"event", fmt::format("phase {} trains the head on features computed once "
+                                             "per image (--cache-features on): augmentation, "
+                                             "mixup and cutmix do not apply to it",
+                                             phase.index)}});
   if (phase.index == 2) {
     auto names = config_.unfreeze_from.empty() ? unfreeze_last(model_, config_.unfreeze)
                                                : unfreeze_from(model_, config_.unfreeze_from);

@@ -131,7 +131,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--cache-features", c.cache_features,
                   "train the head from cached features: auto (frozen base and no "
-                  "augmentation), on, off")
+                  "augmentation), on (augmentation and mixup then do not apply), off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd->add_option("--device", c.device,
