@@ -238,15 +238,27 @@ std::vector<SplitEntry> read_split(const fs::path& run_dir) {
   return entries;
 }
 
+namespace {
+
+/// `path` absolute when it names something that exists (a resumed run may start from
+/// another folder); otherwise as given (a catalogue name, a registry model name).
+std::string absolute_if_present(const std::string& path) {
+  std::error_code ec;
+  if (path.empty() || !fs::exists(path, ec)) return path;
+  return fs::absolute(path, ec).lexically_normal().string();
+}
+
+}  // namespace
+
 nlohmann::json RunOptions::to_json() const {
-  return {{"data", data.string()},
-          {"val_dir", val_dir.string()},
+  return {{"data", absolute_if_present(data.string())},
+          {"val_dir", absolute_if_present(val_dir.string())},
           {"val_split", val_split},
           {"path_column", label_source.path_column},
           {"label_column", label_source.label_column},
           {"label_pattern", label_source.name_pattern},
-          {"model", model},
-          {"weights", weights},
+          {"model", models::is_model_folder(model) ? absolute_if_present(model) : model},
+          {"weights", absolute_if_present(weights)},
           {"img_size", img_size},
           {"dropout", dropout},
           {"augment", augment},
@@ -439,7 +451,7 @@ LrRangeResult find_learning_rate(const RunOptions& options, const LrRangeOptions
 
 RunResult resume_training(const fs::path& run_dir,
                           const std::function<void(const std::string&)>& log,
-                          std::shared_ptr<dist::ProcessGroup> group) {
+                          std::shared_ptr<dist::ProcessGroup> group, bool progress) {
   const auto path = run_dir / "run.json";
   std::error_code ec;
   std::string text;
@@ -456,6 +468,15 @@ RunResult resume_training(const fs::path& run_dir,
   }
   options.out = run_dir;
   options.group = std::move(group);
+  options.progress = progress;
+  std::error_code exists_error;
+  for (const auto& [key, data] : {std::pair<const char*, const fs::path&>{"data", options.data},
+                                  {"val_dir", options.val_dir}}) {
+    VTL_CHECK(data.empty() || fs::exists(data, exists_error),
+              "{}: no such folder or CSV file (the \"{}\" of this run, from {}; a run started "
+              "before paths were kept absolute is resumed from the folder it was started in)",
+              data.string(), key, path.string());
+  }
   return run_training(options, /*resume=*/true, log);
 }
 

@@ -129,8 +129,16 @@ TEST_F(TrainCli, CtrlCStopsBetweenStepsAndTheResumedRunMatchesAnUninterruptedOne
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos)
         << entry.path() << " left behind";
 
-  auto resumed = run_cli("train --resume " + stopped.string());
+  // A setting given with --resume would be ignored: refused, naming it.
+  auto changed = run_cli("train --resume " + stopped.string() + " --lr 0.5");
+  EXPECT_EQ(changed.exit_code, 1) << changed.output;
+  EXPECT_NE(changed.output.find("--lr cannot change a resumed run"), std::string::npos)
+      << changed.output;
+  // From another folder (run.json keeps the data's absolute path), without progress lines.
+  auto resumed = run_cli("train --quiet --resume " + stopped.string(), "cd / &&");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_EQ(resumed.output.find("reading the training images"), std::string::npos)
+      << resumed.output;
   const auto a = read_metrics(whole), b = read_metrics(stopped);
   ASSERT_EQ(a.size(), 4u);
   ASSERT_EQ(b.size(), 4u);

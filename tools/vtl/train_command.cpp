@@ -173,6 +173,20 @@ void add_train_command(CLI::App& app) {
                   "(default $VTL_DIST_STORE_FILE)");
 
   cmd->callback([=] {
+    if (!resume->empty()) {
+      // A resumed run repeats its run.json's settings; one given now would be ignored.
+      for (const CLI::Option* option : cmd->get_options()) {
+        const std::string name = option->get_name(false, true);
+        if (option->count() == 0 || name == "--resume" || name == "--quiet" ||
+            name.rfind("--dist", 0) == 0 || name == "--help")
+          continue;
+        fail(
+            "{} cannot change a resumed run: `vtl train --resume {}` continues with the "
+            "settings in its run.json (to train further from its weights, start a new run "
+            "with `--model {}`)",
+            name.rfind("-", 0) == 0 ? name : "the DATA argument", *resume, *resume);
+      }
+    }
     // Checked before anything is read or written (a resumed run's device is its own).
     if (resume->empty() && !*distributed) models::parse_device(options->config.device);
     std::shared_ptr<dist::ProcessGroup> group;
@@ -202,7 +216,7 @@ void add_train_command(CLI::App& app) {
     const std::string run_dir = resume->empty() ? options->out.string() : *resume;
     try {
       if (!resume->empty()) {
-        train::resume_training(*resume, {}, group);
+        train::resume_training(*resume, {}, group, /*progress=*/!*quiet);
         return;
       }
       VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");

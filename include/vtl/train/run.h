@@ -77,10 +77,12 @@ LrRangeResult find_learning_rate(const RunOptions& options, const LrRangeOptions
                                  const std::function<void(const std::string&)>& log = {});
 
 /// Reads run_dir/run.json and continues that run from its last checkpoint (with `group`:
-/// rank 0's run.json and checkpoint, sent to every rank).
+/// rank 0's run.json and checkpoint, sent to every rank). `progress`: as
+/// RunOptions::progress (not kept in run.json). Data that is gone throws vtl::Error naming
+/// the path and that it came from run.json.
 RunResult resume_training(const std::filesystem::path& run_dir,
                           const std::function<void(const std::string&)>& log = {},
-                          std::shared_ptr<dist::ProcessGroup> group = {});
+                          std::shared_ptr<dist::ProcessGroup> group = {}, bool progress = true);
 
 /// One image of a run's split (a line of run_dir/split.jsonl: {"path", "class", "split"}
 /// with split "train" or "val"; paths absolute).
