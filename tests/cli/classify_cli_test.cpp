@@ -17,7 +17,7 @@ TEST(ClassifyCli, FitWithCrossValidationPredictAndEvaluate) {
   make_class_tree(dir / "data");
   const std::string features = (dir / "features").string();
   auto run = run_cli("extract " + (dir / "data").string() +
-                     " --model resnet18 --image-size 64 --out " + features);
+                     " --model resnet18 --weights random --image-size 64 --out " + features);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   for (const std::string algo : {"svm", "knn", "rf", "logreg", "svm-rbf"}) {
     const std::string out = (dir / ("clf-" + algo)).string();
@@ -39,7 +39,8 @@ TEST(ClassifyCli, FitWithCrossValidationPredictAndEvaluate) {
 
   // Features of another extractor are refused.
   run = run_cli("extract " + (dir / "data").string() +
-                " --model resnet18 --image-size 64 --layer layer3 --out " + (dir / "l3").string());
+                " --model resnet18 --weights random --image-size 64 --layer layer3 --out " +
+                (dir / "l3").string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   run = run_cli("classify evaluate " + (dir / "clf-svm").string() + " " + (dir / "l3").string());
   EXPECT_EQ(run.exit_code, 1);
@@ -55,7 +56,7 @@ TEST(ClassifyCli, PredictTakesNewImagesAndFolders) {
   const std::string features = (dir / "features").string();
   const std::string classifier = (dir / "clf").string();
   auto run = run_cli("extract " + (dir / "data").string() +
-                     " --model resnet18 --image-size 64 --out " + features);
+                     " --model resnet18 --weights random --image-size 64 --out " + features);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   run = run_cli("classify fit " + features + " --algo knn -k 1 --out " + classifier);
   ASSERT_EQ(run.exit_code, 0) << run.output;
@@ -135,10 +136,11 @@ TEST(ClassifyCli, CompareUsesTheTrainingRunsSplitAndShowsItsNeuralHead) {
   TempDir dir("vtl_classify_compare");
   make_class_tree(dir / "data");
   const std::string data = (dir / "data").string(), run_dir = (dir / "run").string();
-  auto run = run_cli("train " + data +
-                     " --model resnet18 --img-size 64 --strategy features --epochs 2 "
-                     "--val-split 0.25 --no-augment --out " +
-                     run_dir);
+  auto run =
+      run_cli("train " + data +
+              " --model resnet18 --weights random --img-size 64 --strategy features --epochs 2 "
+              "--val-split 0.25 --no-augment --out " +
+              run_dir);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   const std::string features = (dir / "features").string();
   run = run_cli("extract " + data + " --model " + run_dir + " --out " + features);

@@ -16,11 +16,12 @@ class DeviceOption : public ::testing::Test {
     if (!have_sample_images()) return;
     dir_ = new TempDir("vtl_device_option");
     make_class_tree(*dir_ / "data", 2);  // 3 classes x 2
-    auto build =
-        run_cli("index build " + data() + " --model resnet18 --image-size 64 --out " + index());
+    auto build = run_cli("index build " + data() +
+                         " --model resnet18 --weights random --image-size 64 --out " + index());
     ASSERT_EQ(build.exit_code, 0) << build.output;
-    auto features = run_cli("extract " + data() + " --model resnet18 --image-size 64 --out " +
-                            out("fit_features"));
+    auto features =
+        run_cli("extract " + data() + " --model resnet18 --weights random --image-size 64 --out " +
+                out("fit_features"));
     ASSERT_EQ(features.exit_code, 0) << features.output;
     auto fit = run_cli("classify fit " + out("fit_features") + " --out " + out("classifier"));
     ASSERT_EQ(fit.exit_code, 0) << fit.output;
@@ -48,10 +49,13 @@ class DeviceOption : public ::testing::Test {
   static std::vector<std::string> commands() {
     const std::string query = (*dir_ / "data").string() + "/" + sample_classes()[0];
     return {
-        "train " + data() + " --model resnet18 --img-size 64 --epochs 1 --quiet --out " +
+        "train " + data() +
+            " --model resnet18 --weights random --img-size 64 --epochs 1 --quiet --out " +
             out("run"),
-        "extract " + data() + " --model resnet18 --image-size 64 --out " + out("features"),
-        "index build " + data() + " --model resnet18 --image-size 64 --out " + out("index2"),
+        "extract " + data() + " --model resnet18 --weights random --image-size 64 --out " +
+            out("features"),
+        "index build " + data() + " --model resnet18 --weights random --image-size 64 --out " +
+            out("index2"),
         "index add " + index() + " " + data(),
         "search " + index() + " " + query,
         "serve " + index() + " --port 0",

@@ -21,10 +21,11 @@ TEST(ExplainCli, WritesOneOverlayPerImageAndNamesWhatItCannotRead) {
   TempDir dir("vtl_explain_cli");
   vtl::testing::make_clipart_set(dir.path() / "data", {"animals", "food"}, 4);
   const fs::path run = dir.path() / "run";
-  auto trained = run_cli("train " + (dir.path() / "data").string() +
-                         " --model resnet18 --epochs 1 --img-size 64 --batch-size 4 --quiet "
-                         "--no-augment --val-split 0.5 --out " +
-                         run.string());
+  auto trained =
+      run_cli("train " + (dir.path() / "data").string() +
+              " --model resnet18 --weights random --epochs 1 --img-size 64 --batch-size 4 --quiet "
+              "--no-augment --val-split 0.5 --out " +
+              run.string());
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
 
   const fs::path images = dir.path() / "data" / "food";

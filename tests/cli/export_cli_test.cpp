@@ -49,10 +49,11 @@ TEST(ExportCli, ModelFolderAndRegistryNetworkBecomeValidOnnxFiles) {
   TempDir dir("vtl_export_cli");
   vtl::testing::make_clipart_set(dir.path() / "data", {"animals", "shapes"}, 6);
   const fs::path run = dir.path() / "run";
-  auto trained = run_cli("train " + (dir.path() / "data").string() +
-                         " --model mobilenet_v3_small --epochs 1 --img-size 32 --batch-size 4 "
-                         "--quiet --no-augment --out " +
-                         run.string());
+  auto trained = run_cli(
+      "train " + (dir.path() / "data").string() +
+      " --model mobilenet_v3_small --weights random --epochs 1 --img-size 32 --batch-size 4 "
+      "--quiet --no-augment --out " +
+      run.string());
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
 
   const fs::path classifier = dir.path() / "classifier.onnx";
@@ -112,10 +113,11 @@ TEST(ExportCli, OpenCvAloneClassifiesAsVtlPredictDoes) {
   TempDir dir("vtl_export_opencv");
   vtl::testing::make_clipart_set(dir.path() / "data", {"animals", "food", "shapes"}, 8);
   const fs::path run = dir.path() / "run";
-  auto trained = run_cli("train " + (dir.path() / "data").string() +
-                         " --model resnet18 --epochs 2 --img-size 64 --batch-size 8 --quiet "
-                         "--no-augment --out " +
-                         run.string());
+  auto trained =
+      run_cli("train " + (dir.path() / "data").string() +
+              " --model resnet18 --weights random --epochs 2 --img-size 64 --batch-size 8 --quiet "
+              "--no-augment --out " +
+              run.string());
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   const fs::path onnx = dir.path() / "model.onnx";
   ASSERT_EQ(run_cli("export " + run.string() + " --out " + onnx.string()).exit_code, 0);

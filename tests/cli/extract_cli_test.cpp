@@ -22,7 +22,7 @@ class ExtractCli : public ::testing::Test {
 
 TEST_F(ExtractCli, WritesFeaturesResumesAndMergesShards) {
   const std::string data = (dir_ / "data").string();
-  const std::string common = " --model resnet18 --image-size 64 --batch 5 --json";
+  const std::string common = " --model resnet18 --weights random --image-size 64 --batch 5 --json";
   auto run = run_cli("extract " + data + common + " --out " + (dir_ / "all").string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   auto summary = nlohmann::json::parse(run.output);
@@ -57,7 +57,8 @@ TEST_F(ExtractCli, AFolderWithoutClassFoldersIsExtractedUnlabelled) {
   for (const auto& item : sample_items()) fs::copy_file(item.path, flat / item.path.filename());
   fs::create_symlink(flat / "spider.png", flat / "spider-again.png");
   auto run = run_cli("extract " + flat.string() +
-                     " --model resnet18 --image-size 64 --json --out " + (dir_ / "f").string());
+                     " --model resnet18 --weights random --image-size 64 --json --out " +
+                     (dir_ / "f").string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(nlohmann::json::parse(run.output).at("rows"), 12);
   auto set = embed::load_features(dir_ / "f");
@@ -75,7 +76,8 @@ TEST_F(ExtractCli, AFolderWithoutClassFoldersIsExtractedUnlabelled) {
     list << "id\nspider\nmissing_id\n" << sample_items()[0].path.stem().string() << "\n";
   }
   run = run_cli("extract " + (flat / "test.csv").string() +
-                " --model resnet18 --image-size 64 --out " + (dir_ / "listed").string());
+                " --model resnet18 --weights random --image-size 64 --out " +
+                (dir_ / "listed").string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("missing_id: no such file, nor an image named 'missing_id'"),
             std::string::npos)
@@ -92,19 +94,22 @@ TEST_F(ExtractCli, AFolderWithoutClassFoldersIsExtractedUnlabelled) {
 }
 
 TEST_F(ExtractCli, BadArgumentsAreOneLineErrors) {
-  auto run = run_cli("extract " + (dir_ / "data").string() +
-                     " --model resnet18 --layer nope --out " + (dir_ / "x").string());
+  auto run =
+      run_cli("extract " + (dir_ / "data").string() +
+              " --model resnet18 --weights random --layer nope --out " + (dir_ / "x").string());
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("no layer 'nope'"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("avg_pool"), std::string::npos) << run.output;
-  run = run_cli("extract " + (dir_ / "data").string() + " --model resnet18 --shard 3/2");
+  run = run_cli("extract " + (dir_ / "data").string() +
+                " --model resnet18 --weights random --shard 3/2");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("invalid shard"), std::string::npos) << run.output;
-  run = run_cli("extract " + (dir_ / "missing").string() + " --model resnet18");
+  run = run_cli("extract " + (dir_ / "missing").string() + " --model resnet18 --weights random");
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("missing"), std::string::npos) << run.output;
   if (!torch::cuda::is_available()) {
-    run = run_cli("extract " + (dir_ / "data").string() + " --model resnet18 --device cuda --out " +
+    run = run_cli("extract " + (dir_ / "data").string() +
+                  " --model resnet18 --weights random --device cuda --out " +
                   (dir_ / "gpu").string());
     EXPECT_EQ(run.exit_code, 1);
     EXPECT_NE(run.output.find("no CUDA device"), std::string::npos) << run.output;

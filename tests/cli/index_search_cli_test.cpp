@@ -20,7 +20,7 @@ TEST(IndexSearchCli, UnreadableAndLooseImagesAreLeftOutAndNamed) {
   std::filesystem::copy_file(sample_items()[0].path, dir / "data" / "loose.png");
   const std::string index = (dir / "index").string();
   auto run = run_cli("index build " + (dir / "data").string() +
-                     " --model resnet18 --image-size 64 --json --out " + index);
+                     " --model resnet18 --weights random --image-size 64 --json --out " + index);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   // (libpng's own warnings about the broken file come first, on stderr)
   const auto summary = nlohmann::json::parse(run.output.substr(run.output.find('{')));
@@ -32,7 +32,8 @@ TEST(IndexSearchCli, UnreadableAndLooseImagesAreLeftOutAndNamed) {
   EXPECT_EQ(summary.at("left_out")[0].at("path"), (dir / "data" / "loose.png").string());
 
   auto plain = run_cli("index build " + (dir / "data").string() +
-                       " --model resnet18 --image-size 64 --out " + (dir / "index2").string());
+                       " --model resnet18 --weights random --image-size 64 --out " +
+                       (dir / "index2").string());
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
   EXPECT_NE(plain.output.find("1 unreadable image left out:\n  " +
                               (dir / "data" / "fruit" / "broken.png").string() +
@@ -98,8 +99,9 @@ TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {
   make_class_tree(dir / "first", 2);
   make_class_tree(dir / "more", 4);
   const std::string index = (dir / "index").string();
-  auto run = run_cli("index build " + (dir / "first").string() +
-                     " --model resnet18 --image-size 64 --factory HNSW32 --json --out " + index);
+  auto run = run_cli(
+      "index build " + (dir / "first").string() +
+      " --model resnet18 --weights random --image-size 64 --factory HNSW32 --json --out " + index);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(nlohmann::json::parse(run.output).at("total"), 6);
 
@@ -126,7 +128,8 @@ TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {
 
   // A vector query from features made by another model (seed) is refused.
   run = run_cli("extract " + (dir / "first").string() +
-                " --model resnet18 --image-size 64 --seed 3 --out " + (dir / "other").string());
+                " --model resnet18 --weights random --image-size 64 --seed 3 --out " +
+                (dir / "other").string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   run = run_cli("search " + index + " --vector " + (dir / "other" / "features.npy").string());
   EXPECT_EQ(run.exit_code, 1);

@@ -53,9 +53,9 @@ TEST(OptionNames, ImageSizeAndBatchSizeHaveTheSameNamesInEveryCommand) {
   int run = 0;
   for (const std::string spelling : {"--img-size 32 --batch-size 2", "--image-size 32 --batch 2"}) {
     const fs::path out = dir.path() / ("features" + std::to_string(run++));
-    const auto result =
-        run_cli("extract " + (dir.path() / "images").string() + " --model mobilenet_v3_small " +
-                spelling + " --out " + out.string() + " --json");
+    const auto result = run_cli("extract " + (dir.path() / "images").string() +
+                                " --model mobilenet_v3_small --weights random " + spelling +
+                                " --out " + out.string() + " --json");
     ASSERT_EQ(result.exit_code, 0) << spelling << "\n" << result.output;
     std::ifstream in(out / "features.json");
     const auto meta = nlohmann::json::parse(in);

@@ -1,6 +1,7 @@
 // `vtl predict` as a user runs it: real images, weights files written by torchvision, and
 // the mistakes users make (each a one-line error naming the file, non-zero exit).
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "cli/run_cli.h"
 #include "cli/serve_process.h"
 #include "embed/sample_images.h"
+#include "vtl/core/atomic_file.h"
 
 namespace vtl {
 namespace {
@@ -360,6 +362,27 @@ TEST_F(PredictCommand, SubmissionInTheFormOfKagglesSample) {
   EXPECT_EQ(both.exit_code, 1);
   EXPECT_NE(both.output.find("--csv-like lists the images to classify"), std::string::npos)
       << both.output;
+}
+
+// `--csv -` puts the table alone on standard output; a CSV path that is a symbolic link is
+// written through, the link kept.
+TEST_F(PredictCommand, CsvToStandardOutputOrThroughASymbolicLink) {
+  const std::string weights = torchvision_resnet18();
+  if (weights.empty()) GTEST_SKIP() << "parity fixture resnet18.pth not available";
+  const std::string args =
+      "predict " + kSample + " --model resnet18 --weights " + weights + " --csv ";
+  // Piped through cat: only vtl's standard output is captured.
+  const auto piped = run_cli(args + "- | cat", env_);
+  EXPECT_EQ(piped.output.rfind("image,label,probability\n", 0), 0u) << piped.output;
+  EXPECT_EQ(std::count(piped.output.begin(), piped.output.end(), '\n'), 2) << piped.output;
+
+  fs::create_directories(home_ / "real");
+  std::ofstream(home_ / "real" / "table.csv") << "old\n";
+  fs::create_symlink(home_ / "real" / "table.csv", home_ / "link.csv");
+  const auto linked = run_cli(args + (home_ / "link.csv").string(), env_);
+  ASSERT_EQ(linked.exit_code, 0) << linked.output;
+  EXPECT_TRUE(fs::is_symlink(home_ / "link.csv"));
+  EXPECT_EQ(vtl::read_file(home_ / "real" / "table.csv").rfind("image,label,probability\n", 0), 0u);
 }
 
 // Ctrl-C during `predict --csv` stops before the next batch and leaves neither the CSV

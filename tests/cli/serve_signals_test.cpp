@@ -48,8 +48,9 @@ class ServeSignals : public ::testing::Test {
   void SetUp() override {
     if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
     make_class_tree(dir_ / "images", 2);
-    auto built = run_cli("index build " + (dir_ / "images").string() +
-                         " --model resnet18 --image-size 64 --out " + index().string());
+    auto built =
+        run_cli("index build " + (dir_ / "images").string() +
+                " --model resnet18 --weights random --image-size 64 --out " + index().string());
     ASSERT_EQ(built.exit_code, 0) << built.output;
   }
   fs::path index() const { return dir_ / "index"; }

@@ -31,7 +31,7 @@ class TrainCli : public ::testing::Test {
   std::string train_args(const fs::path& out) const {
     // 27 training images (75%), batch 8: 4 steps per epoch.
     return "train " + data_.path().string() +
-           " --model resnet18 --strategy finetune --epochs 2 --finetune-epochs 2 "
+           " --model resnet18 --weights random --strategy finetune --epochs 2 --finetune-epochs 2 "
            "--finetune-lr 1e-3 --unfreeze 4 --img-size 32 --batch-size 8 --seed 5 --val-split "
            "0.25 --quiet --out " +
            out.string();
@@ -158,10 +158,11 @@ TEST_F(TrainCli, CtrlCStopsBetweenStepsAndTheResumedRunMatchesAnUninterruptedOne
 TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {
   std::ofstream(data_.path() / "shapes" / "zz_broken.png") << "not a png";
   const fs::path out = runs_.path() / "corrupt";
-  auto result = run_cli("train " + data_.path().string() +
-                        " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
-                        "--no-augment --out " +
-                        out.string());
+  auto result =
+      run_cli("train " + data_.path().string() +
+              " --model resnet18 --weights random --epochs 1 --img-size 32 --batch-size 8 --quiet "
+              "--no-augment --out " +
+              out.string());
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("skipped 1"), std::string::npos) << result.output;
   EXPECT_NE(read_file(out / "skipped.txt").find("zz_broken.png"), std::string::npos);
@@ -181,10 +182,11 @@ TEST_F(TrainCli, CorruptImagesAreSkippedAndListedAndBadInputIsNamed) {
 
 TEST_F(TrainCli, FindLrPrintsTheCurveAndASuggestionAndTrainsNothing) {
   const fs::path out = runs_.path() / "lr_find";
-  auto found = run_cli("train " + data_.path().string() +
-                       " --model resnet18 --img-size 32 --batch-size 8 --no-augment --quiet "
-                       "--find-lr --find-lr-steps 30 --out " +
-                       out.string());
+  auto found = run_cli(
+      "train " + data_.path().string() +
+      " --model resnet18 --weights random --img-size 32 --batch-size 8 --no-augment --quiet "
+      "--find-lr --find-lr-steps 30 --out " +
+      out.string());
   ASSERT_EQ(found.exit_code, 0) << found.output;
   EXPECT_NE(found.output.find("learning-rate range test of phase 1 (features): 30 steps"),
             std::string::npos)
@@ -199,10 +201,11 @@ TEST_F(TrainCli, FindLrPrintsTheCurveAndASuggestionAndTrainsNothing) {
     EXPECT_FALSE(fs::exists(out / name)) << name;
 
   // finetune: phase 1 trains the head, then phase 2's rate is suggested; no --out needed.
-  auto finetune = run_cli("train " + data_.path().string() +
-                          " --model resnet18 --img-size 32 --batch-size 8 --no-augment --quiet "
-                          "--strategy finetune --epochs 1 --unfreeze 4 --find-lr "
-                          "--find-lr-steps 12 --find-lr-range 1e-6 1");
+  auto finetune = run_cli(
+      "train " + data_.path().string() +
+      " --model resnet18 --weights random --img-size 32 --batch-size 8 --no-augment --quiet "
+      "--strategy finetune --epochs 1 --unfreeze 4 --find-lr "
+      "--find-lr-steps 12 --find-lr-range 1e-6 1");
   ASSERT_EQ(finetune.exit_code, 0) << finetune.output;
   EXPECT_NE(finetune.output.find("phase 1: training the head for 1 epoch"), std::string::npos)
       << finetune.output;
@@ -239,10 +242,11 @@ TEST_F(TrainCli, CsvSplitColumnTrainsValidatesAndEvaluatesOnItsRows) {
     }
   }
   const fs::path run = runs_.path() / "csv_split";
-  auto trained = run_cli("train " + csv.string() +
-                         " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
-                         "--no-augment --out " +
-                         run.string());
+  auto trained =
+      run_cli("train " + csv.string() +
+              " --model resnet18 --weights random --epochs 1 --img-size 32 --batch-size 8 --quiet "
+              "--no-augment --out " +
+              run.string());
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   EXPECT_NE(trained.output.find("split column: training on the 24 rows marked train, validating "
                                 "on the 6 rows marked valid (6 test rows are left for `vtl "
@@ -283,10 +287,11 @@ TEST_F(TrainCli, LabelsFromFileNamesOrAChosenColumnTrainEvaluateAndExtract) {
   csv.close();
   const fs::path run = runs_.path() / "named";
   const std::string pattern = " --label-pattern '^([a-z]+)_[0-9]+[.]png$'";
-  auto trained = run_cli("train " + images.string() + pattern +
-                         " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
-                         "--no-augment --val-split 0.25 --out " +
-                         run.string());
+  auto trained =
+      run_cli("train " + images.string() + pattern +
+              " --model resnet18 --weights random --epochs 1 --img-size 32 --batch-size 8 --quiet "
+              "--no-augment --val-split 0.25 --out " +
+              run.string());
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   EXPECT_NE(trained.output.find("classes (3): animals 9, geography 9, shapes 9"), std::string::npos)
       << trained.output;
@@ -306,7 +311,7 @@ TEST_F(TrainCli, LabelsFromFileNamesOrAChosenColumnTrainEvaluateAndExtract) {
 
   // A CSV of more columns than path and label: the label column chosen by name.
   auto ambiguous = run_cli("extract " + metadata.string() +
-                           " --model resnet18 --image-size 32 "
+                           " --model resnet18 --weights random --image-size 32 "
                            "--out " +
                            (flat.path() / "f0").string());
   EXPECT_EQ(ambiguous.exit_code, 1);
@@ -403,8 +408,8 @@ TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
   }
   const fs::path out = runs_.path() / "splits";
   auto trained = run_cli("train " + root.path().string() +
-                         " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
-                         "--no-augment --out " +
+                         " --model resnet18 --weights random --epochs 1 --img-size 32 "
+                         "--batch-size 8 --quiet --no-augment --out " +
                          out.string());
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   EXPECT_NE(trained.output.find("split folders: training on " + (root.path() / "train").string() +
@@ -420,10 +425,11 @@ TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
 
   // A validation folder without some class is trained on, with a warning naming it.
   fs::remove_all(root.path() / "val" / "shapes");
-  auto lopsided = run_cli("train " + root.path().string() +
-                          " --model resnet18 --epochs 1 --img-size 32 --batch-size 8 --quiet "
-                          "--no-augment --out " +
-                          (runs_.path() / "lopsided").string());
+  auto lopsided =
+      run_cli("train " + root.path().string() +
+              " --model resnet18 --weights random --epochs 1 --img-size 32 --batch-size 8 --quiet "
+              "--no-augment --out " +
+              (runs_.path() / "lopsided").string());
   ASSERT_EQ(lopsided.exit_code, 0) << lopsided.output;
   EXPECT_NE(lopsided.output.find("warning: validation has no images of 1 of the 2 classes "
                                  "(shapes)"),

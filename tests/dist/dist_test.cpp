@@ -105,7 +105,8 @@ class DistTrain : public ::testing::Test {
   }
   std::string train_args(const std::string& strategy_args, const fs::path& out) const {
     return "train " + data_.path().string() +
-           " --model resnet18 --img-size 32 --no-augment --dropout 0 --seed 3 --val-split 0.25 "
+           " --model resnet18 --weights random --img-size 32 --no-augment --dropout 0 --seed 3 "
+           "--val-split 0.25 "
            "--workers 1 --quiet " +
            strategy_args + " --out " + out.string();
   }
@@ -125,7 +126,10 @@ class DistTrain : public ::testing::Test {
     ASSERT_EQ(a.size(), b.size());
     for (const auto& [name, tensor] : a) {
       ASSERT_TRUE(b.count(name)) << name;
-      EXPECT_TRUE(torch::allclose(tensor, b.at(name), 1e-4, 1e-5))
+      // Two ranks sum a gradient in another order than one process; Adam's step divides by
+      // the gradient's own size, so a near-zero element may move by a few 1e-5 of a 1e-3 step
+      // differently. A rank whose share were lost would differ by whole steps.
+      EXPECT_TRUE(torch::allclose(tensor, b.at(name), 1e-4, 5e-5))
           << name << " differs by " << (tensor - b.at(name)).abs().max().item<double>();
     }
     const auto ma = read_metrics(one), mb = read_metrics(two);
@@ -231,8 +235,8 @@ TEST(DistExtract, TwoRanksWriteWhatOneProcessWrites) {
   VTL_REQUIRE_CLIPART();
   TempDir dir("vtl_dist_extract");
   vtl::testing::make_clipart_set(dir.path() / "data", {"animals", "shapes"}, 5);
-  const std::string common =
-      "extract " + (dir.path() / "data").string() + " --model resnet18 --image-size 32 --batch 3";
+  const std::string common = "extract " + (dir.path() / "data").string() +
+                             " --model resnet18 --weights random --image-size 32 --batch 3";
   auto single = run_cli(common + " --out " + (dir.path() / "one").string(), "OMP_NUM_THREADS=2");
   ASSERT_EQ(single.exit_code, 0) << single.output;
   // The ranks meet through a FileStore here (the TCPStore is covered by the training tests).

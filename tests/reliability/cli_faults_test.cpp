@@ -19,7 +19,7 @@
 namespace vtl::testing {
 namespace {
 
-const std::string kExtract = " --model resnet18 --image-size 64 --batch 8 --json";
+const std::string kExtract = " --model resnet18 --weights random --image-size 64 --batch 8 --json";
 
 /// root/<cat|dog>/<i>.png, small random images.
 void make_small_tree(const fs::path& root, int per_class = 3) {

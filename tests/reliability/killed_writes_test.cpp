@@ -43,7 +43,8 @@ TEST(ReliabilityKill, CheckpointKilledWhileBeingWrittenKeepsThePreviousOneAndRes
   make_class_tree(dir / "images", 4);
   const auto train = [&](const fs::path& out) {
     return "train " + (dir / "images").string() +
-           " --model resnet18 --strategy full --epochs 3 --img-size 32 --batch-size 8 --seed 7 "
+           " --model resnet18 --weights random --strategy full --epochs 3 --img-size 32 "
+           "--batch-size 8 --seed 7 "
            "--val-split 0.25 --no-augment --quiet --out " +
            out.string();
   };
@@ -78,7 +79,8 @@ class ReliabilityKillIndex : public ::testing::Test {
     make_class_tree(dir_ / "first", 2);  // 6 images
     make_class_tree(dir_ / "more", 4);   // the same 6 and 6 new ones
     auto run = run_cli("index build " + (dir_ / "first").string() +
-                       " --model resnet18 --image-size 64 --json --out " + index_.string());
+                       " --model resnet18 --weights random --image-size 64 --json --out " +
+                       index_.string());
     ASSERT_EQ(run.exit_code, 0) << run.output;
   }
   int64_t searched_total() {
@@ -128,7 +130,8 @@ TEST(ReliabilityKillFeatures, ExtractKilledAtEitherSideOfItsCommitPoint) {
   const fs::path out = dir / "features";
   const auto extract = [&](const fs::path& images) {
     return "extract " + images.string() +
-           " --model resnet18 --image-size 64 --overwrite --json --out " + out.string();
+           " --model resnet18 --weights random --image-size 64 --overwrite --json --out " +
+           out.string();
   };
   auto run = run_cli(extract(dir / "first"));
   ASSERT_EQ(run.exit_code, 0) << run.output;

@@ -28,8 +28,9 @@ TEST(ReliabilityNonUtf8, NameIsIndexedSearchedAndServed) {
   const std::string shown_name = "caf\xEF\xBF\xBD apple.png";  // U+FFFD in UTF-8
 
   const fs::path index = dir / "index";
-  auto run = run_cli("index build " + (dir / "images").string() +
-                     " --model resnet18 --image-size 64 --json --out " + index.string());
+  auto run =
+      run_cli("index build " + (dir / "images").string() +
+              " --model resnet18 --weights random --image-size 64 --json --out " + index.string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(json::parse(run.output).at("total"), 7);
 

@@ -43,8 +43,9 @@ TEST(ReliabilityServeLoad, MixedGoodAndBadRequestsGetTheirAnswersAndMemoryStaysF
   TempDir dir("vtl_rel_load");
   make_class_tree(dir / "images", 4);
   const fs::path index = dir / "index";
-  auto built = run_cli("index build " + (dir / "images").string() +
-                       " --model resnet18 --image-size 64 --out " + index.string());
+  auto built =
+      run_cli("index build " + (dir / "images").string() +
+              " --model resnet18 --weights random --image-size 64 --out " + index.string());
   ASSERT_EQ(built.exit_code, 0) << built.output;
   ServeProcess server({"serve", index.string(), "--port", "0", "--workers", "4", "--timeout", "5",
                        "--max-upload-mb", "1"});

@@ -11,7 +11,8 @@
 
 namespace vtl::cli {
 
-std::string base_weights_or_default(const std::string& model, const std::string& weights) {
+std::string base_weights_or_default(const std::string& model, const std::string& weights,
+                                    bool say) {
   if (!weights.empty() || model.empty() || models::is_model_folder(model)) return weights;
   models::model_info(model);  // an unknown name fails here, with close names
   const weights::PretrainedWeights* published = nullptr;
@@ -19,8 +20,9 @@ std::string base_weights_or_default(const std::string& model, const std::string&
     if (entry->is_default) published = entry;
   if (const auto stored = published ? weights::locate_weights(*published) : std::nullopt) {
     weights::check_stored_weights(*published, *stored);
-    std::cerr << fmt::format("vtl: {} starts from its pretrained weights {} (in the store)\n",
-                             model, published->name);
+    if (say)
+      std::cerr << fmt::format("vtl: {} starts from its pretrained weights {} (in the store)\n",
+                               model, published->name);
     return published->name;
   }
   const std::string how =
@@ -29,12 +31,13 @@ std::string base_weights_or_default(const std::string& model, const std::string&
                       "FILE --as {}`); ",
                       published->name, weights::weights_dir().string(), published->name)
                 : fmt::format("no weights for {} are published in the catalogue; ", model);
-  std::cerr << fmt::format(
-      "vtl: warning: no pretrained weights for {}: it starts from random values, whose "
-      "features are of no use for a frozen base or for search. {}--weights FILE takes a .pth "
-      "or .safetensors file, and --weights random starts from random values without this "
-      "warning\n",
-      model, how);
+  if (say)
+    std::cerr << fmt::format(
+        "vtl: warning: no pretrained weights for {}: it starts from random values, whose "
+        "features are of no use for a frozen base or for search. {}--weights FILE takes a .pth "
+        "or .safetensors file, and --weights random starts from random values without this "
+        "warning\n",
+        model, how);
   return "random";
 }
 

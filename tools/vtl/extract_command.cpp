@@ -85,7 +85,7 @@ void run_extract(const ExtractArgs& args) {
 
   embed::BackboneOptions backbone;
   backbone.model = args.model;
-  backbone.weights = base_weights_or_default(args.model, args.weights);
+  backbone.weights = base_weights_or_default(args.model, args.weights, writer);
   backbone.seed = args.seed;
   backbone.image_size = args.image_size;
   embed::FeatureExtractor extractor(embed::load_backbone(backbone), args.layer,

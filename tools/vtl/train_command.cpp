@@ -63,7 +63,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--img-size,--image-size", options->img_size,
                   "input side in pixels (default: the weights' preset)")
-      ->check(CLI::Range(1, 8192));
+      ->check(CLI::Range(16, 8192));
   cmd->add_option("--lr", c.lr, "learning rate (phase 1)")
       ->check(positive())
       ->capture_default_str();
@@ -222,7 +222,7 @@ void add_train_command(CLI::App& app) {
       VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
       VTL_CHECK(*find_lr || !options->out.empty(), "vtl train: give the run folder with --out DIR");
       auto run = *options;
-      run.weights = base_weights_or_default(run.model, run.weights);
+      run.weights = base_weights_or_default(run.model, run.weights, !group || group->is_writer());
       run.config.strategy = train::parse_strategy(*strategy);
       run.config.balanced_class_weights = *class_weight == "balanced";
       run.augment = !*no_augment;
