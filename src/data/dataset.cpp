@@ -9,6 +9,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
@@ -84,12 +85,17 @@ std::string trim(std::string text) {
 }
 
 /// Image files under `dir` (recursive, symbolic links followed, sorted by path) whose
-/// canonical path is not yet in `seen`; unresolvable paths go to `skipped`. With
+/// canonical path is not yet in `seen`, one path per file; unresolvable paths, links to
+/// nothing and the other paths of a file go to `skipped`, saying so. With
 /// `max_depth` >= 0, folders more than `max_depth` levels below `dir` are not entered.
 std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& seen,
                                        std::vector<SkippedFile>& skipped, int max_depth = -1) {
   std::error_code ec;
   std::vector<fs::path> files;
+  struct Found {
+    fs::path path, canonical;
+  };
+  std::vector<Found> found;
   const size_t skipped_before = skipped.size();
   const auto options = fs::directory_options::follow_directory_symlink |
                        fs::directory_options::skip_permission_denied;
@@ -122,7 +128,17 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
       continue;
     }
     ec.clear();
-    if (!it->is_regular_file(ec)) continue;
+    if (!it->is_regular_file(ec)) {
+      // A link whose file is gone (or a loop of links) would otherwise vanish unsaid.
+      std::error_code link_error;
+      if (it->is_symlink(link_error) && has_image_extension(path)) {
+        const fs::path target = fs::read_symlink(path, link_error);
+        skipped.push_back({path, fmt::format("a symbolic link to {}, which cannot be opened ({})",
+                                             target.string(), ec ? ec.message() : "no such file")});
+      }
+      ec.clear();
+      continue;
+    }
     if (!has_image_extension(path)) {
       if (auto why = unreadable_image_kind(path); !why.empty()) skipped.push_back({path, why});
       continue;
@@ -133,9 +149,29 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
       ec.clear();
       continue;
     }
-    if (seen.insert(canonical).second) files.push_back(path);
+    found.push_back({path, std::move(canonical)});
   }
   VTL_CHECK(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
+  // One path per file, whatever order the folder lists them in: the file itself rather
+  // than a symbolic link to it, else the first path in sorted order.
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+    const bool a_link = fs::is_symlink(a.path), b_link = fs::is_symlink(b.path);
+    return std::tie(a_link, a.path) < std::tie(b_link, b.path);
+  });
+  std::map<fs::path, fs::path> kept;  // canonical path -> the path listed
+  for (auto& file : found) {
+    const auto [at, first] = kept.emplace(file.canonical, file.path);
+    if (!first) {
+      skipped.push_back({file.path, fmt::format("the same file as {} (a symbolic link); used once",
+                                                at->second.string())});
+    } else if (!seen.insert(file.canonical).second) {
+      skipped.push_back({file.path,
+                         "the same file as one already listed under another folder "
+                         "(a symbolic link); used once"});
+    } else {
+      files.push_back(file.path);
+    }
+  }
   std::sort(files.begin(), files.end());
   std::sort(skipped.begin() + std::ptrdiff_t(skipped_before), skipped.end(),
             [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });
@@ -184,6 +220,13 @@ std::vector<fs::path> list_images(const fs::path& root, std::vector<SkippedFile>
   return files;
 }
 
+std::string vtl_output_marker(const fs::path& dir) {
+  std::error_code ec;
+  for (const char* marker : {"features.json", ".partial", "index.json", "run.json", "model.json"})
+    if (fs::exists(dir / marker, ec)) return marker;
+  return "";
+}
+
 bool is_hidden_name(const std::string& name) {
   return starts_with(name, ".") || name == "__MACOSX";
 }
@@ -200,11 +243,17 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
   std::error_code ec;
   VTL_CHECK(fs::is_directory(root, ec), "{}: no such folder", root.string());
   std::vector<fs::path> class_dirs, loose_images;
+  std::vector<SkippedFile> outputs;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     if (is_hidden_name(entry.path().filename().string())) continue;
-    if (entry.is_directory(ec))
-      class_dirs.push_back(entry.path());
-    else if (entry.is_regular_file(ec) && has_image_extension(entry.path()))
+    if (entry.is_directory(ec)) {
+      const std::string output = vtl_output_marker(entry.path());
+      if (output.empty())
+        class_dirs.push_back(entry.path());
+      else
+        outputs.push_back(
+            {entry.path(), "a folder vtl wrote (it holds " + output + "), not a class"});
+    } else if (entry.is_regular_file(ec) && has_image_extension(entry.path()))
       loose_images.push_back(entry.path());
   }
   VTL_CHECK(!ec, "{}: cannot list the folder: {}", root.string(), ec.message());
@@ -215,6 +264,7 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
             csv_list_hint(root));
 
   Dataset dataset;
+  dataset.skipped = std::move(outputs);
   // Next to class folders an image has no class: it is listed, not guessed at.
   for (const auto& path : loose_images)
     dataset.skipped.push_back({path, "not in a class folder (one subfolder per class)"});
@@ -759,6 +809,10 @@ Dataset open_dataset(const fs::path& path, const std::vector<std::string>& class
   if (auto folders = find_split_folders(path)) return merge_split_folders(*folders, classes);
   if (fs::is_directory(path, ec)) return scan_class_folders(path, classes);
   VTL_CHECK(fs::exists(path, ec), "{}: no such folder or CSV file", path.string());
+  VTL_CHECK(!has_image_extension(path),
+            "{}: an image, not a dataset; give the folder of class folders (one subfolder of "
+            "images per class) or a CSV list of path,label",
+            path.string());
   return read_csv_list(path, classes, source);
 }
 

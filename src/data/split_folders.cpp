@@ -1,7 +1,13 @@
 #include "vtl/data/split_folders.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
 
 namespace vtl::data {
@@ -12,24 +18,43 @@ std::optional<SplitFolders> find_split_folders(const fs::path& root) {
   if (!fs::is_directory(root, ec)) return std::nullopt;
   SplitFolders folders;
   bool any_subfolder = false;
+  bool ambiguous = false;  // two folders for one split (train/ and Training/)
+  std::vector<std::string> others;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     const std::string name = entry.path().filename().string();
-    if (is_hidden_name(name) || !entry.is_directory(ec)) continue;
+    if (is_hidden_name(name) || !entry.is_directory(ec) || !vtl_output_marker(entry.path()).empty())
+      continue;
     any_subfolder = true;
     const auto split = split_named(name);
-    if (!split) return std::nullopt;  // a class folder: a plain class tree
+    if (!split) {
+      others.push_back(name);
+      continue;
+    }
     fs::path& slot = *split == Split::train        ? folders.train
                      : *split == Split::validation ? folders.validation
                                                    : folders.test;
-    // Two folders for one split (train/ and Training/) is ambiguous: not a split layout.
-    if (!slot.empty()) return std::nullopt;
+    if (!slot.empty()) ambiguous = true;
     slot = entry.path();
   }
-  if (!any_subfolder || folders.train.empty() || !has_subfolders(folders.train))
+  if (ambiguous || !any_subfolder || folders.train.empty() || !has_subfolders(folders.train))
     return std::nullopt;
   if (!folders.validation.empty() && !has_subfolders(folders.validation))
     folders.validation.clear();
   if (!folders.test.empty() && !has_subfolders(folders.test)) folders.test.clear();
+  if (!others.empty()) {
+    // A class tree whose classes happen to include "train" is a plain tree; but train/
+    // beside val/ or test/ class trees is a split layout with a stray folder, which as a
+    // plain tree would train on the test images.
+    std::sort(others.begin(), others.end());
+    VTL_CHECK(folders.validation.empty() && folders.test.empty(),
+              "{}: holds split folders ({}{}{}) and also {}/: move {} out (or into the split "
+              "folders), so that the split folders are not read as classes",
+              root.string(), folders.train.filename().string(),
+              folders.validation.empty() ? "" : ", " + folders.validation.filename().string(),
+              folders.test.empty() ? "" : ", " + folders.test.filename().string(),
+              fmt::format("{}", fmt::join(others, "/, ")), others.size() == 1 ? "it" : "them");
+    return std::nullopt;
+  }
   return folders;
 }
 

@@ -1,4 +1,5 @@
 #include <fstream>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
@@ -29,6 +30,47 @@ TEST(Dataset, ClassFoldersAreSortedAndSymlinkDuplicatesCountOnce) {
   ASSERT_EQ(ds.classes, (std::vector<std::string>{"cat", "dog"}));
   EXPECT_EQ(ds.class_counts(), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(ds.describe_counts(), "cat 1, dog 2");
+}
+
+// One path per file whatever order the folder lists them in (the file rather than a link
+// to it), and what is left out is said: the other paths of a file, links to nothing.
+TEST(Dataset, SymbolicLinksAreResolvedTheSameWayEveryTimeAndNamedWhenLeftOut) {
+  TempDir dir("vtl_dataset_links");
+  write_png(dir.path() / "cat" / "z_real.png", 10);
+  fs::create_symlink("z_real.png", dir.path() / "cat" / "a_link.png");  // sorts first
+  fs::create_symlink("/nonexistent/vtl/x.png", dir.path() / "cat" / "gone.png");
+  fs::create_symlink("loop_b.png", dir.path() / "cat" / "loop_a.png");
+  fs::create_symlink("loop_a.png", dir.path() / "cat" / "loop_b.png");
+  write_png(dir.path() / "dog" / "d.png", 20);
+  fs::create_symlink("../cat/z_real.png", dir.path() / "dog" / "also_cat.png");
+  const auto ds = scan_class_folders(dir.path());
+  ASSERT_EQ(ds.samples.size(), 2u);
+  EXPECT_EQ(ds.samples[0].path, dir.path() / "cat" / "z_real.png");
+  EXPECT_EQ(ds.samples[1].path, dir.path() / "dog" / "d.png");
+  std::map<std::string, std::string> reasons;
+  for (const auto& file : ds.skipped) reasons[file.path.filename().string()] = file.reason;
+  EXPECT_EQ(reasons.size(), 5u);
+  EXPECT_EQ(reasons["a_link.png"], "the same file as " +
+                                       (dir.path() / "cat" / "z_real.png").string() +
+                                       " (a symbolic link); used once");
+  EXPECT_NE(reasons["gone.png"].find("a symbolic link to /nonexistent/vtl/x.png, which cannot be "
+                                     "opened"),
+            std::string::npos);
+  EXPECT_NE(reasons["loop_a.png"].find("a symbolic link to loop_b.png"), std::string::npos);
+  EXPECT_NE(reasons["also_cat.png"].find("already listed under another folder"), std::string::npos);
+}
+
+// An image given where a dataset is expected is said to be one, not parsed as a CSV.
+TEST(Dataset, AnImageIsNotReadAsACsvList) {
+  TempDir dir("vtl_dataset_image");
+  write_png(dir.path() / "photo.png", 10);
+  std::string message;
+  try {
+    open_dataset(dir.path() / "photo.png");
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("photo.png: an image, not a dataset"), std::string::npos) << message;
 }
 
 TEST(Dataset, HiddenFilesAndMacArchiveFoldersAreNeitherClassesNorImages) {

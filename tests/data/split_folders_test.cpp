@@ -73,6 +73,28 @@ TEST(SplitFolders, ClassTreesAndUnlabelledTestFoldersAreRecognisedForWhatTheyAre
   EXPECT_FALSE(find_split_folders("/nonexistent/vtl").has_value());
 }
 
+// Read as a class tree, train/ val/ test/ beside a stray folder would train on the test
+// images (as the classes "test", "train", ...): refused, naming the stray folder.
+TEST(SplitFolders, AStrayFolderBesideSplitFoldersIsRefusedByName) {
+  TempDir dir("vtl_splits_stray");
+  write_png(dir.path() / "train" / "cat" / "a.png", 10);
+  write_png(dir.path() / "train" / "dog" / "b.png", 20);
+  write_png(dir.path() / "test" / "cat" / "c.png", 30);
+  write_png(dir.path() / "extra" / "d.png", 40);
+  std::string message;
+  try {
+    find_split_folders(dir.path());
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("holds split folders (train, test) and also extra/"), std::string::npos)
+      << message;
+  EXPECT_THROW(open_dataset(dir.path()), Error);
+  fs::remove_all(dir.path() / "test");  // train/ among classes: a class tree again
+  EXPECT_FALSE(find_split_folders(dir.path()).has_value());
+  EXPECT_EQ(open_dataset(dir.path()).classes, (std::vector<std::string>{"extra", "train"}));
+}
+
 /// Writes `rows` PNGs img/<i>.png and `name` holding `header` and one line per image made by
 /// `line(i)`; returns the CSV's path.
 template <typename Line>

@@ -153,6 +153,11 @@ std::vector<std::filesystem::path> list_images(const std::filesystem::path& root
 /// archive folder. Such entries are neither classes nor images.
 bool is_hidden_name(const std::string& name);
 
+/// The file that marks `dir` as a folder vtl wrote (features.json, .partial, index.json,
+/// run.json, model.json: `--out` inside the data), or "" for any other folder. Such a
+/// folder is neither a class nor a split.
+std::string vtl_output_marker(const std::filesystem::path& dir);
+
 /// Whether `root` has a visible (not hidden, see is_hidden_name) subfolder, i.e. reads as
 /// a class tree.
 bool has_subfolders(const std::filesystem::path& root);

@@ -35,8 +35,8 @@ namespace vtl::data {
 class ImageStore {
  public:
   /// `max_short_side`: an image with a longer shorter side is shrunk (area interpolation) to
-  /// shorter_side_resized(size, max_short_side), the size eval_transform resizes to; `memory_budget` bytes of decoded images are kept, the rest is decoded
-  /// again when used.
+  /// shorter_side_resized(size, max_short_side), the size eval_transform resizes to;
+  /// `memory_budget` bytes of decoded images are kept, the rest is decoded again when used.
   ImageStore(DecodeOptions decode, int max_short_side, int64_t memory_budget = 3LL << 30);
 
   /// Decodes every sample of `dataset` with `workers` threads; files that fail are removed

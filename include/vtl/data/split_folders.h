@@ -19,7 +19,8 @@ struct SplitFolders {
 /// (train|training; val|valid|validation|dev; test|testing; any case) and the training
 /// folder holds class folders. A validation or test folder without class folders (e.g.
 /// Kaggle's unlabelled test/) is not used. Anything else, a CSV file included, is not a
-/// split layout: std::nullopt.
+/// split layout: std::nullopt. Other folders beside train/ and a val/ or test/ class tree
+/// throw vtl::Error naming them (read as classes, the test images would be trained on).
 std::optional<SplitFolders> find_split_folders(const std::filesystem::path& root);
 
 }  // namespace vtl::data
