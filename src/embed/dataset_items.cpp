@@ -1,5 +1,6 @@
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
+#include "vtl/data/image.h"
 #include "vtl/embed/extract.h"
 
 namespace vtl::embed {
@@ -16,6 +17,12 @@ std::vector<ImageItem> dataset_items(const fs::path& data, std::vector<std::stri
     VTL_CHECK(!items.empty(),
               "{}: no images (jpg, jpeg, png, bmp, webp, tif, gif) and no class folders",
               data.string());
+    if (classes) classes->clear();
+    return items;
+  }
+  if (fs::is_regular_file(data, ec) && data::has_image_extension(data) && source.empty()) {
+    // One image (`vtl index add IDX photo.jpg`): unlabelled.
+    items.push_back({fs::absolute(data).lexically_normal(), -1, ""});
     if (classes) classes->clear();
     return items;
   }

@@ -213,7 +213,11 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
   }
 
   const fs::path partial = out / ".partial";
-  const json state = {{"identity", identity}, {"chunk_rows", options.chunk_rows}};
+  // The chunks done hold the same rows with or without --skip-bad (a run stopped by a bad
+  // file continues with --skip-bad from there).
+  json partial_identity = identity;
+  partial_identity.erase("skip_bad");
+  const json state = {{"identity", partial_identity}, {"chunk_rows", options.chunk_rows}};
   if (fs::exists(partial / "state.json")) {
     if (read_json_file(partial / "state.json") != state) {
       VTL_CHECK(options.overwrite,
@@ -254,7 +258,10 @@ ExtractResult extract_features(FeatureExtractor& extractor, const std::vector<Im
           lines.push_back(manifest_line(i, items[i]));
           continue;
         }
-        VTL_CHECK(options.skip_bad, "{}", batch->errors[b]);
+        VTL_CHECK(options.skip_bad,
+                  "{} (with --skip-bad such files are listed in skipped.jsonl and the others "
+                  "extracted; this run's finished images are kept for it)",
+                  batch->errors[b]);
         lines.push_back(
             {{"item", i}, {"path", items[i].path.string()}, {"skipped", batch->errors[b]}});
       }

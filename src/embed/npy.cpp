@@ -14,17 +14,33 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicSize = 6;
 
-const char* descr(FeatureDtype dtype) { return dtype == FeatureDtype::f16 ? "<f2" : "<f4"; }
+/// What each dtype is called in a .npy header, how wide it is, and its tensor type.
+struct DtypeInfo {
+  FeatureDtype dtype;
+  const char* descr;
+  const char* name;
+  size_t size;
+  torch::ScalarType scalar;
+};
+constexpr DtypeInfo kDtypes[] = {{FeatureDtype::f32, "<f4", "f32", 4, torch::kFloat32},
+                                 {FeatureDtype::f16, "<f2", "f16", 2, torch::kHalf},
+                                 {FeatureDtype::f64, "<f8", "f64", 8, torch::kFloat64}};
 
-size_t element_size(FeatureDtype dtype) { return dtype == FeatureDtype::f16 ? 2 : 4; }
-
-torch::ScalarType scalar_type(FeatureDtype dtype) {
-  return dtype == FeatureDtype::f16 ? torch::kHalf : torch::kFloat32;
+const DtypeInfo& info(FeatureDtype dtype) {
+  for (const auto& entry : kDtypes)
+    if (entry.dtype == dtype) return entry;
+  return kDtypes[0];
 }
+
+const char* descr(FeatureDtype dtype) { return info(dtype).descr; }
+
+size_t element_size(FeatureDtype dtype) { return info(dtype).size; }
+
+torch::ScalarType scalar_type(FeatureDtype dtype) { return info(dtype).scalar; }
 
 }  // namespace
 
-std::string to_string(FeatureDtype dtype) { return dtype == FeatureDtype::f16 ? "f16" : "f32"; }
+std::string to_string(FeatureDtype dtype) { return info(dtype).name; }
 
 FeatureDtype parse_feature_dtype(const std::string& text) {
   if (text == "f32" || text == "float32") return FeatureDtype::f32;
@@ -106,14 +122,13 @@ NpyHeader read_npy_header(const std::filesystem::path& path) {
   VTL_CHECK(std::regex_search(dict, match, kDescr), "{}: .npy header has no dtype", path.string());
   const std::string order = match[1], kind = match[2], width = match[3];
   VTL_CHECK(order != ">", "{}: big-endian .npy arrays are not supported", path.string());
-  if (kind == "f" && width == "4") {
-    header.dtype = FeatureDtype::f32;
-  } else if (kind == "f" && width == "2") {
-    header.dtype = FeatureDtype::f16;
-  } else {
-    fail("{}: dtype '{}{}' is not supported (expected float32 or float16)", path.string(), kind,
-         width);
-  }
+  const std::string wanted = "<" + kind + width;
+  const auto known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
+                                  [&](const DtypeInfo& entry) { return wanted == entry.descr; });
+  VTL_CHECK(known != std::end(kDtypes),
+            "{}: dtype '{}{}' is not supported (expected float32, float16 or float64)",
+            path.string(), kind, width);
+  header.dtype = known->dtype;
   static const std::regex kFortran(R"('fortran_order'\s*:\s*(True|False))");
   VTL_CHECK(std::regex_search(dict, match, kFortran) && match[1] == "False",
             "{}: Fortran-order .npy arrays are not supported", path.string());

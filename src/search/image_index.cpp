@@ -43,11 +43,20 @@ struct NewImages {
   int64_t duplicates = 0;
 };
 
-NewImages select_new(const std::vector<embed::ImageItem>& items, const Catalog* catalog) {
+/// Files that cannot be read (no permission, gone since listed) are appended to
+/// `unreadable` and left out.
+NewImages select_new(const std::vector<embed::ImageItem>& items, const Catalog* catalog,
+                     std::vector<data::SkippedFile>& unreadable) {
   NewImages out;
   std::set<std::string> seen;
   for (size_t i = 0; i < items.size(); ++i) {
-    const auto hash = sha256_file(items[i].path);
+    std::string hash;
+    try {
+      hash = sha256_file(items[i].path);
+    } catch (const Error& e) {
+      unreadable.push_back(data::SkippedFile::from_error(items[i].path, e.what()));
+      continue;
+    }
     if (!seen.insert(hash).second || (catalog && catalog->find_by_hash(hash))) {
       ++out.duplicates;
       continue;
@@ -180,8 +189,8 @@ AddReport ImageIndex::build(const fs::path& dir, embed::FeatureExtractor& extrac
   VTL_CHECK(!items.empty(), "no images to index");
   check_new_folder(dir);
   VectorIndex vectors(extractor.dim(), options.factory, options.metric);
-  NewImages images = select_new(items, nullptr);
   AddReport report;
+  NewImages images = select_new(items, nullptr, report.unreadable);
   const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
   VTL_CHECK(embedded.size(0) > 0, "none of the {} images could be decoded (the first, {}: {})",
             report.unreadable.size(), report.unreadable.front().path.string(),
@@ -201,22 +210,27 @@ AddReport ImageIndex::build_from_features(const fs::path& dir, const embed::Feat
   VTL_CHECK(!features.rows.empty(), "the features folder holds no rows");
   check_new_folder(dir);
   VectorIndex vectors(features.spec.dim, options.factory, options.metric);
-  const NewImages images = select_new(features.rows, nullptr);
+  std::vector<data::SkippedFile> unreadable;
+  const NewImages images = select_new(features.rows, nullptr, unreadable);
+  VTL_CHECK(!images.items.empty(),
+            "none of the {} images of the features folder can be read "
+            "(the first, {}: {})",
+            unreadable.size(), unreadable.front().path.string(), unreadable.front().reason);
   const auto rows = torch::tensor(images.rows, torch::kLong);
   const torch::Tensor selected = features.features.index_select(0, rows);
   vectors.train(selected);
   vectors.add(selected);
   commit_index(dir, vectors, {}, make_entries(images, 0),
                describe(features.spec, options.factory, options.metric, vectors.size()));
-  return {static_cast<int64_t>(images.items.size()), images.duplicates, vectors.size(), {}};
+  return {static_cast<int64_t>(images.items.size()), images.duplicates, vectors.size(), unreadable};
 }
 
 AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extractor,
                           const std::vector<embed::ImageItem>& items, const IndexOptions& options) {
   ImageIndex index = open(dir);
   index.check_query_spec(extractor.spec());
-  NewImages images = select_new(items, index.catalog_.get());
   AddReport report;
+  NewImages images = select_new(items, index.catalog_.get(), report.unreadable);
   report.duplicates = images.duplicates;
   const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
   if (embedded.size(0) > 0) {

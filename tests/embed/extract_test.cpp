@@ -49,6 +49,18 @@ TEST(Npy, RoundTripsFloat32AndFloat16AndNumpyReadsIt) {
   EXPECT_EQ(output, "(3, 4) float32 float16 8.25 8.25\n");
 }
 
+// NumPy's default dtype: a query vector saved from Python as float64 is read as it is.
+TEST(Npy, ReadsFloat64AsNumpySavesByDefault) {
+  TempDir dir("vtl_npy_f64");
+  const auto values = torch::tensor({0.5, -1.25, 3.0}, torch::kFloat64);
+  const std::string data(static_cast<const char*>(values.data_ptr()), 3 * sizeof(double));
+  write_file_atomically(dir / "q.npy", npy_header(FeatureDtype::f64, {3}) + data);
+  EXPECT_EQ(read_npy_header(dir / "q.npy").dtype, FeatureDtype::f64);
+  const auto read = read_npy(dir / "q.npy");
+  EXPECT_EQ(read.sizes(), (std::vector<int64_t>{1, 3}));
+  EXPECT_TRUE(torch::equal(read, values.view({1, 3})));
+}
+
 TEST(Npy, RejectsFilesItCannotReadNamingThem) {
   TempDir dir("vtl_npy_bad");
   write_file_atomically(dir / "text.npy", "not numpy");

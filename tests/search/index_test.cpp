@@ -173,9 +173,14 @@ TEST_F(ImageIndexTest, UnreadableImagesAreLeftOutAndReported) {
 
   auto items = testing::sample_items(2);
   items.insert(items.begin() + 1, {bad / "broken.png", 0, "bugs"});
+  // A file gone (or unreadable) since it was listed: left out and named, not fatal.
+  items.insert(items.begin() + 2, {bad / "gone.png", 0, "bugs"});
   const int64_t before = ImageIndex::open(dir.path()).size();
   const auto mixed = ImageIndex::add(dir.path(), ex, items, {});
-  ASSERT_EQ(mixed.unreadable.size(), 1u);
+  ASSERT_EQ(mixed.unreadable.size(), 2u);
+  EXPECT_EQ(mixed.unreadable[0].path, bad / "gone.png");
+  EXPECT_NE(mixed.unreadable[0].reason.find("cannot read"), std::string::npos)
+      << mixed.unreadable[0].reason;
   EXPECT_GT(mixed.added, 0);
   EXPECT_EQ(mixed.total, before + mixed.added);
   auto index = ImageIndex::open(dir.path());

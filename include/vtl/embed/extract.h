@@ -102,7 +102,7 @@ void merge_feature_shards(const std::vector<std::filesystem::path>& shards,
 /// The images of a dataset as items with absolute paths, and the class names: a
 /// class-folder tree or a CSV list gives labelled items (see vtl/data/dataset.h); a folder
 /// without subfolders, or a CSV without a label column (data::csv_list_is_labelled), gives
-/// its images unlabelled (label -1, no class names). Files and
+/// its images unlabelled (label -1, no class names), and one image file gives itself. Files and
 /// folders the listing had to leave out (unreadable, symlink loops, missing CSV rows) are
 /// appended to `left_out` when given. `source` says where labels are when the layout does
 /// not (CSV columns by name, or labels in file names: data::LabelSource).

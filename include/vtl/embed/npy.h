@@ -12,8 +12,8 @@
 
 namespace vtl::embed {
 
-/// Element type of a stored feature matrix.
-enum class FeatureDtype { f32, f16 };
+/// Element types of feature arrays. vtl writes f32 or f16; f64 (NumPy's default) is read.
+enum class FeatureDtype { f32, f16, f64 };
 
 std::string to_string(FeatureDtype dtype);
 /// Parses "f32"/"float32" or "f16"/"float16"; throws vtl::Error otherwise.
