@@ -45,9 +45,30 @@ FeatureSpec feature_spec_from_json(const nlohmann::json& json, const std::string
   return spec;
 }
 
+namespace {
+
+constexpr const char* kFolderPrefix = "folder:";
+constexpr const char* kFilePrefix = "file:";
+constexpr const char* kHashMark = "@sha256:";
+
+/// Whether two weights names name the same weights: a file or model folder by the hash
+/// of its bytes (it may have moved), anything else by name.
+bool same_weights(const std::string& a, const std::string& b) {
+  for (const char* prefix : {kFilePrefix, kFolderPrefix}) {
+    if (a.rfind(prefix, 0) != 0 || b.rfind(prefix, 0) != 0) continue;
+    const auto hash_a = a.rfind(kHashMark), hash_b = b.rfind(kHashMark);
+    if (hash_a == std::string::npos || hash_b == std::string::npos) break;
+    return a.substr(hash_a) == b.substr(hash_b);
+  }
+  return a == b;
+}
+
+}  // namespace
+
 std::string spec_mismatch(const FeatureSpec& a, const FeatureSpec& b) {
   if (a.model != b.model) return fmt::format("model {} vs {}", a.model, b.model);
-  if (a.weights != b.weights) return fmt::format("weights {} vs {}", a.weights, b.weights);
+  if (!same_weights(a.weights, b.weights))
+    return fmt::format("weights {} vs {}", a.weights, b.weights);
   if (a.layer != b.layer) return fmt::format("layer {} vs {}", a.layer, b.layer);
   if (a.l2_normalize != b.l2_normalize) return "L2 normalization differs";
   if (vtl::to_json(a.preprocessing) != vtl::to_json(b.preprocessing))
@@ -58,10 +79,6 @@ std::string spec_mismatch(const FeatureSpec& a, const FeatureSpec& b) {
 }
 
 namespace {
-
-constexpr const char* kFolderPrefix = "folder:";
-constexpr const char* kFilePrefix = "file:";
-constexpr const char* kHashMark = "@sha256:";
 
 /// "folder:<abs dir>@sha256:<16 hex of model.safetensors>": names a trained model folder
 /// and the exact weights in it.
@@ -207,7 +224,16 @@ torch::Tensor FeatureExtractor::embed_files(const std::vector<std::filesystem::p
   return torch::cat(rows);
 }
 
-FeatureExtractor extractor_for_spec(const FeatureSpec& spec) {
+FeatureExtractor extractor_for_spec(const FeatureSpec& spec,
+                                    const std::filesystem::path& moved_weights) {
+  const bool by_path =
+      spec.weights.rfind(kFilePrefix, 0) == 0 || spec.weights.rfind(kFolderPrefix, 0) == 0;
+  VTL_CHECK(moved_weights.empty() || by_path,
+            "--weights names where a weights file or model folder moved to; these features were "
+            "made with {}",
+            spec.weights);
+  const std::string moved_hint =
+      " (if it moved, give its new place with --weights PATH; the same bytes are needed)";
   BackboneOptions options;
   options.model = spec.model;
   unsigned long long seed = 0;
@@ -219,15 +245,19 @@ FeatureExtractor extractor_for_spec(const FeatureSpec& spec) {
     options.model = spec.weights.substr(
         std::string(kFolderPrefix).size(),
         end == std::string::npos ? std::string::npos : end - std::string(kFolderPrefix).size());
+    if (!moved_weights.empty()) options.model = moved_weights.string();
     VTL_CHECK(models::is_model_folder(options.model),
-              "the trained model folder {} that made these features is gone", options.model);
+              "the trained model folder {} that made these features is gone{}", options.model,
+              moved_weights.empty() ? moved_hint : "");
   } else if (spec.weights.rfind(kFilePrefix, 0) == 0) {
     const auto end = spec.weights.rfind(kHashMark);
     options.weights = spec.weights.substr(
         std::string(kFilePrefix).size(),
         end == std::string::npos ? std::string::npos : end - std::string(kFilePrefix).size());
+    if (!moved_weights.empty()) options.weights = moved_weights.string();
     VTL_CHECK(std::filesystem::is_regular_file(options.weights),
-              "the weights file {} that made these features is gone", options.weights);
+              "the weights file {} that made these features is gone{}", options.weights,
+              moved_weights.empty() ? moved_hint : "");
   } else {
     options.weights = spec.weights;
   }

@@ -78,7 +78,7 @@ struct SearchServer::State {
   State(const fs::path& dir, ServerOptions opts)
       : options(std::move(opts)),
         index(search::ImageIndex::open(dir)),
-        extractor(embed::extractor_for_spec(index.spec())),
+        extractor(embed::extractor_for_spec(index.spec(), options.moved_weights)),
         thumbnails(options.thumbnail_cache) {
     extractor.to(models::parse_device(options.device));
     index.check_query_spec(extractor.spec());

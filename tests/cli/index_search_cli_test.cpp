@@ -93,6 +93,47 @@ TEST(IndexSearchCli, UnreadableAndLooseImagesAreLeftOutAndNamed) {
   }
 }
 
+// An index names the model folder (or weights file) that made it by path and SHA-256: a
+// folder moved since is found again with --weights, and the same bytes are required.
+TEST(IndexSearchCli, AMovedModelFolderIsGivenWithWeightsAndMustHoldTheSameBytes) {
+  if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  TempDir dir("vtl_index_moved");
+  make_class_tree(dir / "data", 2);
+  auto run = run_cli("train " + (dir / "data").string() +
+                     " --model resnet18 --weights random --epochs 1 --img-size 32 --quiet "
+                     "--no-augment --out " +
+                     (dir / "run").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string index = (dir / "index").string();
+  run = run_cli("index build " + (dir / "data").string() + " --model " + (dir / "run").string() +
+                " --out " + index);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::filesystem::rename(dir / "run", dir / "moved");
+  const auto sample = vtl::testing::sample_items(2).back();  // a homes/ image
+  const auto query = (dir / "data" / sample.class_name / sample.path.filename()).string();
+
+  run = run_cli("search " + index + " " + query + " -k 1");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("is gone (if it moved, give its new place with --weights PATH"),
+            std::string::npos)
+      << run.output;
+  run = run_cli("search " + index + " " + query + " -k 1 --json --weights " +
+                (dir / "moved").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(nlohmann::json::parse(run.output)[0].at("results")[0].at("path"), query);
+
+  // Other weights in the folder's place: refused.
+  run = run_cli("train " + (dir / "data").string() +
+                " --model resnet18 --weights random --seed 9 --epochs 1 --img-size 32 --quiet "
+                "--no-augment --out " +
+                (dir / "other").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  run = run_cli("search " + index + " " + query + " --weights " + (dir / "other").string());
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("cannot rebuild the feature extractor"), std::string::npos)
+      << run.output;
+}
+
 TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {
   if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
   TempDir dir("vtl_index_cli");

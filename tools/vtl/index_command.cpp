@@ -129,7 +129,7 @@ void run_add(const IndexArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   auto index = search::ImageIndex::open(args.index);
   const torch::Device device = models::parse_device(args.device);
-  auto extractor = embed::extractor_for_spec(index.spec());
+  auto extractor = embed::extractor_for_spec(index.spec(), args.weights);
   extractor.to(device);
   auto options = index_options(args);
   std::vector<data::SkippedFile> left_out;
@@ -189,6 +189,9 @@ void add_index_command(CLI::App& app) {
   add_label_source_options(add, args->label_source);
   add->add_option("--batch-size,--batch", args->batch, "Images per forward pass (default 32)");
   add->add_option("--device", args->device, "cpu (default), cuda or cuda:N");
+  add->add_option("--weights", args->weights,
+                  "Where the weights file or trained model folder that made the index is now, if "
+                  "it moved (the same bytes)");
   add->add_flag("--json", args->json, "Print the summary as JSON");
   add_max_image_pixels_option(add);
   add->callback([args] { run_add(*args); });

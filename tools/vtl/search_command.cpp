@@ -30,6 +30,7 @@ struct SearchArgs {
   bool duplicates = false;
   double threshold = -1;
   std::string device = "cpu";
+  std::string moved_weights;  ///< --weights: where the index's weights are now
   bool exclude_query = false;
   bool json = false;
 };
@@ -135,7 +136,7 @@ void run_search(const SearchArgs& args) {
   }
   size_t queries = 0, unreadable = 0;
   if (!args.images.empty()) {
-    auto extractor = embed::extractor_for_spec(index.spec());
+    auto extractor = embed::extractor_for_spec(index.spec(), args.moved_weights);
     extractor.to(device);
     index.check_query_spec(extractor.spec());
     const auto images = expand_image_arguments("vtl search", args.images);
@@ -177,6 +178,9 @@ void add_search_command(CLI::App& app) {
                   "Duplicates: cosine similarity >= T (default 0.98) or squared L2 <= T");
   cmd->add_option("--device", args->device,
                   "Where query images are embedded: cpu (default), cuda or cuda:N");
+  cmd->add_option("--weights", args->moved_weights,
+                  "Where the weights file or trained model folder that made the index is now, if "
+                  "it moved (the same bytes)");
   cmd->add_flag("--json", args->json, "Print results as JSON");
   add_max_image_pixels_option(cmd);
   cmd->callback([args] { run_search(*args); });

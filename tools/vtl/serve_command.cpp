@@ -55,6 +55,9 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--device", args->options.device,
                   "Where uploaded images are embedded: cpu (default), cuda or cuda:N");
+  cmd->add_option("--weights", args->options.moved_weights,
+                  "Where the weights file or trained model folder that made the index is now, if "
+                  "it moved (the same bytes)");
   cmd->callback([args] { run_serve(*args); });
 }
 

@@ -125,7 +125,10 @@ class FeatureExtractor {
 /// Rebuilds the extractor a FeatureSpec describes (for `vtl index add`, `vtl search` and
 /// `vtl serve`, which must embed queries exactly like the indexed images). Throws
 /// vtl::Error when the weights it names cannot be found again or the rebuilt extractor
-/// differs.
-FeatureExtractor extractor_for_spec(const FeatureSpec& spec);
+/// differs. `moved_weights`: where the weights file or trained model folder that made the
+/// features is now, when it moved; its bytes must hash as the spec records (files and model
+/// folders are named by their SHA-256, so spec_mismatch does not compare their paths).
+FeatureExtractor extractor_for_spec(const FeatureSpec& spec,
+                                    const std::filesystem::path& moved_weights = {});
 
 }  // namespace vtl::embed

@@ -27,6 +27,9 @@ struct ServerOptions {
   int timeout_seconds = 10;               ///< read and write timeouts per request
   int threads = 8;                        ///< worker threads
   std::string device = "cpu";             ///< where uploads are embedded: cpu, cuda or cuda:N
+  /// Where the weights file or model folder that made the index is now, if it moved
+  /// (embed::extractor_for_spec); empty: where the index says.
+  std::filesystem::path moved_weights;
   int64_t max_k = 100;
   int64_t default_k = 12;
   int thumbnail_side = 256;       ///< longer side of thumbnails, pixels
