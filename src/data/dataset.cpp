@@ -286,7 +286,7 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
       const size_t unreadable = dataset.skipped.size() - skipped_before;
       fail("{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif, gif){}", dir.string(),
            name,
-           unreadable == 0 ? csv_list_hint(root)
+           unreadable == 0 ? std::string()
                            : fmt::format("; left out: {}: {}",
                                          dataset.skipped[skipped_before].path.filename().string(),
                                          dataset.skipped[skipped_before].reason));

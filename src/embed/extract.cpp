@@ -385,7 +385,12 @@ void merge_feature_shards(const std::vector<fs::path>& shards, const fs::path& o
   for (int i = 0; i < count; ++i) {
     const json& part = parts[i].first;
     const std::string name = parts[i].second.string();
-    VTL_CHECK(part.at("shard").at("index").get<int>() == i, "shard {} is missing", i);
+    VTL_CHECK(
+        part.at("shard").at("index").get<int>() == i, "shard {} of {} is missing{}", i, count,
+        i > 0 && part.at("shard").at("index") == parts[i - 1].first.at("shard").at("index")
+            ? fmt::format(" ({} holds shard {}, as does {})", name,
+                          part.at("shard").at("index").get<int>(), parts[i - 1].second.string())
+            : std::string());
     VTL_CHECK(part.at("shard").at("count").get<int>() == count,
               "{}: belongs to a split into {} shards, not {}", name,
               part.at("shard").at("count").get<int>(), count);

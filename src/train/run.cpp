@@ -394,11 +394,13 @@ RunResult run_training(const RunOptions& options, bool resume,
     report.settings["base_weights"] = prepared.base_weights;
     write_report(out / "report.html", report);
   }
-  log(
-      fmt::format("validation: top-1 {:.4f}, top-5 {:.4f}, loss {:.4f} ({} images); model "
-                  "folder {} ({:.1f}s)",
-                  result.validation.top1, result.validation.top5, result.validation.loss,
-                  result.validation.count, out.string(), result.seconds));
+  // Top-5 of five classes or fewer is always 1: said only when it says something.
+  const std::string top5 = train_set.classes.size() > 5
+                               ? fmt::format(", top-5 {:.4f}", result.validation.top5)
+                               : std::string();
+  log(fmt::format("validation: top-1 {:.4f}{}, loss {:.4f} ({} images); model folder {} ({:.1f}s)",
+                  result.validation.top1, top5, result.validation.loss, result.validation.count,
+                  out.string(), result.seconds));
   return result;
 }
 

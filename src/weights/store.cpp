@@ -118,6 +118,8 @@ std::string download_url(const PretrainedWeights& entry, const FetchOptions& opt
     if (const char* env = std::getenv("VTL_WEIGHTS_URL"); env && *env) base = env;
   }
   if (base.empty()) return entry.url;
+  VTL_CHECK(base.rfind("http://", 0) == 0 || base.rfind("https://", 0) == 0,
+            "weights mirror {}: give an http:// or https:// address", base);
   while (!base.empty() && base.back() == '/') base.pop_back();
   const auto scheme = entry.url.find("://");
   VTL_CHECK(scheme != std::string::npos, "catalogue URL of {} has no scheme: {}", entry.name,
@@ -157,8 +159,9 @@ fs::path fetch_weights(const PretrainedWeights& entry, const FetchOptions& optio
     settings.label = entry.file_name;
     settings.unreachable_hint = fmt::format(
         "without network access, download it on a machine that has it and run `vtl weights "
-        "import {} --as {}` here, or point VTL_WEIGHTS_URL at a mirror",
-        entry.file_name, entry.name);
+        "import {} --as {}` here{}",
+        entry.file_name, entry.name,
+        url == entry.url ? ", or point VTL_WEIGHTS_URL (or --base-url) at a mirror" : "");
     detail::download(url, out.get(), hasher, settings);
     VTL_CHECK(std::fflush(out.get()) == 0, "cannot write {}: {} (disk full?)",
               temporary.path().string(), std::strerror(errno));
@@ -172,6 +175,8 @@ fs::path fetch_weights(const PretrainedWeights& entry, const FetchOptions& optio
 
 fs::path import_weights(const fs::path& file, const std::string& as_name,
                         const WeightsCheck& check) {
+  VTL_CHECK(!fs::is_directory(file), "cannot import {}: it is a folder; give the weights file",
+            file.string());
   VTL_CHECK(fs::is_regular_file(file), "cannot import {}: no such file", file.string());
   if (!as_name.empty()) return import_weights(file, find_weights(as_name), check);
   const std::string base = file.filename().string();

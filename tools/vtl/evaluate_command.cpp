@@ -165,8 +165,12 @@ void run_evaluate(const EvaluateArgs& args) {
                            args.report.empty() ? "" : "; report: " + args.report);
   for (const auto& file : dataset.skipped)
     std::cout << fmt::format("  skipped {}: {}\n", file.path.string(), file.reason);
-  std::cout << fmt::format("loss {:.4f}  top-1 {:.2f}%  top-5 {:.2f}%  macro F1 {:.3f}\n\n",
-                           result.loss, 100 * result.top1, 100 * result.top5, result.macro_f1());
+  // Top-5 of five classes or fewer is always 100%: shown only when it says something.
+  const std::string top5 = loaded.class_names.size() > 5
+                               ? fmt::format("  top-5 {:.2f}%", 100 * result.top5)
+                               : std::string();
+  std::cout << fmt::format("loss {:.4f}  top-1 {:.2f}%{}  macro F1 {:.3f}\n\n", result.loss,
+                           100 * result.top1, top5, result.macro_f1());
   size_t width = 5;
   for (const auto& name : loaded.class_names) width = std::max(width, name.size());
   std::cout << fmt::format("{:<{}}  precision  recall     F1  images\n", "class", width);

@@ -73,6 +73,11 @@ void report(const search::AddReport& r, const std::vector<data::SkippedFile>& le
     return;
   }
   print_left_out(dir, r.unreadable, "unreadable image", "unreadable images");
+  if (std::string(verb) == "merged") {  // no images were read: only repeated content counts
+    fmt::print("{}: {} images from the indexes ({} repeated content, kept once), {:.1f} s\n", dir,
+               r.total, r.duplicates, seconds);
+    return;
+  }
   fmt::print(
       "{}: {} {} images ({} duplicates of catalogued content, {} unreadable and {} other "
       "files left out), {} in total, {:.1f} s\n",
