@@ -116,6 +116,7 @@ struct SearchServer::State {
   /// POST /api/search: an uploaded `image` file, or the `id` of a catalogued image ("more
   /// like this": its file is read again and the image itself is left out of the results);
   /// `k` results. `id` and `k` are form fields or query parameters (the form field wins).
+  /// GET /api/search takes `id` and `k` as query parameters.
   void search(const httplib::Request& req, httplib::Response& res) {
     const auto start = std::chrono::steady_clock::now();
     const bool multipart = req.is_multipart_form_data();
@@ -269,6 +270,9 @@ struct SearchServer::State {
              [this](const httplib::Request&, httplib::Response& res) { health(res); });
     http.Post("/api/search",
               [this](const httplib::Request& req, httplib::Response& res) { search(req, res); });
+    // "More like this" needs no upload: GET /api/search?id=7&k=5 (a link, or curl without -d).
+    http.Get("/api/search",
+             [this](const httplib::Request& req, httplib::Response& res) { search(req, res); });
     http.Get(R"(/api/image/(\d{1,18}))",
              [this](const httplib::Request& req, httplib::Response& res) { image(req, res); });
     http.set_exception_handler(
@@ -290,7 +294,10 @@ struct SearchServer::State {
       } else if (res.status == 404) {
         send_error(res, 404, "not found");
       } else {
-        send_error(res, res.status, res.status < 500 ? "bad request" : "server error");
+        send_error(res, res.status,
+                   res.status < 500 ? "bad request (malformed, or a POST without a body or "
+                                      "Content-Length; GET /api/search?id=N&k=K needs neither)"
+                                    : "server error");
       }
     });
   }

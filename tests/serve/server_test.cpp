@@ -227,6 +227,12 @@ TEST_F(ServerTest, SearchByTheIdOfACataloguedImageLeavesItOut) {
   // Same order as the form: the best match that is not the image itself.
   EXPECT_EQ(json::parse(by_query->body).at("results")[0].at("id"), body.at("results")[0].at("id"));
 
+  // The same as a plain GET (a link, or curl without a body).
+  auto by_get = c.Get(fmt::format("/api/search?id={}&k=2", id).c_str());
+  ASSERT_TRUE(by_get);
+  ASSERT_EQ(by_get->status, 200) << by_get->body;
+  EXPECT_EQ(json::parse(by_get->body).at("results"), json::parse(by_query->body).at("results"));
+
   auto missing = c.Post("/api/search?id=999", "", "text/plain");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
