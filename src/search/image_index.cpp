@@ -10,6 +10,7 @@
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
 #include "vtl/core/sha256.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/data/batch_reader.h"
 
 namespace vtl::search {
@@ -90,6 +91,7 @@ torch::Tensor embed_items(embed::FeatureExtractor& extractor, NewImages& images,
     if (batch->readable() > 0) rows.push_back(extractor.embed(batch->stacked()));
     if (options.progress)
       options.progress(int64_t(batch->first + batch->size()), int64_t(images.items.size()));
+    if (stop_requested()) throw Interrupted("stopped before anything was written", stop_signal());
   }
   NewImages kept;
   kept.duplicates = images.duplicates;
@@ -187,18 +189,28 @@ AddReport ImageIndex::build(const fs::path& dir, embed::FeatureExtractor& extrac
                             const std::vector<embed::ImageItem>& items,
                             const IndexOptions& options) {
   VTL_CHECK(!items.empty(), "no images to index");
+  std::error_code exists_error;
+  const bool folder_was_there = fs::exists(dir, exists_error);
   check_new_folder(dir);
   VectorIndex vectors(extractor.dim(), options.factory, options.metric);
   AddReport report;
-  NewImages images = select_new(items, nullptr, report.unreadable);
-  const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
-  VTL_CHECK(embedded.size(0) > 0, "none of the {} images could be decoded (the first, {}: {})",
-            report.unreadable.size(), report.unreadable.front().path.string(),
-            report.unreadable.front().reason);
-  vectors.train(embedded);
-  vectors.add(embedded);
-  commit_index(dir, vectors, {}, make_entries(images, 0),
-               describe(extractor.spec(), options.factory, options.metric, vectors.size()));
+  NewImages images;
+  try {
+    images = select_new(items, nullptr, report.unreadable);
+    const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
+    VTL_CHECK(embedded.size(0) > 0, "none of the {} images could be decoded (the first, {}: {})",
+              report.unreadable.size(), report.unreadable.front().path.string(),
+              report.unreadable.front().reason);
+    vectors.train(embedded);
+    vectors.add(embedded);
+    commit_index(dir, vectors, {}, make_entries(images, 0),
+                 describe(extractor.spec(), options.factory, options.metric, vectors.size()));
+  } catch (...) {
+    // Nothing was committed: the folder this build made goes too.
+    std::error_code ec;
+    if (!folder_was_there && !fs::exists(dir / kJsonFile, ec)) fs::remove_all(dir, ec);
+    throw;
+  }
   report.added = static_cast<int64_t>(images.items.size());
   report.duplicates = images.duplicates;
   report.total = vectors.size();

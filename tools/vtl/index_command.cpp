@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/progress_line.h"
+#include "vtl/core/stop_signals.h"
 #include "vtl/data/image.h"
 #include "vtl/embed/extract.h"
 #include "vtl/models/device.h"
@@ -101,6 +102,8 @@ search::IndexOptions index_options(const IndexArgs& args) {
 void run_build(const IndexArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   VTL_CHECK(!args.out.empty(), "missing --out INDEX_DIR");
+  // Ctrl-C: stop after the batch in progress, with nothing written.
+  StopSignals signals("stopping after this batch; no index is written");
   const auto options = index_options(args);
   search::AddReport result;
   std::vector<data::SkippedFile> left_out;
@@ -132,6 +135,7 @@ void run_build(const IndexArgs& args) {
 
 void run_add(const IndexArgs& args) {
   const auto start = std::chrono::steady_clock::now();
+  StopSignals signals("stopping after this batch; the index stays as it was");
   auto index = search::ImageIndex::open(args.index);
   const torch::Device device = models::parse_device(args.device);
   auto extractor = embed::extractor_for_spec(index.spec(), args.weights);
