@@ -212,23 +212,26 @@ TEST_F(ExtractTest, UndecodableFileIsNamedOrSkipped) {
   TempDir dir("vtl_extract_bad"), out("vtl_extract_bad_out");
   write_file_atomically(dir / "broken.png", "\x89PNG\r\n\x1a\n garbage");
   auto items = items_;
-  items.insert(items.begin() + 2, ImageItem{dir / "broken.png", 0, "bugs"});
+  items.insert(items.begin() + 5, ImageItem{dir / "broken.png", 0, "bugs"});  // chunk 2 of 4
   auto extractor = small_extractor();
   try {
     extract_features(extractor, items, out.path(), options());
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("broken.png"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("with --skip-bad"), std::string::npos) << e.what();
   }
+  // The same job with --skip-bad goes on from the stopped one (no --overwrite needed): the
+  // chunk finished before the bad file is kept.
   auto skipping = options();
   skipping.skip_bad = true;
-  skipping.overwrite = true;
   auto result = extract_features(extractor, items, out.path(), skipping);
   EXPECT_EQ(result.rows, 12);
   EXPECT_EQ(result.skipped, 1);
+  EXPECT_EQ(result.resumed_items, 4);  // the first chunk, finished before the bad file
   EXPECT_NE(read_file(out / "skipped.jsonl").find("broken.png"), std::string::npos);
   auto set = load_features(out.path());
-  EXPECT_EQ(set.items[2], 3);  // item 2 was skipped
+  EXPECT_EQ(set.items[5], 6);  // item 5 was skipped
 }
 
 // bf16 autocast on the CPU: float32 vectors that point where the f32 ones do, recorded in
