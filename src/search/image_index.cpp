@@ -300,6 +300,35 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
   return {merged.size(), duplicates, merged.size(), {}};
 }
 
+std::vector<CatalogEntry> ImageIndex::prune(const fs::path& dir) {
+  std::vector<CatalogEntry> gone, kept;
+  std::vector<torch::Tensor> rows;
+  {
+    const ImageIndex index = open(dir);
+    for (auto& entry : index.catalog_->all()) {
+      std::error_code ec;
+      if (!fs::exists(entry.path, ec)) {
+        gone.push_back(std::move(entry));
+        continue;
+      }
+      rows.push_back(index.vectors_->reconstruct(entry.id));
+      entry.id = static_cast<int64_t>(kept.size());
+      kept.push_back(std::move(entry));
+    }
+    if (gone.empty()) return gone;
+    VTL_CHECK(!kept.empty(),
+              "{}: none of its {} catalogued files exists any more (moved?); nothing was changed",
+              dir.string(), gone.size());
+    VectorIndex vectors(index.spec_.dim, index.factory_, index.metric());
+    const auto stacked = torch::stack(rows);
+    vectors.train(stacked);
+    vectors.add(stacked);
+    commit_index(dir, vectors, {}, kept,
+                 describe(index.spec_, index.factory_, index.metric(), vectors.size()));
+  }
+  return gone;
+}
+
 ImageIndex ImageIndex::open(const fs::path& dir) {
   VTL_CHECK(fs::is_directory(dir), "{} is not an index folder (no such folder)", dir.string());
   recover_folder(dir);

@@ -277,6 +277,40 @@ TEST_F(ImageIndexTest, AClassKeepsOneIdAcrossAddsAndMerges) {
     EXPECT_EQ(entry.label, expected.at(entry.class_name)) << entry.path;
 }
 
+// Files deleted after indexing: prune takes them out, the others are found as before.
+TEST_F(ImageIndexTest, PruneTakesOutTheImagesWhoseFilesAreGone) {
+  TempDir dir("vtl_index_prune"), copies("vtl_index_prune_files");
+  auto ex = extractor();
+  std::vector<embed::ImageItem> items;
+  for (const auto& item : testing::sample_items(2)) {
+    const fs::path copy = copies / item.path.filename();
+    fs::copy_file(item.path, copy);
+    items.push_back({copy, item.label, item.class_name});
+  }
+  ImageIndex::build(dir.path(), ex, items, {});
+  const auto before = read_file(dir / "index.faiss");
+  EXPECT_TRUE(ImageIndex::prune(dir.path()).empty());  // nothing gone: nothing written
+  EXPECT_EQ(read_file(dir / "index.faiss"), before);
+
+  fs::remove(items[1].path);
+  fs::remove(items[4].path);
+  const auto gone = ImageIndex::prune(dir.path());
+  ASSERT_EQ(gone.size(), 2u);
+  EXPECT_EQ(gone[0].id, 1);
+  EXPECT_EQ(gone[0].path, items[1].path.string());
+  EXPECT_EQ(gone[1].id, 4);
+  auto index = ImageIndex::open(dir.path());
+  EXPECT_EQ(index.size(), static_cast<int64_t>(items.size()) - 2);
+  for (size_t i : {0, 2, 3, 5}) {
+    const auto hit = index.search(ex.embed_file(items[i].path), 1)[0].at(0);
+    EXPECT_EQ(hit.entry.path, items[i].path.string());
+    EXPECT_NEAR(hit.score, 1.0f, 1e-4);
+  }
+  for (const auto& item : items) fs::remove(item.path);
+  EXPECT_THROW(ImageIndex::prune(dir.path()), Error);  // every file gone: refused
+  EXPECT_EQ(ImageIndex::open(dir.path()).size(), index.size());
+}
+
 TEST_F(ImageIndexTest, MergeCombinesShardsAndDropsRepeatedContent) {
   TempDir a("vtl_merge_a"), b("vtl_merge_b"), merged("vtl_merge_out");
   auto ex = extractor();

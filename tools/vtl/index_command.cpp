@@ -155,6 +155,20 @@ void run_merge(const IndexArgs& args) {
   report(result, {}, args.out, "merged", seconds_since(start), args.json);
 }
 
+void run_prune(const IndexArgs& args) {
+  const auto gone = search::ImageIndex::prune(args.index);
+  const int64_t total = search::ImageIndex::open(args.index).size();
+  if (args.json) {
+    auto removed = nlohmann::json::array();
+    for (const auto& entry : gone) removed.push_back({{"id", entry.id}, {"path", entry.path}});
+    std::cout << json_text({{"index", args.index}, {"removed", removed}, {"total", total}}) << "\n";
+    return;
+  }
+  for (const auto& entry : gone) std::cout << fmt::format("removed {}: {}\n", entry.id, entry.path);
+  std::cout << fmt::format("{}: {} images whose files are gone taken out, {} in total{}\n",
+                           args.index, gone.size(), total, gone.empty() ? "" : " (ids renumbered)");
+}
+
 void add_index_command(CLI::App& app) {
   auto args = std::make_shared<IndexArgs>();
   auto* cmd =
@@ -211,6 +225,12 @@ void add_index_command(CLI::App& app) {
   merge->add_option("--out", args->out, "Index folder to create")->required();
   merge->add_flag("--json", args->json, "Print the summary as JSON");
   merge->callback([args] { run_merge(*args); });
+
+  auto* prune = cmd->add_subcommand(
+      "prune", "Take out the images whose files are gone (ids are renumbered; in place, atomic)");
+  prune->add_option("index", args->index, "Index folder")->required();
+  prune->add_flag("--json", args->json, "Print the summary as JSON");
+  prune->callback([args] { run_prune(*args); });
 }
 
 }  // namespace

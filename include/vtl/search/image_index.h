@@ -73,6 +73,13 @@ class ImageIndex {
   static AddReport merge(const std::filesystem::path& dir,
                          const std::vector<std::filesystem::path>& parts);
 
+  /// Takes out of the index at `dir`, in place and as one unit (a crash leaves the old
+  /// index or the new one), the catalogued images whose files are gone; the others keep
+  /// their vectors (taken from the stored index, as merge does) and are renumbered in
+  /// order. Returns the entries taken out (with their old ids); nothing is written when
+  /// none is gone. An index whose every file is gone is refused.
+  static std::vector<CatalogEntry> prune(const std::filesystem::path& dir);
+
   /// Opens a folder for searching; a missing or inconsistent file is a vtl::Error
   /// naming it.
   static ImageIndex open(const std::filesystem::path& dir);
