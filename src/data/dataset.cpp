@@ -94,6 +94,7 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
   std::vector<fs::path> files;
   struct Found {
     fs::path path, canonical;
+    bool link = false;  ///< the path itself is a symbolic link
   };
   std::vector<Found> found;
   const size_t skipped_before = skipped.size();
@@ -149,14 +150,14 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
       ec.clear();
       continue;
     }
-    found.push_back({path, std::move(canonical)});
+    std::error_code link_error;
+    found.push_back({path, std::move(canonical), it->is_symlink(link_error)});
   }
   VTL_CHECK(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
   // One path per file, whatever order the folder lists them in: the file itself rather
   // than a symbolic link to it, else the first path in sorted order.
   std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
-    const bool a_link = fs::is_symlink(a.path), b_link = fs::is_symlink(b.path);
-    return std::tie(a_link, a.path) < std::tie(b_link, b.path);
+    return std::tie(a.link, a.path) < std::tie(b.link, b.path);
   });
   std::map<fs::path, fs::path> kept;  // canonical path -> the path listed
   for (auto& file : found) {

@@ -54,13 +54,11 @@ constexpr const char* kHashMark = "@sha256:";
 /// Whether two weights names name the same weights: a file or model folder by the hash
 /// of its bytes (it may have moved), anything else by name.
 bool same_weights(const std::string& a, const std::string& b) {
-  for (const char* prefix : {kFilePrefix, kFolderPrefix}) {
-    if (a.rfind(prefix, 0) != 0 || b.rfind(prefix, 0) != 0) continue;
-    const auto hash_a = a.rfind(kHashMark), hash_b = b.rfind(kHashMark);
-    if (hash_a == std::string::npos || hash_b == std::string::npos) break;
-    return a.substr(hash_a) == b.substr(hash_b);
-  }
-  return a == b;
+  const auto kind = [](const std::string& name) { return name.substr(0, name.find(':') + 1); };
+  const auto hash_a = a.rfind(kHashMark), hash_b = b.rfind(kHashMark);
+  const bool by_hash = (kind(a) == kFilePrefix || kind(a) == kFolderPrefix) && kind(a) == kind(b) &&
+                       hash_a != std::string::npos && hash_b != std::string::npos;
+  return by_hash ? a.substr(hash_a) == b.substr(hash_b) : a == b;
 }
 
 }  // namespace

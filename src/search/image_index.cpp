@@ -176,6 +176,20 @@ void commit_index(const fs::path& dir, const VectorIndex& vectors, const fs::pat
                                         {json_new, dir / kJsonFile}});
 }
 
+/// Writes into `dir` a new index like `like` (spec, factory, metric) of `rows` (vectors
+/// taken from stored indexes) and their `entries` (ids 0, 1, ...); returns its size.
+int64_t commit_rebuilt(const fs::path& dir, const ImageIndex& like,
+                       const std::vector<torch::Tensor>& rows,
+                       const std::vector<CatalogEntry>& entries) {
+  const torch::Tensor stacked = torch::stack(rows);
+  VectorIndex vectors(like.spec().dim, like.factory(), like.metric());
+  vectors.train(stacked);
+  vectors.add(stacked);
+  commit_index(dir, vectors, {}, entries,
+               describe(like.spec(), like.factory(), like.metric(), vectors.size()));
+  return vectors.size();
+}
+
 void check_new_folder(const fs::path& dir) {
   if (fs::is_directory(dir)) recover_folder(dir);
   VTL_CHECK(!fs::exists(dir / kJsonFile),
@@ -291,13 +305,8 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
   VTL_CHECK(!rows.empty(), "the index folders hold no images");
   std::map<std::string, int64_t> class_ids = first.catalog_->class_ids();
   assign_class_ids(entries, class_ids);
-  const auto vectors = torch::stack(rows);
-  VectorIndex merged(first.spec_.dim, first.factory_, first.metric());
-  merged.train(vectors);
-  merged.add(vectors);
-  commit_index(dir, merged, {}, entries,
-               describe(first.spec_, first.factory_, first.metric(), merged.size()));
-  return {merged.size(), duplicates, merged.size(), {}};
+  const int64_t total = commit_rebuilt(dir, first, rows, entries);
+  return {total, duplicates, total, {}};
 }
 
 std::vector<CatalogEntry> ImageIndex::prune(const fs::path& dir) {
@@ -319,12 +328,7 @@ std::vector<CatalogEntry> ImageIndex::prune(const fs::path& dir) {
     VTL_CHECK(!kept.empty(),
               "{}: none of its {} catalogued files exists any more (moved?); nothing was changed",
               dir.string(), gone.size());
-    VectorIndex vectors(index.spec_.dim, index.factory_, index.metric());
-    const auto stacked = torch::stack(rows);
-    vectors.train(stacked);
-    vectors.add(stacked);
-    commit_index(dir, vectors, {}, kept,
-                 describe(index.spec_, index.factory_, index.metric(), vectors.size()));
+    commit_rebuilt(dir, index, rows, kept);
   }
   return gone;
 }

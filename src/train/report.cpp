@@ -210,9 +210,9 @@ std::string training_section(const ReportInput& in) {
 std::string render_report(const ReportInput& in) {
   const auto& ev = in.evaluation;
   std::string html = page_begin(in.title);
-  // Top-5 of five classes or fewer is always 100%: shown only when it says something.
-  const std::string top5 =
-      in.classes.size() > 5 ? fmt::format(", top-5 {:.2f}%", 100 * ev.top5) : std::string();
+  const std::string top5 = top5_is_informative(in.classes.size())
+                               ? fmt::format(", top-5 {:.2f}%", 100 * ev.top5)
+                               : std::string();
   html += fmt::format(
       "<p>{}: <b>top-1 {:.2f}%</b>{}, loss {:.4f}, macro F1 {:.3f} on {} images.</p>",
       html_escape(in.evaluated_on), 100 * ev.top1, top5, ev.loss, ev.macro_f1(), ev.count);

@@ -19,6 +19,7 @@
 #include "vtl/models/precision.h"
 #include "vtl/models/pretrained.h"
 #include "vtl/models/registry.h"
+#include "vtl/train/metrics.h"
 #include "vtl/train/report.h"
 
 namespace vtl::train {
@@ -394,8 +395,7 @@ RunResult run_training(const RunOptions& options, bool resume,
     report.settings["base_weights"] = prepared.base_weights;
     write_report(out / "report.html", report);
   }
-  // Top-5 of five classes or fewer is always 1: said only when it says something.
-  const std::string top5 = train_set.classes.size() > 5
+  const std::string top5 = top5_is_informative(train_set.classes.size())
                                ? fmt::format(", top-5 {:.4f}", result.validation.top5)
                                : std::string();
   log(fmt::format("validation: top-1 {:.4f}{}, loss {:.4f} ({} images); model folder {} ({:.1f}s)",

@@ -165,8 +165,7 @@ void run_evaluate(const EvaluateArgs& args) {
                            args.report.empty() ? "" : "; report: " + args.report);
   for (const auto& file : dataset.skipped)
     std::cout << fmt::format("  skipped {}: {}\n", file.path.string(), file.reason);
-  // Top-5 of five classes or fewer is always 100%: shown only when it says something.
-  const std::string top5 = loaded.class_names.size() > 5
+  const std::string top5 = train::top5_is_informative(loaded.class_names.size())
                                ? fmt::format("  top-5 {:.2f}%", 100 * result.top5)
                                : std::string();
   std::cout << fmt::format("loss {:.4f}  top-1 {:.2f}%{}  macro F1 {:.3f}\n\n", result.loss,

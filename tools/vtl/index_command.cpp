@@ -74,11 +74,6 @@ void report(const search::AddReport& r, const std::vector<data::SkippedFile>& le
     return;
   }
   print_left_out(dir, r.unreadable, "unreadable image", "unreadable images");
-  if (std::string(verb) == "merged") {  // no images were read: only repeated content counts
-    fmt::print("{}: {} images from the indexes ({} repeated content, kept once), {:.1f} s\n", dir,
-               r.total, r.duplicates, seconds);
-    return;
-  }
   fmt::print(
       "{}: {} {} images ({} duplicates of catalogued content, {} unreadable and {} other "
       "files left out), {} in total, {:.1f} s\n",
@@ -152,7 +147,13 @@ void run_merge(const IndexArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::filesystem::path> parts(args.parts.begin(), args.parts.end());
   const auto result = search::ImageIndex::merge(args.out, parts);
-  report(result, {}, args.out, "merged", seconds_since(start), args.json);
+  if (args.json) {
+    report(result, {}, args.out, "merged", seconds_since(start), args.json);
+    return;
+  }
+  // No image was read: only content repeated between the indexes counts.
+  fmt::print("{}: {} images from the indexes ({} repeated content, kept once), {:.1f} s\n",
+             args.out, result.total, result.duplicates, seconds_since(start));
 }
 
 void run_prune(const IndexArgs& args) {

@@ -76,9 +76,7 @@ void run_predict(const PredictOptions& options) {
           answered == images.size());
   };
   if (!options.json) {
-    // With `--csv -` standard output holds the table alone.
-    const bool table_on_stdout = options.csv.file == "-" || options.csv.file == "/dev/stdout";
-    (table_on_stdout ? std::cerr : std::cout)
+    (csv.on_stdout() ? std::cerr : std::cout)
         << "model: " << classifier.description << " on " << device.str() << std::endl;
     print_precision_note(precision, device);
   }

@@ -50,6 +50,8 @@ class PredictionCsv {
   PredictionCsv& operator=(const PredictionCsv&) = delete;
 
   bool enabled() const { return !options_.file.empty(); }
+  /// Whether the rows go to standard output (`--csv -`), which then holds nothing else.
+  bool on_stdout() const { return options_.file == "/dev/stdout"; }
   /// Whether the rows follow a sample submission (options.like).
   bool follows_sample() const { return !options_.like.empty(); }
   /// The images the sample lists that exist, in its order (empty without a sample).

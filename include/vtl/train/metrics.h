@@ -39,6 +39,10 @@ struct EvalResult {
   nlohmann::json to_json(const std::vector<std::string>& classes) const;
 };
 
+/// Whether top-5 accuracy says anything with `classes` classes (with five or fewer it is
+/// always 1, and reports leave it out).
+inline bool top5_is_informative(size_t classes) { return classes > 5; }
+
 /// Metrics of logits [N,K] against labels int64 [N] (all on one device).
 EvalResult metrics_from_logits(const torch::Tensor& logits, const torch::Tensor& labels,
                                const std::vector<size_t>& indices = {});
