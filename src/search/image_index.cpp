@@ -309,28 +309,45 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
   return {total, duplicates, total, {}};
 }
 
-std::vector<CatalogEntry> ImageIndex::prune(const fs::path& dir) {
-  std::vector<CatalogEntry> gone, kept;
+std::vector<CatalogEntry> ImageIndex::remove(
+    const fs::path& dir, const std::function<bool(const CatalogEntry&)>& take_out) {
+  std::vector<CatalogEntry> removed, kept;
   std::vector<torch::Tensor> rows;
+  const ImageIndex index = open(dir);
+  for (auto& entry : index.catalog_->all()) {
+    if (take_out(entry)) {
+      removed.push_back(std::move(entry));
+      continue;
+    }
+    rows.push_back(index.vectors_->reconstruct(entry.id));
+    entry.id = static_cast<int64_t>(kept.size());
+    kept.push_back(std::move(entry));
+  }
+  if (removed.empty()) return removed;
+  VTL_CHECK(!kept.empty(),
+            "{}: that would take out all of its {} images; nothing was changed (to drop the "
+            "whole index, delete the folder)",
+            dir.string(), removed.size());
+  commit_rebuilt(dir, index, rows, kept);
+  return removed;
+}
+
+std::vector<CatalogEntry> ImageIndex::prune(const fs::path& dir) {
   {
     const ImageIndex index = open(dir);
-    for (auto& entry : index.catalog_->all()) {
+    bool any_left = false;
+    for (const auto& entry : index.catalog_->all()) {
       std::error_code ec;
-      if (!fs::exists(entry.path, ec)) {
-        gone.push_back(std::move(entry));
-        continue;
-      }
-      rows.push_back(index.vectors_->reconstruct(entry.id));
-      entry.id = static_cast<int64_t>(kept.size());
-      kept.push_back(std::move(entry));
+      any_left |= fs::exists(entry.path, ec);
     }
-    if (gone.empty()) return gone;
-    VTL_CHECK(!kept.empty(),
+    VTL_CHECK(any_left || index.size() == 0,
               "{}: none of its {} catalogued files exists any more (moved?); nothing was changed",
-              dir.string(), gone.size());
-    commit_rebuilt(dir, index, rows, kept);
+              dir.string(), index.size());
   }
-  return gone;
+  return remove(dir, [](const CatalogEntry& entry) {
+    std::error_code ec;
+    return !fs::exists(entry.path, ec);
+  });
 }
 
 ImageIndex ImageIndex::open(const fs::path& dir) {

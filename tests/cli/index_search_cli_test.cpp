@@ -1,3 +1,7 @@
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +13,8 @@
 
 namespace vtl::testing {
 namespace {
+
+namespace fs = std::filesystem;
 
 // Real folders are messy: an undecodable file is left out and named, an image lying next
 // to the class folders is listed (it has no class), and the rest is indexed.
@@ -187,6 +193,83 @@ TEST(IndexSearchCli, BuildSearchAddDuplicatesAndRefusals) {
   run = run_cli("search " + index + " " + query.string());
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_NE(run.output.find("catalog.sqlite is missing"), std::string::npos) << run.output;
+}
+
+// A catalogue changes: an image is withdrawn by its path, by a copy of its bytes, by its
+// folder or by the id search printed; a name that selects nothing changes nothing.
+TEST(IndexSearchCli, RemoveTakesOutImagesByPathContentFolderOrId) {
+  if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  TempDir dir("vtl_index_cli_remove");
+  const fs::path data = dir / "data";
+  make_class_tree(data, 2);  // 3 classes x 2
+  const std::string index = (dir / "index").string();
+  ASSERT_EQ(run_cli("index build " + data.string() +
+                    " --model resnet18 --weights random --image-size 64 --out " + index)
+                .exit_code,
+            0);
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(data))
+    if (entry.is_regular_file()) files.push_back(fs::absolute(entry.path()).lexically_normal());
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files.size(), 6u);
+  const auto index_bytes = read_file(fs::path(index) / "index.faiss");
+  auto removed_paths = [](const std::string& output) {
+    std::set<std::string> paths;
+    const auto summary = nlohmann::json::parse(output);
+    for (const auto& entry : summary.at("removed"))
+      paths.insert(entry.at("path").get<std::string>());
+    return paths;
+  };
+
+  // Nothing changes on a dry run, on a name that is not indexed, on an id out of range,
+  // or when every image would go.
+  auto dry = run_cli("index remove " + index + " " + files[0].string() + " --dry-run --json");
+  ASSERT_EQ(dry.exit_code, 0) << dry.output;
+  EXPECT_EQ(removed_paths(dry.output), std::set<std::string>{files[0].string()});
+  auto missing = run_cli("index remove " + index + " " + (dir / "not_indexed.png").string());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("not_indexed.png: not in " + index), std::string::npos)
+      << missing.output;
+  auto too_far = run_cli("index remove " + index + " " + files[0].string() + " --id 6");
+  EXPECT_EQ(too_far.exit_code, 1);
+  EXPECT_NE(too_far.output.find("--id 6: " + index + " holds ids 0 to 5"), std::string::npos)
+      << too_far.output;
+  EXPECT_EQ(run_cli("index remove " + index + " " + data.string()).exit_code, 1);
+  EXPECT_EQ(read_file(fs::path(index) / "index.faiss"), index_bytes);
+
+  // By path, and by the bytes of a copy elsewhere.
+  const fs::path copy = dir / "copy.png";
+  fs::copy_file(files[1], copy);
+  auto by_path =
+      run_cli("index remove " + index + " " + files[0].string() + " " + copy.string() + " --json");
+  ASSERT_EQ(by_path.exit_code, 0) << by_path.output;
+  EXPECT_EQ(removed_paths(by_path.output),
+            (std::set<std::string>{files[0].string(), files[1].string()}));
+  EXPECT_EQ(nlohmann::json::parse(by_path.output).at("total"), 4);
+
+  // By folder (a trailing slash is fine) and by id.
+  const fs::path folder = files[2].parent_path();
+  auto by_folder = run_cli("index remove " + index + " " + folder.string() + "/ --json");
+  ASSERT_EQ(by_folder.exit_code, 0) << by_folder.output;
+  for (const auto& path : removed_paths(by_folder.output))
+    EXPECT_EQ(fs::path(path).parent_path(), folder);
+  const int64_t left = nlohmann::json::parse(by_folder.output).at("total");
+  ASSERT_GE(left, 2);
+  auto by_id = run_cli("index remove " + index + " --id 0 --json");
+  ASSERT_EQ(by_id.exit_code, 0) << by_id.output;
+  ASSERT_EQ(removed_paths(by_id.output).size(), 1u);
+  const std::string removed_by_id = *removed_paths(by_id.output).begin();
+
+  // Searching finds none of them any more; the others are still found first.
+  auto search = run_cli("search " + index + " " + data.string() + " -k 1 --json");
+  std::set<std::string> found;
+  const auto answers = nlohmann::json::parse(search.output.substr(search.output.find('[')));
+  for (const auto& query : answers)
+    found.insert(query.at("results")[0].at("path").get<std::string>());
+  EXPECT_EQ(found.size(), size_t(left - 1)) << search.output;
+  for (const auto& gone : {files[0].string(), files[1].string(), removed_by_id})
+    EXPECT_EQ(found.count(gone), 0u) << gone;
+  for (const auto& path : removed_paths(by_folder.output)) EXPECT_EQ(found.count(path), 0u);
 }
 
 }  // namespace

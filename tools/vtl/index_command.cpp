@@ -3,6 +3,8 @@
 // vtl index build --features FEATURES_DIR --out INDEX
 // vtl index add INDEX MORE_DATA [--device cpu|cuda[:N]]
 // vtl index merge INDEX... --out MERGED
+// vtl index remove INDEX [FILE|FOLDER]... [--id N]... [--dry-run]
+// vtl index prune INDEX
 
 #include <chrono>
 #include <filesystem>
@@ -13,6 +15,7 @@
 
 #include "base_weights.h"
 #include "commands.h"
+#include "index_selection.h"
 #include "vtl/core/error.h"
 #include "vtl/core/progress_line.h"
 #include "vtl/core/stop_signals.h"
@@ -46,6 +49,10 @@ struct IndexArgs {
   std::string more;
   // merge
   std::vector<std::string> parts;
+  // remove
+  std::vector<std::string> targets;
+  std::vector<int64_t> ids;
+  bool dry_run = false;
   data::LabelSource label_source;
 };
 
@@ -156,18 +163,54 @@ void run_merge(const IndexArgs& args) {
              args.out, result.total, result.duplicates, seconds_since(start));
 }
 
-void run_prune(const IndexArgs& args) {
-  const auto gone = search::ImageIndex::prune(args.index);
+/// Prints what remove or prune took out (`gone`: prune's, whose files are gone) and the
+/// new size.
+void report_removed(const IndexArgs& args, const std::vector<search::CatalogEntry>& removed,
+                    bool gone, bool dry_run = false) {
+  const size_t n = removed.size();
+  const std::string what = fmt::format("{} image{}{}", n, n == 1 ? "" : "s",
+                                       !gone    ? ""
+                                       : n == 1 ? " whose file is gone"
+                                                : " whose files are gone");
   const int64_t total = search::ImageIndex::open(args.index).size();
+  const int64_t left = dry_run ? total - int64_t(removed.size()) : total;
   if (args.json) {
-    auto removed = nlohmann::json::array();
-    for (const auto& entry : gone) removed.push_back({{"id", entry.id}, {"path", entry.path}});
-    std::cout << json_text({{"index", args.index}, {"removed", removed}, {"total", total}}) << "\n";
+    auto entries = nlohmann::json::array();
+    for (const auto& entry : removed) entries.push_back({{"id", entry.id}, {"path", entry.path}});
+    nlohmann::json summary = {{"index", args.index}, {"removed", entries}, {"total", left}};
+    if (dry_run) summary["dry_run"] = true;
+    std::cout << json_text(summary) << "\n";
     return;
   }
-  for (const auto& entry : gone) std::cout << fmt::format("removed {}: {}\n", entry.id, entry.path);
-  std::cout << fmt::format("{}: {} images whose files are gone taken out, {} in total{}\n",
-                           args.index, gone.size(), total, gone.empty() ? "" : " (ids renumbered)");
+  for (const auto& entry : removed)
+    std::cout << fmt::format("{} {}: {}\n", dry_run ? "would remove" : "removed", entry.id,
+                             entry.path);
+  if (dry_run) {
+    std::cout << fmt::format("{}: {} would be taken out, {} left; nothing was changed\n",
+                             args.index, what, left);
+    return;
+  }
+  std::cout << fmt::format("{}: {} taken out, {} in total{}\n", args.index, what, total,
+                           removed.empty() ? "" : " (ids renumbered)");
+}
+
+void run_remove(const IndexArgs& args) {
+  const IndexSelection selection(args.targets, args.ids);
+  std::vector<search::CatalogEntry> selected;
+  {
+    const auto index = search::ImageIndex::open(args.index);
+    selection.check_each_selects_something(index.catalog(), args.index);
+    for (auto& entry : index.catalog().all())
+      if (selection.selects(entry)) selected.push_back(std::move(entry));
+  }
+  if (args.dry_run) return report_removed(args, selected, false, true);
+  const auto removed = search::ImageIndex::remove(
+      args.index, [&](const search::CatalogEntry& entry) { return selection.selects(entry); });
+  report_removed(args, removed, false);
+}
+
+void run_prune(const IndexArgs& args) {
+  report_removed(args, search::ImageIndex::prune(args.index), true);
 }
 
 void add_index_command(CLI::App& app) {
@@ -226,6 +269,18 @@ void add_index_command(CLI::App& app) {
   merge->add_option("--out", args->out, "Index folder to create")->required();
   merge->add_flag("--json", args->json, "Print the summary as JSON");
   merge->callback([args] { run_merge(*args); });
+
+  auto* remove = cmd->add_subcommand(
+      "remove",
+      "Take images out of an index: by file (its path, or its bytes while it exists), by "
+      "folder (all indexed under it) or by --id (ids are renumbered; in place, atomic)");
+  remove->add_option("index", args->index, "Index folder")->required();
+  remove->add_option("targets", args->targets, "Image files or folders to take out");
+  remove->add_option("--id", args->ids, "Vector id to take out (as search prints it); repeatable")
+      ->check(CLI::NonNegativeNumber);
+  remove->add_flag("--dry-run", args->dry_run, "Print what would be taken out; change nothing");
+  remove->add_flag("--json", args->json, "Print the summary as JSON");
+  remove->callback([args] { run_remove(*args); });
 
   auto* prune = cmd->add_subcommand(
       "prune", "Take out the images whose files are gone (ids are renumbered; in place, atomic)");

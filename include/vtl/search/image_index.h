@@ -74,10 +74,15 @@ class ImageIndex {
                          const std::vector<std::filesystem::path>& parts);
 
   /// Takes out of the index at `dir`, in place and as one unit (a crash leaves the old
-  /// index or the new one), the catalogued images whose files are gone; the others keep
+  /// index or the new one), the catalogued images `take_out` selects; the others keep
   /// their vectors (taken from the stored index, as merge does) and are renumbered in
   /// order. Returns the entries taken out (with their old ids); nothing is written when
-  /// none is gone. An index whose every file is gone is refused.
+  /// none is selected. Taking out every image is refused (vtl::Error, nothing changed).
+  static std::vector<CatalogEntry> remove(const std::filesystem::path& dir,
+                                          const std::function<bool(const CatalogEntry&)>& take_out);
+
+  /// remove() of the catalogued images whose files are gone. An index whose every file
+  /// is gone is refused (moved rather than deleted, most likely).
   static std::vector<CatalogEntry> prune(const std::filesystem::path& dir);
 
   /// Opens a folder for searching; a missing or inconsistent file is a vtl::Error
