@@ -793,6 +793,15 @@ Dataset scan_file_name_labels(const fs::path& root, const LabelSource& source,
   return dataset;
 }
 
+void check_dataset_path(const fs::path& path) {
+  std::error_code ec;
+  VTL_CHECK(fs::exists(path, ec), "{}: no such folder or CSV file", path.string());
+  VTL_CHECK(fs::is_directory(path, ec) || !has_image_extension(path),
+            "{}: an image, not a dataset; give the folder of class folders (one subfolder of "
+            "images per class) or a CSV list of path,label",
+            path.string());
+}
+
 Dataset open_dataset(const fs::path& path, const std::vector<std::string>& classes,
                      const LabelSource& source) {
   std::error_code ec;
@@ -809,11 +818,7 @@ Dataset open_dataset(const fs::path& path, const std::vector<std::string>& class
               path.string());
   if (auto folders = find_split_folders(path)) return merge_split_folders(*folders, classes);
   if (fs::is_directory(path, ec)) return scan_class_folders(path, classes);
-  VTL_CHECK(fs::exists(path, ec), "{}: no such folder or CSV file", path.string());
-  VTL_CHECK(!has_image_extension(path),
-            "{}: an image, not a dataset; give the folder of class folders (one subfolder of "
-            "images per class) or a CSV list of path,label",
-            path.string());
+  check_dataset_path(path);
   return read_csv_list(path, classes, source);
 }
 

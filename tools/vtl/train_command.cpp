@@ -11,6 +11,7 @@
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/stop_signals.h"
+#include "vtl/data/dataset.h"
 #include "vtl/dist/process_group.h"
 #include "vtl/models/device.h"
 #include "vtl/train/run.h"
@@ -221,6 +222,7 @@ void add_train_command(CLI::App& app) {
       }
       VTL_CHECK(!options->data.empty(), "vtl train: give the DATA folder (or --resume RUN_DIR)");
       VTL_CHECK(*find_lr || !options->out.empty(), "vtl train: give the run folder with --out DIR");
+      data::check_dataset_path(options->data);  // before the weights' messages
       auto run = *options;
       run.weights = base_weights_or_default(run.model, run.weights, !group || group->is_writer());
       run.config.strategy = train::parse_strategy(*strategy);

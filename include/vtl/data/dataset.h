@@ -162,6 +162,10 @@ std::string vtl_output_marker(const std::filesystem::path& dir);
 /// a class tree.
 bool has_subfolders(const std::filesystem::path& root);
 
+/// Throws vtl::Error naming `path` when it cannot be a dataset at all: it does not exist,
+/// or it is an image file. Cheap (no listing); open_dataset checks it too.
+void check_dataset_path(const std::filesystem::path& path);
+
 /// Reads either form: a folder is a class-folder tree, a .csv file a CSV list. A folder of
 /// split folders (train/, val/, test/; see find_split_folders) reads as one dataset of all
 /// their images, labelled by their class folders; pick one split to train or evaluate.
