@@ -5,12 +5,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <ext/stdio_filebuf.h>
 
 #include "vtl/core/error.h"
 #include "vtl/core/fault_injection.h"
@@ -29,7 +32,52 @@ std::filesystem::path output_destination(const std::filesystem::path& target) {
   return destination;
 }
 
+namespace {
+
+/// The descriptor `target` names lexically ("-", /dev/stdout, /dev/fd/3, ...), or -1.
+int inherited_descriptor(const std::filesystem::path& target) {
+  const std::string path = target.string();
+  if (path == "-" || path == "/dev/stdout") return STDOUT_FILENO;
+  if (path == "/dev/stderr") return STDERR_FILENO;
+  for (const char* folder : {"/dev/fd/", "/proc/self/fd/"}) {
+    const size_t length = std::strlen(folder);
+    if (path.size() <= length || path.compare(0, length, folder) != 0) continue;
+    const std::string number = path.substr(length);
+    if (number.find_first_not_of("0123456789") != std::string::npos || number.size() > 6) return -1;
+    return std::stoi(number);
+  }
+  return -1;
+}
+
+/// An ostream over its own copy of a descriptor (closed with the stream).
+class DescriptorStream : public std::ostream {
+ public:
+  explicit DescriptorStream(int descriptor)
+      : std::ostream(nullptr), buffer_(descriptor, std::ios::out) {
+    rdbuf(&buffer_);
+  }
+
+ private:
+  __gnu_cxx::stdio_filebuf<char> buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<std::ostream> open_stream_target(const std::filesystem::path& target) {
+  const int inherited = inherited_descriptor(target);
+  if (inherited >= 0) {
+    std::cout.flush();
+    const int copy = ::fcntl(inherited, F_DUPFD_CLOEXEC, 3);
+    if (copy < 0) fail("cannot write {}: {}", target.string(), std::strerror(errno));
+    return std::make_unique<DescriptorStream>(copy);
+  }
+  auto out = std::make_unique<std::ofstream>(target, std::ios::binary);
+  if (!*out) fail("cannot write {}: {}", target.string(), std::strerror(errno));
+  return out;
+}
+
 bool is_stream_target(const std::filesystem::path& target) {
+  if (inherited_descriptor(target) >= 0) return true;
   std::error_code ec;
   const auto status = std::filesystem::status(target, ec);
   return !ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status) &&
@@ -105,11 +153,10 @@ int remove_stale_temporaries(const std::filesystem::path& dir) {
 void write_file_atomically(const std::filesystem::path& target,
                            const std::function<void(std::ostream&)>& write) {
   if (is_stream_target(target)) {
-    std::ofstream out(target, std::ios::binary);
-    if (!out) fail("cannot write {}: {}", target.string(), std::strerror(errno));
-    write(out);
-    out.flush();
-    if (!out) fail("cannot write {}: {}", target.string(), std::strerror(errno));
+    const auto out = open_stream_target(target);
+    write(*out);
+    out->flush();
+    if (!*out) fail("cannot write {}: {}", target.string(), std::strerror(errno));
     return;
   }
   const std::filesystem::path destination = output_destination(target);

@@ -375,6 +375,12 @@ TEST_F(PredictCommand, CsvToStandardOutputOrThroughASymbolicLink) {
   const auto piped = run_cli(args + "- | cat", env_);
   EXPECT_EQ(piped.output.rfind("image,label,probability\n", 0), 0u) << piped.output;
   EXPECT_EQ(std::count(piped.output.begin(), piped.output.end(), '\n'), 2) << piped.output;
+  // Appended to a file the shell opened: what the file held stays.
+  const fs::path log = home_ / "log.txt";
+  std::ofstream(log) << "earlier output\n";
+  run_cli(args + "- >> " + log.string() + " 2>/dev/null; true", env_);
+  EXPECT_EQ(vtl::read_file(log).rfind("earlier output\nimage,label,probability\n", 0), 0u)
+      << vtl::read_file(log);
 
   fs::create_directories(home_ / "real");
   std::ofstream(home_ / "real" / "table.csv") << "old\n";

@@ -3,7 +3,9 @@
 
 #include "vtl/core/atomic_file.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <future>
@@ -85,4 +87,30 @@ TEST(AtomicFile, DevicesAreStreamTargetsAndFilesAreNot) {
   EXPECT_FALSE(vtl::is_stream_target(dir.path() / "missing.csv"));
   vtl::write_file_atomically(dir.path() / "file.csv", "x");
   EXPECT_FALSE(vtl::is_stream_target(dir.path() / "file.csv"));
+}
+
+// `--csv - >> log.txt`: standard output is a regular file the shell opened for appending.
+// Writing to the process's descriptor keeps what the file held; replacing the file it
+// names (what following /dev/stdout's links and renaming did) lost it.
+TEST(AtomicFile, ADescriptorOfTheProcessIsWrittenToNotReplaced) {
+  TempDir dir("atomic_descriptor");
+  const fs::path log = dir.path() / "log.txt";
+  std::ofstream(log) << "before\n";
+  struct stat before {};
+  ASSERT_EQ(::stat(log.c_str(), &before), 0);
+  const int descriptor = ::open(log.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(descriptor, 0);
+  const fs::path target = "/dev/fd/" + std::to_string(descriptor);
+  EXPECT_TRUE(vtl::is_stream_target(target));
+  vtl::write_file_atomically(target, "rows\n");
+  vtl::write_file_atomically("/proc/self/fd/" + std::to_string(descriptor), "more\n");
+  ::close(descriptor);
+  EXPECT_EQ(text_of(log), "before\nrows\nmore\n");
+  struct stat after {};
+  ASSERT_EQ(::stat(log.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
+  EXPECT_TRUE(vtl::is_stream_target("-"));
+  EXPECT_TRUE(vtl::is_stream_target("/dev/stdout"));
+  EXPECT_FALSE(vtl::is_stream_target("/dev/fd/x"));
 }

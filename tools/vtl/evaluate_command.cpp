@@ -40,9 +40,9 @@ struct EvaluateArgs {
 };
 
 /// The data's label source: the one given, else the training's when it fits the data (a
-/// file-name pattern for a folder, CSV columns for a file), said on stdout unless `quiet`.
+/// file-name pattern for a folder, CSV columns for a file), said on `out` unless `quiet`.
 data::LabelSource evaluation_label_source(const EvaluateArgs& args, const nlohmann::json& model,
-                                          bool quiet) {
+                                          bool quiet, std::ostream& out) {
   if (!args.label_source.empty()) return args.label_source;
   const auto trained = model.value("training", nlohmann::json::object())
                            .value("label_source", nlohmann::json::object());
@@ -60,12 +60,17 @@ data::LabelSource evaluation_label_source(const EvaluateArgs& args, const nlohma
       chosen += fmt::format(" --path-column '{}'", source.path_column);
     if (!source.label_column.empty())
       chosen += fmt::format(" --label-column '{}'", source.label_column);
-    std::cout << "labels:" << chosen << " (as trained)\n";
+    out << "labels:" << chosen << " (as trained)\n";
   }
   return source;
 }
 
 void run_evaluate(const EvaluateArgs& args) {
+  // `--csv -` puts the table on standard output; the summary then goes to stderr.
+  const bool csv_on_stdout = args.csv == "-" || args.csv == "/dev/stdout";
+  VTL_CHECK(!csv_on_stdout || !args.json,
+            "--csv - and --json would both write to standard output; give --csv a file name");
+  std::ostream& out = csv_on_stdout ? std::cerr : std::cout;
   const torch::Device device = models::parse_device(args.device);
   const auto precision = models::parse_precision(args.amp);
   models::check_precision_supported(precision, device);
@@ -77,8 +82,8 @@ void run_evaluate(const EvaluateArgs& args) {
   // test rows (else valid rows). The data's class names must be the model's; folders or
   // labels the model lacks are errors.
   auto evaluation = data::open_evaluation_set(
-      args.data, loaded.class_names, evaluation_label_source(args, loaded.json, args.json));
-  if (!args.json && !evaluation.description.empty()) std::cout << evaluation.description << "\n";
+      args.data, loaded.class_names, evaluation_label_source(args, loaded.json, args.json, out));
+  if (!args.json && !evaluation.description.empty()) out << evaluation.description << "\n";
   auto& dataset = evaluation.images;
   const std::string data_path = evaluation.source.string();
   data::DecodeOptions decode;
@@ -157,38 +162,37 @@ void run_evaluate(const EvaluateArgs& args) {
     for (const auto& file : dataset.skipped)
       skipped.push_back({{"path", file.path.string()}, {"reason", file.reason}});
     json["skipped"] = skipped;
-    std::cout << json_text(json, 2) << "\n";
+    out << json_text(json, 2) << "\n";
     return;
   }
-  std::cout << fmt::format("{} on {}: {} images ({} skipped){}\n", args.model_dir, data_path,
-                           result.count, dataset.skipped.size(),
-                           args.report.empty() ? "" : "; report: " + args.report);
+  out << fmt::format("{} on {}: {} images ({} skipped){}\n", args.model_dir, data_path,
+                     result.count, dataset.skipped.size(),
+                     args.report.empty() ? "" : "; report: " + args.report);
   for (const auto& file : dataset.skipped)
-    std::cout << fmt::format("  skipped {}: {}\n", file.path.string(), file.reason);
+    out << fmt::format("  skipped {}: {}\n", file.path.string(), file.reason);
   const std::string top5 = train::top5_is_informative(loaded.class_names.size())
                                ? fmt::format("  top-5 {:.2f}%", 100 * result.top5)
                                : std::string();
-  std::cout << fmt::format("loss {:.4f}  top-1 {:.2f}%{}  macro F1 {:.3f}\n\n", result.loss,
-                           100 * result.top1, top5, result.macro_f1());
+  out << fmt::format("loss {:.4f}  top-1 {:.2f}%{}  macro F1 {:.3f}\n\n", result.loss,
+                     100 * result.top1, top5, result.macro_f1());
   size_t width = 5;
   for (const auto& name : loaded.class_names) width = std::max(width, name.size());
-  std::cout << fmt::format("{:<{}}  precision  recall     F1  images\n", "class", width);
+  out << fmt::format("{:<{}}  precision  recall     F1  images\n", "class", width);
   for (size_t c = 0; c < loaded.class_names.size(); ++c) {
     if (!result.occurs(c)) {
       // Neither in the data nor predicted: nothing to measure (left out of macro F1).
-      std::cout << fmt::format("{:<{}}  {:>9}  {:>6}  {:>5}  {:6d}\n", loaded.class_names[c], width,
-                               "-", "-", "-", 0);
+      out << fmt::format("{:<{}}  {:>9}  {:>6}  {:>5}  {:6d}\n", loaded.class_names[c], width, "-",
+                         "-", "-", 0);
       continue;
     }
-    std::cout << fmt::format("{:<{}}  {:9.3f}  {:6.3f}  {:5.3f}  {:6d}\n", loaded.class_names[c],
-                             width, result.precision[c], result.recall[c], result.f1[c],
-                             result.support[c]);
+    out << fmt::format("{:<{}}  {:9.3f}  {:6.3f}  {:5.3f}  {:6d}\n", loaded.class_names[c], width,
+                       result.precision[c], result.recall[c], result.f1[c], result.support[c]);
   }
-  std::cout << "\nconfusion matrix (rows: true class, columns: predicted, in the order above)\n";
+  out << "\nconfusion matrix (rows: true class, columns: predicted, in the order above)\n";
   for (size_t r = 0; r < result.confusion.size(); ++r) {
-    std::cout << fmt::format("{:<{}} ", loaded.class_names[r], width);
-    for (auto v : result.confusion[r]) std::cout << fmt::format(" {:5d}", v);
-    std::cout << "\n";
+    out << fmt::format("{:<{}} ", loaded.class_names[r], width);
+    for (auto v : result.confusion[r]) out << fmt::format(" {:5d}", v);
+    out << "\n";
   }
   if (mistakes.empty()) return;
   // The pairs of classes most often taken for one another.
@@ -198,19 +202,19 @@ void run_evaluate(const EvaluateArgs& args) {
       if (r != c && result.confusion[r][c] > 0) pairs.emplace_back(result.confusion[r][c], r, c);
   std::stable_sort(pairs.begin(), pairs.end(),
                    [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
-  std::cout << "\nmost confused (true -> predicted: images)\n";
+  out << "\nmost confused (true -> predicted: images)\n";
   for (size_t i = 0; i < std::min<size_t>(pairs.size(), 5); ++i)
-    std::cout << fmt::format("  {} -> {}: {}\n", names[std::get<1>(pairs[i])],
-                             names[std::get<2>(pairs[i])], std::get<0>(pairs[i]));
+    out << fmt::format("  {} -> {}: {}\n", names[std::get<1>(pairs[i])],
+                       names[std::get<2>(pairs[i])], std::get<0>(pairs[i]));
   const size_t shown = std::min<size_t>(mistakes.size(), 10);
-  std::cout << fmt::format(
+  out << fmt::format(
       "\nmost confident mistakes ({} of {}; --json lists all): worth a look for wrong labels\n",
       shown, mistakes.size());
   for (size_t k = 0; k < shown; ++k) {
     const size_t i = mistakes[k];
-    std::cout << fmt::format("  {}: {} taken for {} ({:.1f}%)\n", path_of(i),
-                             names[size_t(result.labels[i])], names[size_t(result.predicted[i])],
-                             100.0 * result.confidence[i]);
+    out << fmt::format("  {}: {} taken for {} ({:.1f}%)\n", path_of(i),
+                       names[size_t(result.labels[i])], names[size_t(result.predicted[i])],
+                       100.0 * result.confidence[i]);
   }
 }
 
@@ -243,7 +247,7 @@ void add_evaluate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "print the metrics as JSON");
   cmd->add_option("--csv", args->csv,
-                  "also write one row per image to this CSV file: "
+                  "also write one row per image to this CSV file (- : standard output): "
                   "image,label,predicted,probability,correct");
   cmd->callback([args] { run_evaluate(*args); });
 }

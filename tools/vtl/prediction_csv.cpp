@@ -70,27 +70,27 @@ PredictionCsv::PredictionCsv(PredictionCsvOptions options, std::vector<std::stri
   // need not fit in memory); write() renames it into place.
   if (options_.file == "-") options_.file = "/dev/stdout";
   if (is_stream_target(options_.file)) {
-    streaming_ = true;  // a pipe or a terminal: rows go straight there
-    out_.open(options_.file, std::ios::binary);
+    streaming_ = true;  // standard output, a pipe, a terminal: rows go straight there
+    out_ = open_stream_target(options_.file);
   } else {
     const fs::path destination = output_destination(options_.file);
     if (destination.has_parent_path()) fs::create_directories(destination.parent_path());
     temporary_ = temporary_sibling(destination);
-    out_.open(temporary_, std::ios::binary);
+    out_ = std::make_unique<std::ofstream>(temporary_, std::ios::binary);
   }
-  VTL_CHECK(out_.good(), "{}: cannot write the CSV file: {}", options_.file.string(),
+  VTL_CHECK(out_->good(), "{}: cannot write the CSV file: {}", options_.file.string(),
             std::strerror(errno));
   if (follows_sample()) {
-    out_ << header << "\n";
+    *out_ << header << "\n";
     return;
   }
-  out_ << (options_.image_key == "stem" ? "id" : "image");
+  *out_ << (options_.image_key == "stem" ? "id" : "image");
   if (options_.probabilities) {
-    for (const auto& name : class_names_) out_ << "," << csv_field(name);
+    for (const auto& name : class_names_) *out_ << "," << csv_field(name);
   } else {
-    out_ << ",label,probability";
+    *out_ << ",label,probability";
   }
-  out_ << "\n";
+  *out_ << "\n";
 }
 
 std::string PredictionCsv::follow_sample(bool with_probabilities) {
@@ -158,7 +158,7 @@ std::string PredictionCsv::follow_sample(bool with_probabilities) {
 
 PredictionCsv::~PredictionCsv() {
   if (temporary_.empty()) return;
-  out_.close();
+  out_.reset();
   std::error_code ec;
   fs::remove(temporary_, ec);  // not written to the end: the target stays as it was
 }
@@ -200,21 +200,23 @@ void PredictionCsv::add(const std::string& path, const std::vector<float>& proba
     if (!follows_sample())
       row += fmt::format(",{:.6g}", probabilities.empty() ? 0.0f : probabilities[best]);
   }
-  out_ << row << "\n";
+  *out_ << row << "\n";
   ++rows_;
 }
 
 void PredictionCsv::add_label(const std::string& path, const std::string& class_name) {
   if (!enabled()) return;
   VTL_CHECK(!options_.probabilities, "--csv-probabilities: this classifier gives no probabilities");
-  out_ << key_of(path) << "," << csv_field(class_name) << (follows_sample() ? "\n" : ",\n");
+  *out_ << key_of(path) << "," << csv_field(class_name) << (follows_sample() ? "\n" : ",\n");
   ++rows_;
 }
 
 void PredictionCsv::write() {
   if (!enabled() || (temporary_.empty() && !streaming_)) return;
-  out_.close();
-  VTL_CHECK(!out_.fail(), "{}: cannot write the CSV file (disk full?)",
+  out_->flush();
+  const bool written = !out_->fail();
+  out_.reset();  // closes the file
+  VTL_CHECK(written, "{}: cannot write the CSV file (disk full?)",
             (streaming_ ? options_.file : temporary_).string());
   if (!streaming_) commit_file(temporary_, options_.file);
   temporary_.clear();

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -72,9 +73,9 @@ class PredictionCsv {
 
   PredictionCsvOptions options_;
   std::vector<std::string> class_names_;
-  std::filesystem::path temporary_;  ///< rows so far, header first; empty once written
-  bool streaming_ = false;           ///< rows go straight to options_.file (a pipe, /dev/stdout)
-  std::ofstream out_;
+  std::filesystem::path temporary_;    ///< rows so far, header first; empty once written
+  bool streaming_ = false;             ///< rows go straight to options_.file (a pipe, /dev/stdout)
+  std::unique_ptr<std::ostream> out_;  ///< the temporary file or the stream target
   size_t rows_ = 0;
   std::set<std::string> seen_;  ///< image keys written (name, stem), to warn of repeats
   std::vector<std::filesystem::path> sample_images_;

@@ -4,10 +4,12 @@
 // resumed job) sees either the previous version or the new one, never a partial file.
 // A target that is a symbolic link is written through: the file it names is replaced and
 // the link stays. A target that is a FIFO, a terminal or another device (/dev/stdout) is
-// written to directly, as a stream, since it cannot be replaced.
+// written to directly, as a stream, since it cannot be replaced; so is "-" and a descriptor
+// the process already has (/dev/stdout), whatever file the shell made it.
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string_view>
 
@@ -26,9 +28,16 @@ void write_file_atomically(const std::filesystem::path& target, std::string_view
 /// (the links may dangle: the file they name is then created).
 std::filesystem::path output_destination(const std::filesystem::path& target);
 
-/// Whether `target` exists and is neither a regular file nor a folder (a FIFO, a device
-/// such as /dev/stdout, a socket): written to directly, never through a temporary file.
+/// Whether `target` is written to directly, never through a temporary file: "-" (standard
+/// output), a descriptor this process already has (/dev/stdout, /dev/stderr, /dev/fd/N,
+/// /proc/self/fd/N: whatever the shell redirected it to, a file included), or an existing
+/// path that is neither a regular file nor a folder (a FIFO, a device, a socket).
 bool is_stream_target(const std::filesystem::path& target);
+
+/// Opens a stream target for writing. A descriptor the process has is written through a
+/// copy of it, so that a shell's `>>` appends and what was written before stays; anything
+/// else is opened. Throws vtl::Error naming `target` when it cannot be written.
+std::unique_ptr<std::ostream> open_stream_target(const std::filesystem::path& target);
 
 /// A temporary path beside output_destination(target), unique to this process and call.
 std::filesystem::path temporary_sibling(const std::filesystem::path& target);
