@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -154,8 +155,16 @@ ClassicalClassifier ClassicalClassifier::fit(const torch::Tensor& features,
   classifier.params_ = params;
   classifier.num_classes_ = num_classes;
   auto x = features.to(torch::kFloat32);
-  classifier.mean_ = x.mean(0);
-  classifier.std_ = x.std(0, /*unbiased=*/false).clamp_min(1e-6);
+  // Standardised as scikit-learn's StandardScaler: each column by its own deviation,
+  // however small its values (a random base's features can be 1e-9), and by 1 where the
+  // column is constant up to rounding.
+  const torch::Tensor x64 = x.to(torch::kFloat64);
+  const torch::Tensor mean = x64.mean(0), variance = x64.var(0, /*unbiased=*/false);
+  const double n = static_cast<double>(x.size(0)), eps = std::numeric_limits<double>::epsilon();
+  const torch::Tensor constant = variance <= n * eps * variance + (n * eps * mean).pow(2);
+  classifier.mean_ = mean.to(torch::kFloat32);
+  classifier.std_ =
+      torch::where(constant, torch::ones_like(variance), variance.sqrt()).to(torch::kFloat32);
   cv::Mat samples = classifier.standardize(x);
   cv::Mat responses;
   if (params.algo == ClassicalAlgo::logreg || params.algo == ClassicalAlgo::random_forest ||
