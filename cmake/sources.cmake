@@ -29,7 +29,13 @@ add_library(vtl::vtl ALIAS vtl)
 target_include_directories(vtl PUBLIC
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
   $<INSTALL_INTERFACE:include>)
-target_compile_definitions(vtl PUBLIC VTL_DATA_DIR="${PROJECT_SOURCE_DIR}/data")
+# Where data_dir() looks (src/core/runtime.cpp): the source tree's data/, then the share
+# folder of the configured install prefix. Only runtime.cpp sees them: no build path is
+# exported to programs that link an installed vtl.
+include(GNUInstallDirs)
+set_property(SOURCE ${PROJECT_SOURCE_DIR}/src/core/runtime.cpp APPEND PROPERTY
+             COMPILE_DEFINITIONS VTL_SOURCE_DATA_DIR="${PROJECT_SOURCE_DIR}/data"
+                                 VTL_INSTALL_DATA_DIR="${CMAKE_INSTALL_FULL_DATADIR}/vtl")
 # Headers private to the library (src/<layer>/*.h) are included as "<layer>/name.h".
 target_include_directories(vtl PRIVATE ${PROJECT_SOURCE_DIR}/src)
 # fmt is public: vtl/core/error.h formats its messages with it.

@@ -11,6 +11,16 @@ function(run)
   set(last_output "${out}" PARENT_SCOPE)
 endfunction()
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+# What is installed names no folder of this build: a program linking vtl compiles and
+# runs the same once the source tree is gone.
+file(GLOB exported ${prefix}/lib*/cmake/vtl/*.cmake)
+foreach(file IN LISTS exported)
+  file(READ ${file} text)
+  string(FIND "${text}" "${SOURCE_DIR}" at)
+  if(NOT at EQUAL -1)
+    message(FATAL_ERROR "${file} names the source tree ${SOURCE_DIR}")
+  endif()
+endforeach()
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples -B ${consumer_build} -G Ninja
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${consumer_build} --target example_load_backbone)

@@ -24,11 +24,22 @@ std::filesystem::path vtl_home() {
 }
 
 std::filesystem::path data_dir() {
+  namespace fs = std::filesystem;
   if (const char* dir = std::getenv("VTL_DATA_DIR"); dir && *dir) return dir;
-  const std::filesystem::path installed = "/usr/local/share/vtl";
-  const std::filesystem::path source = VTL_DATA_DIR;
-  if (std::filesystem::exists(source)) return source;
-  return installed;
+  std::error_code ec;
+  const auto holds_data = [&](const fs::path& dir) {
+    return fs::exists(dir / "weights_catalogue.json", ec);
+  };
+  const fs::path source = VTL_SOURCE_DATA_DIR;
+  if (holds_data(source)) return source;
+  // PREFIX/bin/vtl reads PREFIX/share/vtl: an install under another prefix than the
+  // configured one (`cmake --install build --prefix DIR`), or moved.
+  const fs::path program = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path beside = program.parent_path().parent_path() / "share" / "vtl";
+    if (holds_data(beside)) return beside;
+  }
+  return VTL_INSTALL_DATA_DIR;
 }
 
 }  // namespace vtl

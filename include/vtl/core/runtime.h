@@ -15,8 +15,10 @@ int configure_threads(int threads = 0);
 /// The folder for downloaded weights and caches: `$VTL_HOME`, else `~/.cache/vtl`.
 std::filesystem::path vtl_home();
 
-/// The folder of vtl's bundled data files (ImageNet class names, sample images):
-/// `$VTL_DATA_DIR`, else the installed share folder, else the source tree's `data/`.
+/// The folder of vtl's bundled data files (weights catalogue, ImageNet class names):
+/// `$VTL_DATA_DIR` when set; else the first that holds them of the `data/` of the source
+/// tree vtl was built from and `../share/vtl` beside the running program's folder; else
+/// `share/vtl` under the install prefix vtl was configured with.
 std::filesystem::path data_dir();
 
 }  // namespace vtl
