@@ -56,6 +56,8 @@ class DescriptorStream : public std::ostream {
       : std::ostream(nullptr), buffer_(descriptor, std::ios::out) {
     rdbuf(&buffer_);
   }
+  /// False when the descriptor cannot be written (it was opened for reading only).
+  bool is_open() const { return buffer_.is_open(); }
 
  private:
   __gnu_cxx::stdio_filebuf<char> buffer_;
@@ -69,11 +71,26 @@ std::unique_ptr<std::ostream> open_stream_target(const std::filesystem::path& ta
     std::cout.flush();
     const int copy = ::fcntl(inherited, F_DUPFD_CLOEXEC, 3);
     if (copy < 0) fail("cannot write {}: {}", target.string(), std::strerror(errno));
-    return std::make_unique<DescriptorStream>(copy);
+    const int access = ::fcntl(copy, F_GETFL) & O_ACCMODE;
+    if (access != O_WRONLY && access != O_RDWR) {
+      ::close(copy);
+      fail("cannot write {}: the descriptor is open for reading only", target.string());
+    }
+    auto stream = std::make_unique<DescriptorStream>(copy);
+    if (!stream->is_open()) {
+      const int error = errno;
+      ::close(copy);
+      fail("cannot write {}: {}", target.string(), std::strerror(error));
+    }
+    return stream;
   }
   auto out = std::make_unique<std::ofstream>(target, std::ios::binary);
   if (!*out) fail("cannot write {}: {}", target.string(), std::strerror(errno));
   return out;
+}
+
+bool names_standard_output(const std::filesystem::path& target) {
+  return inherited_descriptor(target) == STDOUT_FILENO;
 }
 
 bool is_stream_target(const std::filesystem::path& target) {

@@ -67,7 +67,7 @@ data::LabelSource evaluation_label_source(const EvaluateArgs& args, const nlohma
 
 void run_evaluate(const EvaluateArgs& args) {
   // `--csv -` puts the table on standard output; the summary then goes to stderr.
-  const bool csv_on_stdout = args.csv == "-" || args.csv == "/dev/stdout";
+  const bool csv_on_stdout = !args.csv.empty() && names_standard_output(args.csv);
   VTL_CHECK(!csv_on_stdout || !args.json,
             "--csv - and --json would both write to standard output; give --csv a file name");
   std::ostream& out = csv_on_stdout ? std::cerr : std::cout;

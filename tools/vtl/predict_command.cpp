@@ -55,6 +55,7 @@ void run_predict(const PredictOptions& options) {
 
   Classifier classifier = open_classifier(options.model, options.weights);
   PredictionCsv csv(options.csv, classifier.class_names);
+  csv.check_stdout_is_free(options.json);
   if (csv.follows_sample()) images = csv.sample_images();
   VTL_CHECK(!images.empty(), "no images to classify");
   classifier.module->eval();

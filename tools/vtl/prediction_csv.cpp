@@ -156,6 +156,14 @@ std::string PredictionCsv::follow_sample(bool with_probabilities) {
   return header;
 }
 
+bool PredictionCsv::on_stdout() const { return enabled() && names_standard_output(options_.file); }
+
+void PredictionCsv::check_stdout_is_free(bool json) const {
+  VTL_CHECK(!json || !on_stdout(),
+            "--csv {} and --json would both write to standard output; give --csv a file name",
+            options_.file.string());
+}
+
 PredictionCsv::~PredictionCsv() {
   if (temporary_.empty()) return;
   out_.reset();
@@ -221,7 +229,8 @@ void PredictionCsv::write() {
   if (!streaming_) commit_file(temporary_, options_.file);
   temporary_.clear();
   streaming_ = false;
-  std::cerr << fmt::format("vtl: wrote {} rows to {}\n", rows_, options_.file.string());
+  std::cerr << fmt::format("vtl: wrote {} row{} to {}\n", rows_, rows_ == 1 ? "" : "s",
+                           options_.file.string());
   VTL_CHECK(sample_missing_ == 0,
             "{} of the {} rows of {} name no image (listed above): {} lacks them", sample_missing_,
             sample_missing_ + sample_images_.size(), options_.like.string(),

@@ -52,7 +52,9 @@ class PredictionCsv {
 
   bool enabled() const { return !options_.file.empty(); }
   /// Whether the rows go to standard output (`--csv -`), which then holds nothing else.
-  bool on_stdout() const { return options_.file == "/dev/stdout"; }
+  bool on_stdout() const;
+  /// Throws vtl::Error when the rows go to standard output and `json` asks for it too.
+  void check_stdout_is_free(bool json) const;
   /// Whether the rows follow a sample submission (options.like).
   bool follows_sample() const { return !options_.like.empty(); }
   /// The images the sample lists that exist, in its order (empty without a sample).

@@ -34,6 +34,10 @@ std::filesystem::path output_destination(const std::filesystem::path& target);
 /// path that is neither a regular file nor a folder (a FIFO, a device, a socket).
 bool is_stream_target(const std::filesystem::path& target);
 
+/// Whether `target` is this process's standard output: "-", /dev/stdout, /dev/fd/1 or
+/// /proc/self/fd/1 (what else the command prints then goes to stderr).
+bool names_standard_output(const std::filesystem::path& target);
+
 /// Opens a stream target for writing. A descriptor the process has is written through a
 /// copy of it, so that a shell's `>>` appends and what was written before stays; anything
 /// else is opened. Throws vtl::Error naming `target` when it cannot be written.
