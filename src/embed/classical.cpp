@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include <fmt/ranges.h>
 #include <opencv2/ml.hpp>
 
 #include "core/json_document.h"
@@ -132,10 +133,32 @@ std::vector<float> tensor_values(const torch::Tensor& x) {
 
 cv::Mat ClassicalClassifier::standardize(const torch::Tensor& features) const {
   VTL_CHECK(features.dim() == 2 && features.size(1) == mean_.size(0),
-            "the classifier expects features of width {}, got {}", mean_.size(0),
-            features.size(-1));
+            "the classifier expects features of shape [N, {}], got [{}]", mean_.size(0),
+            fmt::format("{}", fmt::join(features.sizes(), ", ")));
   return to_mat((features.to(torch::kFloat32) - mean_) / std_);
 }
+
+namespace {
+
+/// Throws vtl::Error naming the parameter (and its `vtl classify fit` option) that is out
+/// of range for training on `rows` rows.
+void check_params(const ClassicalParams& p, int64_t rows) {
+  VTL_CHECK(p.c > 0, "SVM C (--c) must be positive, got {}", p.c);
+  VTL_CHECK(p.gamma >= 0, "RBF gamma (--gamma) must be positive, or 0 for 1/width; got {}",
+            p.gamma);
+  VTL_CHECK(p.trees >= 1, "the forest needs at least 1 tree (--trees), got {}", p.trees);
+  VTL_CHECK(p.max_depth >= 1, "tree depth (--max-depth) must be at least 1, got {}", p.max_depth);
+  VTL_CHECK(p.algo != ClassicalAlgo::knn || (p.k >= 1 && p.k <= rows),
+            "kNN's k (-k) must be between 1 and the {} rows it is fitted on (a fold's, with "
+            "cross-validation), got {}",
+            rows, p.k);
+  VTL_CHECK(p.iterations >= 1, "logistic regression needs at least 1 step (--iterations), got {}",
+            p.iterations);
+  VTL_CHECK(p.learning_rate > 0, "the learning rate (--learning-rate) must be positive, got {}",
+            p.learning_rate);
+}
+
+}  // namespace
 
 ClassicalClassifier ClassicalClassifier::fit(const torch::Tensor& features,
                                              const std::vector<int64_t>& labels,
@@ -151,6 +174,7 @@ ClassicalClassifier ClassicalClassifier::fit(const torch::Tensor& features,
   }
   VTL_CHECK(std::count_if(counts.begin(), counts.end(), [](int64_t c) { return c > 0; }) >= 2,
             "a classifier needs examples of at least two classes");
+  check_params(params, features.size(0));
   ClassicalClassifier classifier;
   classifier.params_ = params;
   classifier.num_classes_ = num_classes;

@@ -323,6 +323,11 @@ void check_finite_rows(const torch::Tensor& rows, const std::string& source) {
 }
 
 FeatureSet load_features(const fs::path& dir) {
+  std::error_code ec;
+  VTL_CHECK(fs::exists(dir, ec), "{}: no such features folder (vtl extract writes one)",
+            dir.string());
+  VTL_CHECK(fs::is_directory(dir, ec),
+            "{}: a file, not a features folder (give the folder vtl extract wrote)", dir.string());
   finish_features_commit(dir);
   const fs::path json_path = dir / "features.json";
   VTL_CHECK(fs::exists(json_path),

@@ -61,14 +61,31 @@ bool same_weights(const std::string& a, const std::string& b) {
   return by_hash ? a.substr(hash_a) == b.substr(hash_b) : a == b;
 }
 
+/// The path in a "file:" or "folder:" weights name, or "" for other names.
+std::string weights_path(const std::string& name) {
+  for (const char* prefix : {kFilePrefix, kFolderPrefix}) {
+    if (name.rfind(prefix, 0) != 0) continue;
+    const size_t start = std::string(prefix).size(), end = name.rfind(kHashMark);
+    return name.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string spec_mismatch(const FeatureSpec& a, const FeatureSpec& b) {
   if (a.model != b.model) return fmt::format("model {} vs {}", a.model, b.model);
-  if (!same_weights(a.weights, b.weights))
+  if (!same_weights(a.weights, b.weights)) {
+    const std::string path = weights_path(a.weights);
+    if (!path.empty() && path == weights_path(b.weights))
+      return fmt::format("{} has changed since the earlier vectors were made (other bytes)", path);
     return fmt::format("weights {} vs {}", a.weights, b.weights);
+  }
   if (a.layer != b.layer) return fmt::format("layer {} vs {}", a.layer, b.layer);
   if (a.l2_normalize != b.l2_normalize) return "L2 normalization differs";
+  if (a.preprocessing.crop != b.preprocessing.crop)
+    return fmt::format("input size {} vs {} (--img-size)", a.preprocessing.crop,
+                       b.preprocessing.crop);
   if (vtl::to_json(a.preprocessing) != vtl::to_json(b.preprocessing))
     return fmt::format("preprocessing {} vs {}", vtl::to_json(a.preprocessing).dump(),
                        vtl::to_json(b.preprocessing).dump());
@@ -198,9 +215,21 @@ torch::Tensor FeatureExtractor::embed(const torch::Tensor& batch) {
 }
 
 torch::Tensor FeatureExtractor::embed_images(const std::vector<cv::Mat>& images) {
+  if (images.empty()) return torch::zeros({0, spec_.dim}, torch::kFloat32);
   std::vector<torch::Tensor> tensors;
   tensors.reserve(images.size());
-  for (const auto& image : images) tensors.push_back(preprocess(image));
+  for (size_t i = 0; i < images.size(); ++i) {
+    const cv::Mat& image = images[i];
+    VTL_CHECK(!image.empty(),
+              "embed_images: image {} is empty (cv::imread gives an empty Mat for a file it "
+              "cannot read)",
+              i);
+    VTL_CHECK(image.type() == CV_8UC3,
+              "embed_images: image {} has {} channel(s) of {}-byte values; expected 8-bit RGB "
+              "(3 channels, CV_8UC3), as data::load_image_rgb gives",
+              i, image.channels(), image.elemSize1());
+    tensors.push_back(preprocess(image));
+  }
   return embed(data::stack_batch(tensors));
 }
 
@@ -265,8 +294,10 @@ FeatureExtractor extractor_for_spec(const FeatureSpec& spec,
   // a query on the CPU then runs in f32: autocast does not change what a vector means).
   if (spec.amp != models::Precision::fp16) extractor.set_amp(spec.amp);
   const std::string mismatch = spec_mismatch(extractor.spec(), spec);
-  VTL_CHECK(mismatch.empty(), "cannot rebuild the feature extractor {} used ({})", spec.model,
-            mismatch);
+  VTL_CHECK(mismatch.empty(),
+            "cannot rebuild the feature extractor {} used ({}); make the vectors again with "
+            "these weights (and what was fitted or indexed on them), or restore the earlier ones",
+            spec.model, mismatch);
   return extractor;
 }
 

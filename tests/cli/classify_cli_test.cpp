@@ -131,6 +131,98 @@ TEST(ClassifyCli, PredictTakesNewImagesAndFolders) {
       << run.output;
 }
 
+// What a user gets wrong: a classifier folder written over, parameters out of range, test
+// features with only some of the classes, the weights file moved or rewritten since.
+TEST(ClassifyCli, RefusalsNameTheOptionAndMovedOrChangedWeightsAreTold) {
+  if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
+  TempDir dir("vtl_classify_refusals");
+  make_class_tree(dir / "data");  // bugs, fruit, homes x 4
+  std::filesystem::create_directories(dir / "some");
+  std::filesystem::create_symlink(dir / "data" / "bugs", dir / "some" / "bugs");
+  std::filesystem::create_symlink(dir / "data" / "fruit", dir / "some" / "fruit");
+  // Features of a trained model folder (of a random base: quick to make).
+  auto run =
+      run_cli("train " + (dir / "data").string() +
+              " --model resnet18 --weights random --image-size 64 --epochs 1 --quiet --out " +
+              (dir / "run").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string features = (dir / "features").string();
+  run = run_cli("extract " + (dir / "data").string() + " --model " + (dir / "run").string() +
+                " --out " + features);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string clf = (dir / "clf").string();
+  ASSERT_EQ(run_cli("classify fit " + features + " --out " + clf).exit_code, 0);
+
+  // An existing classifier is kept unless --overwrite; another folder's files always.
+  run = run_cli("classify fit " + features + " --algo rf --out " + clf);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("already holds a classifier; pass --overwrite"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "clf" / "classifier.json")).at("algo"), "svm");
+  EXPECT_EQ(run_cli("classify fit " + features + " --algo rf --overwrite --out " + clf).exit_code,
+            0);
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir / "clf" / "classifier.json")).at("algo"), "rf");
+  run = run_cli("classify fit " + features + " --out " + features);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("the folder holds other files"), std::string::npos) << run.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "features" / "classifier.json"));
+
+  // Out-of-range parameters name their option.
+  for (const auto& [arguments, message] :
+       std::map<std::string, std::string>{{"--algo svm-rbf --gamma -5", "--gamma"},
+                                          {"--algo knn -k 0", "-k"},
+                                          {"--algo knn -k 500", "the 12 rows it is fitted on"},
+                                          {"--algo rf --trees 0", "--trees"},
+                                          {"--c -1", "--c"},
+                                          {"--algo logreg --iterations 0", "--iterations"}}) {
+    run =
+        run_cli("classify fit " + features + " " + arguments + " --out " + (dir / "bad").string());
+    EXPECT_EQ(run.exit_code, 1) << arguments;
+    EXPECT_NE(run.output.find(message), std::string::npos) << arguments << ": " << run.output;
+    EXPECT_EQ(run.output.find("OpenCV"), std::string::npos) << arguments << ": " << run.output;
+  }
+  EXPECT_EQ(
+      run_cli("classify fit " + features + " --cv -3 --out " + (dir / "bad").string()).exit_code,
+      2);
+
+  // Test features of two of the three classes are evaluated with the classifier's ids.
+  const std::string some = (dir / "some_features").string();
+  ASSERT_EQ(run_cli("extract " + (dir / "some").string() + " --model " + (dir / "run").string() +
+                    " --out " + some)
+                .exit_code,
+            0);
+  run = run_cli("classify evaluate " + clf + " " + some + " --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto some_report = nlohmann::json::parse(run.output);
+  EXPECT_EQ(some_report.at("rows"), 8);
+  EXPECT_EQ(some_report.at("confusion").at(2).at(2), 0);  // no homes among the rows
+  run = run_cli("classify evaluate " + clf + " " + features + " --json");
+  const auto all_report = nlohmann::json::parse(run.output);
+  for (int c : {0, 1})  // bugs and fruit rows: the same answers as among all the rows
+    EXPECT_EQ(some_report.at("confusion").at(c), all_report.at("confusion").at(c)) << c;
+
+  // The model folder moved: predict takes its new place; rewritten: told so.
+  const auto image = (dir / "data" / "fruit").string();
+  std::filesystem::rename(dir / "run", dir / "moved");
+  run = run_cli("classify predict " + clf + " " + image);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("give its new place with --weights"), std::string::npos) << run.output;
+  run = run_cli("classify predict " + clf + " " + image + " --weights " + (dir / "moved").string());
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  std::filesystem::rename(dir / "moved", dir / "run");
+  run = run_cli("train " + (dir / "data").string() +
+                " --model resnet18 --weights random --seed 9 --image-size 64 --epochs 1 --quiet "
+                "--out " +
+                (dir / "run2").string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::filesystem::copy_file(dir / "run2" / "model.safetensors", dir / "run" / "model.safetensors",
+                             std::filesystem::copy_options::overwrite_existing);
+  run = run_cli("classify predict " + clf + " " + image);
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find((dir / "run").string() + " has changed"), std::string::npos)
+      << run.output;
+}
+
 TEST(ClassifyCli, CompareUsesTheTrainingRunsSplitAndShowsItsNeuralHead) {
   if (!have_sample_images()) GTEST_SKIP() << "openclipart-png images not installed";
   TempDir dir("vtl_classify_compare");

@@ -270,6 +270,35 @@ TEST(FeatureSpec, MismatchNamesTheDifference) {
   EXPECT_EQ(feature_spec_from_json(without_amp, "old.json").amp, models::Precision::f32);
   a.amp = models::Precision::bf16;
   EXPECT_EQ(to_json(a).at("amp"), "bf16");
+  // What a user can act on: the input size option, and a weights file rewritten in place.
+  FeatureSpec c = round_trip, d = round_trip;
+  d.preprocessing.crop = 96;
+  EXPECT_EQ(spec_mismatch(c, d), "input size 224 vs 96 (--img-size)");
+  c.weights = "folder:/runs/cats@sha256:a61d19b060798c85";
+  d.weights = "folder:/runs/cats@sha256:b700d38508064af2";
+  EXPECT_EQ(spec_mismatch(c, d),
+            "/runs/cats has changed since the earlier vectors were made (other bytes)");
+  d.weights = "folder:/moved/cats@sha256:a61d19b060798c85";
+  d.preprocessing = c.preprocessing;
+  EXPECT_EQ(spec_mismatch(c, d), "");  // moved, the same bytes
+}
+
+TEST(FeatureExtractor, EmbedImagesNamesAnEmptyOrWrongTypedImage) {
+  auto extractor = small_extractor();
+  EXPECT_EQ(extractor.embed_images({}).sizes(), (std::vector<int64_t>{0, 512}));
+  const cv::Mat rgb(40, 50, CV_8UC3, cv::Scalar(10, 200, 30));
+  EXPECT_EQ(extractor.embed_images({rgb, rgb}).sizes(), (std::vector<int64_t>{2, 512}));
+  for (const auto& [image, message] : std::vector<std::pair<cv::Mat, std::string>>{
+           {cv::Mat(), "image 1 is empty"},
+           {cv::Mat(40, 50, CV_8UC4), "image 1 has 4 channel(s) of 1-byte values"},
+           {cv::Mat(40, 50, CV_32FC3), "image 1 has 3 channel(s) of 4-byte values"}}) {
+    try {
+      extractor.embed_images({rgb, image});
+      ADD_FAILURE() << message;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // vtl classify fit FEATURES_DIR --algo svm|svm-rbf|rf|knn|logreg [--cv 5] --out DIR
+//                  [--overwrite]
 // vtl classify predict CLASSIFIER_DIR FEATURES_DIR|IMAGE|FOLDER... [--device cpu|cuda[:N]]
-//                      [--json]
+//                      [--weights MOVED_PATH] [--json] [--csv FILE]
 // vtl classify evaluate CLASSIFIER_DIR FEATURES_DIR [--json]
 // vtl classify compare FEATURES_DIR --run RUN_DIR [--algos svm,rf,...] [--json]
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -35,6 +37,8 @@ struct ClassifyArgs {
   std::string device = "cpu";
   int64_t batch = 32;
   std::string classifier;
+  std::string moved_weights;  ///< predict --weights: where the features' weights are now
+  bool overwrite = false;     ///< fit: replace a classifier in --out
   std::string out;
   std::string algo = "svm";
   std::string run;  ///< compare: a `vtl train` run folder
@@ -91,14 +95,36 @@ OpenedClassifier open_classifier(const ClassifyArgs& args, const embed::FeatureS
   auto opened = open_classifier(args.classifier);
   const auto mismatch = embed::spec_mismatch(opened.trained_on, set.spec);
   VTL_CHECK(mismatch.empty(),
-            "the classifier {} was trained on other features than {} ({}); extract them with "
-            "the same model, weights and layer",
+            "the classifier {} was trained on other features than {} ({}); extract them as "
+            "the classifier's training features were (its classifier.json: spec), or, when "
+            "the weights changed, extract both again and fit again",
             args.classifier, args.features, mismatch);
   return opened;
 }
 
+/// Refuses an --out that would lose something: a classifier (unless `overwrite`), or a
+/// folder that holds anything else (a features folder, a model folder).
+void check_fit_out(const std::filesystem::path& out, bool overwrite) {
+  std::error_code ec;
+  if (!std::filesystem::exists(out, ec)) return;
+  VTL_CHECK(std::filesystem::is_directory(out, ec), "--out {}: a file, not a folder", out.string());
+  // A classifier folder holds classifier.* files only (a fit stopped while writing may
+  // have left classifier.yml or a temporary one without classifier.json).
+  bool classifier_files_only = true, empty = true;
+  for (std::filesystem::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
+    empty = false;
+    classifier_files_only &= it->path().filename().string().rfind("classifier.", 0) == 0;
+  }
+  VTL_CHECK(!ec, "--out {}: cannot read the folder: {}", out.string(), ec.message());
+  VTL_CHECK(empty || classifier_files_only,
+            "--out {}: the folder holds other files; give a new or empty folder", out.string());
+  VTL_CHECK(empty || overwrite, "{} already holds a classifier; pass --overwrite to replace it",
+            out.string());
+}
+
 void run_fit(ClassifyArgs args) {
   const auto start = std::chrono::steady_clock::now();
+  check_fit_out(args.out, args.overwrite);
   const auto set = embed::load_features(args.features);
   const auto labels = labels_of(set);
   VTL_CHECK(!set.classes.empty(), "{} has no class names: extract a labelled dataset",
@@ -155,9 +181,10 @@ void predict_images(const ClassifyArgs& args) {
   const torch::Device device = models::parse_device(args.device);
   auto images = expand_image_arguments("vtl classify predict", args.inputs);
   PredictionCsv csv(args.csv, classes, /*with_probabilities=*/false);
+  csv.check_stdout_is_free(args.json);
   if (csv.follows_sample()) images = csv.sample_images();
   VTL_CHECK(!images.empty(), "no images to classify");
-  auto extractor = embed::extractor_for_spec(trained_on);
+  auto extractor = embed::extractor_for_spec(trained_on, args.moved_weights);
   extractor.to(device);
   // Ctrl-C with --csv: stop before the next batch and leave no partial file.
   std::optional<StopSignals> signals;
@@ -174,7 +201,7 @@ void predict_images(const ClassifyArgs& args) {
         csv.add_label(path, class_name(classes, label));
         if (args.json) {
           out.push_back({{"path", path}, {"label", label}, {"class", class_name(classes, label)}});
-        } else {
+        } else if (!csv.on_stdout()) {
           fmt::print("{}\t{}\n", path, class_name(classes, label));
           std::fflush(stdout);
         }
@@ -200,11 +227,15 @@ void run_predict(ClassifyArgs args) {
     predict_images(args);
     return;
   }
+  VTL_CHECK(args.moved_weights.empty(),
+            "--weights is for images, which are embedded first; {} holds features already",
+            args.inputs[0]);
   args.features = args.inputs[0];
   const auto set = embed::load_features(args.features);
   const auto [classifier, description, classes, trained_on] = open_classifier(args, set);
   const auto predicted = classifier.predict(set.features);
   PredictionCsv csv(args.csv, classes, /*with_probabilities=*/false);
+  csv.check_stdout_is_free(args.json);
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < predicted.size(); ++i) {
     const std::string name = class_name(classes, predicted[i]);
@@ -212,7 +243,7 @@ void run_predict(ClassifyArgs args) {
     if (args.json) {
       out.push_back(
           {{"path", set.rows[i].path.string()}, {"label", predicted[i]}, {"class", name}});
-    } else {
+    } else if (!csv.on_stdout()) {
       fmt::print("{}\t{}\n", set.rows[i].path.string(), name);
     }
   }
@@ -226,11 +257,27 @@ void run_evaluate(const ClassifyArgs& args) {
   for (const auto& row : set.rows)
     VTL_CHECK(row.label >= 0, "{}: {} is unlabelled; evaluate needs labelled features",
               args.features, row.path.string());
-  VTL_CHECK(set.classes.empty() || set.classes == classes,
-            "{} has classes [{}] but the classifier knows [{}]", args.features,
-            fmt::join(set.classes, ", "), fmt::join(classes, ", "));
-  const auto evaluation = embed::evaluate_predictions(
-      classifier.predict(set.features), labels_of(set), static_cast<int64_t>(classes.size()));
+  // The features' classes may be some of the classifier's (a test set without one class):
+  // their labels are renumbered to the classifier's ids.
+  std::vector<int64_t> classifier_id(set.classes.size());
+  for (size_t i = 0; i < set.classes.size(); ++i) {
+    const auto known = std::find(classes.begin(), classes.end(), set.classes[i]);
+    VTL_CHECK(known != classes.end(),
+              "{} has the class '{}', which the classifier does not know (it knows [{}])",
+              args.features, set.classes[i], fmt::join(classes, ", "));
+    classifier_id[i] = known - classes.begin();
+  }
+  std::vector<int64_t> labels = labels_of(set);
+  if (!set.classes.empty()) {
+    for (size_t row = 0; row < labels.size(); ++row) {
+      VTL_CHECK(labels[row] < int64_t(classifier_id.size()),
+                "{}: row {} has label {}, but the features name {} classes", args.features, row,
+                labels[row], classifier_id.size());
+      labels[row] = classifier_id[size_t(labels[row])];
+    }
+  }
+  const auto evaluation = embed::evaluate_predictions(classifier.predict(set.features), labels,
+                                                      static_cast<int64_t>(classes.size()));
   if (args.json) {
     auto out = evaluation.to_json(classes);
     out["algo"] = description.value("algo", "");
@@ -364,7 +411,9 @@ void add_classify_command(CLI::App& app) {
   fit->add_option("features", args->features, "Features folder")->required();
   fit->add_option("--algo", args->algo, "svm (linear, default), svm-rbf, rf, knn, logreg")
       ->check(CLI::IsMember({"svm", "svm-rbf", "rf", "knn", "logreg"}));
-  fit->add_option("--cv", args->cv, "k-fold cross-validation report before the final fit");
+  fit->add_option("--cv", args->cv, "k-fold cross-validation report before the final fit")
+      ->check(CLI::NonNegativeNumber);
+  fit->add_flag("--overwrite", args->overwrite, "Replace the classifier already in --out");
   fit->add_option("--seed", args->seed, "Seed of the folds and the forest (default 0)");
   fit->add_option("--out", args->out, "Classifier folder to write")->required();
   fit->add_option("--c", args->params.c, "SVM C (default 1)");
@@ -389,6 +438,9 @@ void add_classify_command(CLI::App& app) {
   predict->add_option("--device", args->device,
                       "Images: where they are embedded, cpu (default), cuda or cuda:N");
   predict->add_option("--batch-size,--batch", args->batch, "Images: per forward pass (default 32)");
+  predict->add_option("--weights", args->moved_weights,
+                      "Images: where the weights file or trained model folder that made the "
+                      "training features is now, if it moved (the same bytes)");
   add_max_image_pixels_option(predict);
   predict->add_flag("--json", args->json, "Print predictions as JSON");
   add_prediction_csv_options(predict, args->csv, /*with_probabilities=*/false);

@@ -106,7 +106,8 @@ class FeatureExtractor {
   /// eval mode).
   torch::Tensor embed(const torch::Tensor& batch);
   /// Decoded CV_8UC3 RGB images (any sizes; cv::imread gives BGR: convert first) ->
-  /// float32 [N, dim], each image preprocessed with preprocess().
+  /// float32 [N, dim] ([0, dim] for none), each image preprocessed with preprocess().
+  /// An empty Mat or another type is a vtl::Error naming its index.
   torch::Tensor embed_images(const std::vector<cv::Mat>& images);
   /// One image file -> float32 [dim]; decoding errors name the file.
   torch::Tensor embed_file(const std::filesystem::path& path);
