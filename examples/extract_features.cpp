@@ -1,4 +1,4 @@
-// A feature extractor that outputs the avg_pool layer, run on one image read with OpenCV:
+// A feature extractor that outputs the avg_pool layer, run on one image as an OpenCV Mat:
 //
 //   model = ResNet50(weights="imagenet")
 //   extractor = Model(inputs=model.input, outputs=model.get_layer("avg_pool").output)
@@ -16,11 +16,11 @@
 #include <map>
 #include <string>
 
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <vtl/core/error.h>
 #include <vtl/core/runtime.h>
+#include <vtl/data/image.h>
 #include <vtl/data/preprocess.h>
 #include <vtl/embed/extractor.h>
 
@@ -40,10 +40,10 @@ int main(int argc, char** argv) try {
   vtl::embed::FeatureExtractor extractor(
       vtl::embed::load_backbone({option["--model"], option["--weights"]}), "avg_pool");
 
-  // One image with OpenCV: 8-bit BGR -> RGB.
-  cv::Mat image = cv::imread(argv[1], cv::IMREAD_COLOR);
-  if (image.empty()) return std::cerr << "error: cannot read " << argv[1] << "\n", 1;
-  cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
+  // One image as an 8-bit RGB cv::Mat, decoded as `vtl extract` decodes files (alpha over
+  // white, EXIF orientation; a file that cannot be read is a vtl::Error naming it).
+  // cv::imread + COLOR_BGR2RGB also gives RGB, but drops transparency instead.
+  cv::Mat image = vtl::data::load_image_rgb(argv[1], extractor.decode_options());
 
   // The weights' own preprocessing, then the network.
   const torch::Tensor features = extractor.embed_images({image});

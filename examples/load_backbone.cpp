@@ -1,7 +1,7 @@
 // Load ResNet50 without its top for 224x224x3 input and print its feature width
 // (Keras: ResNet50(weights="imagenet", include_top=False, input_shape=(224, 224, 3))).
 //
-//   load_backbone [WEIGHTS]   WEIGHTS: a catalogue name (resnet50.tv_in1k, fetched with
+//   load_backbone [[--weights] WEIGHTS]   WEIGHTS: a catalogue name (resnet50.tv_in1k, fetched with
 //                             `vtl weights fetch`) or a .pth / .safetensors file; without
 //                             it the base is randomly initialised.
 
@@ -14,7 +14,11 @@
 
 int main(int argc, char** argv) try {
   vtl::configure_threads();
-  const std::string weights = argc > 1 ? argv[1] : "random";
+  // `--weights W` as the other examples take it, or W alone.
+  const bool named = argc > 1 && std::string(argv[1]) == "--weights";
+  if (named && argc < 3) return std::cerr << "usage: load_backbone [[--weights] WEIGHTS]\n", 2;
+  const int at = named ? 2 : 1;
+  const std::string weights = argc > at ? argv[at] : "random";
 
   auto resnet50 = vtl::models::load_pretrained("resnet50", weights,
                                                vtl::models::ModelOptions().include_top(false));

@@ -3,12 +3,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <random>
 #include <regex>
 #include <set>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -493,6 +496,26 @@ fs::path folder_of(const fs::path& csv) {
   return csv.parent_path().empty() ? fs::path(".") : csv.parent_path();
 }
 
+/// Opens a CSV list for reading; a file that cannot be opened, or whose first 4 KiB hold a
+/// NUL byte (a weights file, an archive, an image without its extension), is a vtl::Error.
+std::ifstream open_csv_list(const fs::path& csv) {
+  std::ifstream in(csv, std::ios::binary);
+  VTL_CHECK(in.good(), "{}: cannot open the CSV list: {}", csv.string(), std::strerror(errno));
+  char head[4096];
+  in.read(head, sizeof(head));
+  const std::string_view start(head, size_t(in.gcount()));
+  VTL_CHECK(start.rfind("\xFF\xFE", 0) != 0 && start.rfind("\xFE\xFF", 0) != 0,
+            "{}: a UTF-16 text file; save the CSV list as UTF-8", csv.string());
+  VTL_CHECK(start.find('\0') == std::string_view::npos,
+            "{}: not a CSV list (it holds binary data); give a CSV of path,label or a folder "
+            "of class folders",
+            csv.string());
+  in.clear();
+  VTL_CHECK(in.seekg(0).good(), "{}: cannot read the CSV list from the start (a pipe?)",
+            csv.string());
+  return in;
+}
+
 }  // namespace
 
 Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& classes,
@@ -502,8 +525,7 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
             "names its label column (--label-column)",
             csv.string());
   const bool columns_chosen = !source.path_column.empty() || !source.label_column.empty();
-  std::ifstream in(csv);
-  VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
+  std::ifstream in = open_csv_list(csv);
   const fs::path base = csv.parent_path();
   struct Row {
     ListedPath listed;
@@ -651,8 +673,7 @@ Dataset read_csv_list(const fs::path& csv, const std::vector<std::string>& class
 }
 
 bool csv_list_is_labelled(const fs::path& csv, const LabelSource& source) {
-  std::ifstream in(csv);
-  VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
+  std::ifstream in = open_csv_list(csv);
   if (!source.label_column.empty()) return true;
   std::string line;
   while (std::getline(in, line) && trim(line).empty()) {
@@ -671,8 +692,7 @@ bool csv_list_is_labelled(const fs::path& csv, const LabelSource& source) {
 
 ImageList read_image_list_as_written(const fs::path& csv, bool first_line_is_header,
                                      const std::string& path_column) {
-  std::ifstream in(csv);
-  VTL_CHECK(in.good(), "{}: cannot open the CSV list", csv.string());
+  std::ifstream in = open_csv_list(csv);
   const fs::path base = csv.parent_path();
   BareNameIndex bare_names(folder_of(csv));
   ImageList list;

@@ -124,6 +124,14 @@ int64_t fold_batch_norms(torch::nn::Module& root) {
   return folded;
 }
 
+bool has_folded_batch_norms(torch::nn::Module& root) {
+  for (const auto& module : root.modules(/*include_self=*/true)) {
+    const auto* norm = dynamic_cast<const BatchNorm2dImpl*>(module.get());
+    if (norm && norm->folded()) return true;
+  }
+  return false;
+}
+
 FoldedBatchNorms::FoldedBatchNorms(torch::nn::Module& root) {
   for_each_conv_norm(
       root, [&](torch::nn::Conv2dImpl& conv, const std::shared_ptr<BatchNorm2dImpl>& norm) {

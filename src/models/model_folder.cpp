@@ -5,6 +5,7 @@
 #include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/models/registry.h"
 #include "vtl/weights/safetensors.h"
 
@@ -20,6 +21,11 @@ void save_model_folder(const fs::path& dir, TransferModel& model, const ModelFol
   VTL_CHECK(static_cast<int64_t>(info.class_names.size()) == model->num_classes(),
             "{}: {} class names for a head with {} outputs", dir.string(), info.class_names.size(),
             model->num_classes());
+  VTL_CHECK(!has_folded_batch_norms(*model),
+            "{}: the model's BatchNorm layers are folded into its convolutions "
+            "(fold_batch_norms, for inference only), so its weights are no longer the "
+            "architecture's; save the model folder before folding",
+            dir.string());
   std::error_code ec;
   fs::create_directories(dir, ec);
   VTL_CHECK(!ec, "{}: cannot create the model folder: {}", dir.string(), ec.message());

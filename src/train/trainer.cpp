@@ -255,6 +255,11 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
   validate(config_);
   VTL_CHECK(!data_.train.samples.empty(), "no training images");
   VTL_CHECK(!data_.val.samples.empty(), "no validation images");
+  const auto classes = static_cast<int64_t>(data_.train.classes.size());
+  VTL_CHECK(model_->num_classes() == classes,
+            "the model's head has {} outputs and the data has {} classes; give TransferModel "
+            "the data's num_classes()",
+            model_->num_classes(), classes);
   precision_ = parse_precision(config_.amp);
   check_precision_supported(precision_, device_);
   scaler_ = LossScaler(precision_ == Precision::fp16);
@@ -811,6 +816,7 @@ void Trainer::write_metrics() const {
 }
 
 void Trainer::fit(bool resume) {
+  const torch::AutoGradMode gradients(true);  // also inside a caller's NoGradGuard
   const bool keep_files = !run_dir_.empty() && writer();
   if (keep_files) {
     fs::create_directories(run_dir_);
@@ -926,6 +932,7 @@ bool Trainer::batchnorm_trains() {
 }
 
 LrRangeResult Trainer::find_lr(const LrRangeOptions& options, int phase_index) {
+  const torch::AutoGradMode gradients(true);
   options.validate();
   VTL_CHECK(!distributed(), "the learning-rate range test runs in one process, not on {} ranks",
             distributed() ? group_->size() : 1);

@@ -6,6 +6,7 @@
 
 #include "data/small_png.h"
 #include "train/clipart_fixture.h"
+#include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
@@ -71,6 +72,16 @@ TEST(Dataset, AnImageIsNotReadAsACsvList) {
     message = e.what();
   }
   EXPECT_NE(message.find("photo.png: an image, not a dataset"), std::string::npos) << message;
+  // A weights file (a zip) given as a CSV list is named as binary, its bytes not quoted.
+  write_file_atomically(dir.path() / "model.pth", std::string("PK\x03\x04\0\0binary", 12));
+  message.clear();
+  try {
+    open_dataset(dir.path() / "model.pth");
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("model.pth: not a CSV list (it holds binary data)"), std::string::npos)
+      << message;
 }
 
 TEST(Dataset, HiddenFilesAndMacArchiveFoldersAreNeitherClassesNorImages) {

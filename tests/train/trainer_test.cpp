@@ -10,6 +10,7 @@
 #include "train/small_train_data.h"
 #include "vtl/core/error.h"
 #include "vtl/data/dataset.h"
+#include "vtl/models/batch_norm.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/registry.h"
 #include "vtl/train/fit.h"
@@ -312,6 +313,36 @@ TEST(ModelFolder, SaveAndLoadGiveTheSameOutputs) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
   }
+  // Folded for inference, the weights are no longer the architecture's: not saved.
+  model->eval();
+  models::fold_batch_norms(*model);
+  info.class_names = {"a", "b", "c", "d"};
+  EXPECT_THROW(models::save_model_folder(dir.path() / "folded", model, info), Error);
+  EXPECT_FALSE(fs::exists(dir.path() / "folded" / "model.safetensors"));
+}
+
+// fit() as a library caller may misuse it: a head of the wrong size is a clear error, and
+// a NoGradGuard of the caller's does not stop it from training.
+TEST(Fit, AHeadOfAnotherSizeIsRefusedAndACallersNoGradGuardIsOverridden) {
+  VTL_REQUIRE_CLIPART();
+  TinySet set(4);
+  const TrainData data = tiny_data(set.dir.path(), /*augment=*/false);
+  auto two = tiny_model(2);
+  try {
+    fit(two, data, FitOptions().epochs(1));
+    FAIL() << "a 2-output head trained on 3 classes";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("head has 2 outputs and the data has 3 classes"),
+              std::string::npos)
+        << e.what();
+  }
+  auto model = tiny_model(3);
+  const auto before = model->head->parameters().front().clone();
+  torch::NoGradGuard callers_guard;
+  const auto history = fit(model, data, FitOptions().epochs(1).batch_size(4));
+  EXPECT_EQ(history.size(), 1u);
+  EXPECT_FALSE(torch::equal(model->head->parameters().front(), before));
+  EXPECT_FALSE(torch::GradMode::is_enabled());  // the caller's mode is given back
 }
 
 }  // namespace

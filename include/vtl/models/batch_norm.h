@@ -60,6 +60,10 @@ TORCH_MODULE(BatchNorm2d);
 /// training mode. Returns the number of layers folded.
 int64_t fold_batch_norms(torch::nn::Module& root);
 
+/// Whether a BatchNorm2d below `root` is folded (fold_batch_norms, or a FoldedBatchNorms
+/// alive): its conv weights are then not the network's own.
+bool has_folded_batch_norms(torch::nn::Module& root);
+
 /// Folds, for as long as it lives, the pairs below `root` that are frozen: the
 /// convolution's and the BatchNorm's parameters have requires_grad false and the
 /// BatchNorm is in eval mode (a frozen base while its head or last blocks train). The
