@@ -106,6 +106,20 @@ TEST(ExportCli, ModelFolderAndRegistryNetworkBecomeValidOnnxFiles) {
   EXPECT_FALSE(fs::exists(dir.path() / "x.onnx"));
 }
 
+TEST(ExportCli, AFolderAsOutIsRefusedWithAFileNameToGive) {
+  TempDir dir("vtl_export_folder");
+  auto run = run_cli("export resnet18 --weights random --out " + dir.path().string());
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("a folder; give the file to write, such as " +
+                            (dir.path() / "model.onnx").string()),
+            std::string::npos)
+      << run.output;
+  run = run_cli("export resnet18 --weights random --out " + (dir.path() / "new").string() + "/");
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_NE(run.output.find("a folder"), std::string::npos) << run.output;
+  EXPECT_EQ(run_cli("export resnet18 --weights random --batch-size 0 --out x.onnx").exit_code, 2);
+}
+
 TEST(ExportCli, OpenCvAloneClassifiesAsVtlPredictDoes) {
   VTL_REQUIRE_CLIPART();
   const fs::path example = fs::path(VTL_BINARY_DIR) / "examples" / "onnx_opencv";

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "vtl/core/error.h"
 #include "vtl/core/text.h"
+#include "vtl/data/dataset.h"
 #include "vtl/embed/backbone_comparison.h"
 
 namespace vtl::cli {
@@ -29,6 +30,7 @@ void run_compare(CompareArgs args) {
   options.out = args.out;
   if (!args.json) options.log = [](const std::string& line) { std::cerr << line << std::endl; };
   std::vector<std::string> classes;
+  data::check_dataset_path(args.data);  // one image is not a dataset to compare on
   const auto items = embed::dataset_items(args.data, &classes, nullptr, args.label_source);
   const auto comparison = embed::compare_backbones(items, classes, options);
   if (args.json) {

@@ -34,6 +34,10 @@ struct ExportArgs {
 
 void run_export(const ExportArgs& args) {
   VTL_CHECK(!args.out.empty(), "no output file given (--out FILE.onnx)");
+  std::error_code ec;
+  VTL_CHECK(!std::filesystem::is_directory(args.out, ec) && args.out.back() != '/',
+            "--out {}: a folder; give the file to write, such as {}", args.out,
+            (std::filesystem::path(args.out) / "model.onnx").string());
   Classifier exportable = open_network(args.model, args.weights, !args.features);
   if (args.features) exportable.class_names.clear();
   const auto forward = args.features ? exportable.pooled_features : exportable.logits;
@@ -143,7 +147,8 @@ void add_export_command(CLI::App& app) {
   cmd->add_option("--img-size,--image-size", args->image_size,
                   "input side in pixels (default: the model's crop size)");
   cmd->add_option("--batch-size,--batch", args->batch_size,
-                  "images per call, fixed in the file (default 1)");
+                  "images per call, fixed in the file (default 1)")
+      ->check(positive());
   cmd->add_flag("--dynamic-batch", args->dynamic_batch,
                 "any batch size (ONNX Runtime, TensorRT; OpenCV's DNN module 4.6 needs a fixed "
                 "batch for EfficientNet and MobileNetV3)");

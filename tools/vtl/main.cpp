@@ -1,8 +1,12 @@
 // vtl: transfer learning with ImageNet-pretrained CNNs.
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
+#include <string>
 
 #include <unistd.h>
 
@@ -60,6 +64,10 @@ std::string hint_for_unexpected_arguments(const CLI::App& app) {
       for (const CLI::App* sub : command->get_subcommands({}))
         candidates.push_back(sub->get_name());
     }
+    if (std::find(candidates.begin(), candidates.end(), argument) != candidates.end() &&
+        command != &app)  // an option of the command, given before the command's name
+      return fmt::format("vtl: '{}' is an option of `{}`: give it after `{}`", argument,
+                         command->get_name(), command->get_name());
     const std::string hint = vtl::did_you_mean(argument, candidates);
     if (!hint.empty()) return fmt::format("vtl: '{}'{}", argument, hint);
   }
@@ -110,12 +118,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    if (code != 0) {
-      const std::string hint = hint_for_unexpected_arguments(app);
-      if (!hint.empty()) std::cerr << hint << "\n";
-    }
-    return code;
+    // --help and --version exit 0; a usage error exits 2, as getopt's and argparse's do.
+    if (app.exit(e) == 0) return 0;
+    const std::string hint = hint_for_unexpected_arguments(app);
+    if (!hint.empty()) std::cerr << hint << "\n";
+    return 2;
   } catch (const vtl::Interrupted& e) {
     std::cerr << "vtl: " << e.what() << "\n";
     return 128 + e.signal();
@@ -127,6 +134,15 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "vtl: error: " << e.what() << "\n";
+    return 1;
+  }
+  // Output lost on the way (a full disk behind `> file`) is an error, not a success.
+  errno = 0;
+  std::cout.flush();
+  std::fflush(stdout);
+  if (!std::cout || std::ferror(stdout)) {
+    std::cerr << "vtl: error: cannot write standard output"
+              << (errno != 0 ? std::string(": ") + std::strerror(errno) : std::string()) << "\n";
     return 1;
   }
   return 0;
