@@ -36,6 +36,19 @@ std::optional<SplitFolders> find_split_folders(const fs::path& root) {
     if (!slot.empty()) ambiguous = true;
     slot = entry.path();
   }
+  if (!ambiguous && !folders.train.empty() && !has_subfolders(folders.train)) {
+    // Kaggle's layout: train/ holds the images flat and a CSV beside it their labels
+    // (labels.csv: id,breed). Read as a class tree, train/ and test/ would be the classes.
+    for (const auto& entry : fs::directory_iterator(root, ec)) {
+      const bool csv = entry.is_regular_file(ec) &&
+                       (entry.path().extension() == ".csv" || entry.path().extension() == ".CSV");
+      VTL_CHECK(!csv,
+                "{}: {}/ holds images without class folders, and {} beside it may list their "
+                "labels: give the CSV as DATA ({}), or sort the images into one folder per class",
+                root.string(), folders.train.filename().string(), entry.path().filename().string(),
+                entry.path().string());
+    }
+  }
   if (ambiguous || !any_subfolder || folders.train.empty() || !has_subfolders(folders.train))
     return std::nullopt;
   if (!folders.validation.empty() && !has_subfolders(folders.validation))

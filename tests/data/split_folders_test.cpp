@@ -95,6 +95,32 @@ TEST(SplitFolders, AStrayFolderBesideSplitFoldersIsRefusedByName) {
   EXPECT_EQ(open_dataset(dir.path()).classes, (std::vector<std::string>{"extra", "train"}));
 }
 
+// Kaggle's dog-breed layout: labels.csv (id,breed) beside train/ and test/ of flat images.
+// Read as a class tree, "train" and "test" would be the classes; the CSV is named instead.
+TEST(SplitFolders, FlatTrainImagesBesideACsvPointToTheCsv) {
+  TempDir dir("vtl_splits_kaggle");
+  write_png(dir.path() / "train" / "0a1b.png", 10);
+  write_png(dir.path() / "train" / "0c2d.png", 20);
+  write_png(dir.path() / "test" / "9f8e.png", 30);
+  std::ofstream(dir.path() / "labels.csv") << "id,breed\n0a1b,beagle\n0c2d,boxer\n";
+  for (const bool with_test : {true, false}) {
+    if (!with_test) fs::remove_all(dir.path() / "test");
+    std::string message;
+    try {
+      open_dataset(dir.path());
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find("train/ holds images without class folders, and labels.csv beside it "
+                           "may list their labels: give the CSV as DATA (" +
+                           (dir.path() / "labels.csv").string() + ")"),
+              std::string::npos)
+        << message;
+  }
+  EXPECT_EQ(open_dataset(dir.path() / "labels.csv").classes,
+            (std::vector<std::string>{"beagle", "boxer"}));
+}
+
 /// Writes `rows` PNGs img/<i>.png and `name` holding `header` and one line per image made by
 /// `line(i)`; returns the CSV's path.
 template <typename Line>
