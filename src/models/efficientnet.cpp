@@ -50,7 +50,7 @@ constexpr EfficientNetConfig kEfficientNets[] = {
     {"efficientnet_b0", 1.0, 1.0, 224, 0.2, 1e-5, 0.1,
      "best accuracy per FLOP at 224; good default for mobile/CPU fine-tuning"},
     {"efficientnet_b1", 1.0, 1.1, 240, 0.2, 1e-5, 0.1, "slightly deeper B0 at 240 px"},
-    {"efficientnet_b2", 1.1, 1.2, 260, 0.3, 1e-5, 0.1, "balanced accuracy/cost at 260 px"},
+    {"efficientnet_b2", 1.1, 1.2, 260, 0.3, 1e-5, 0.1, "balanced accuracy/cost at 260-288 px"},
     {"efficientnet_b3", 1.2, 1.4, 300, 0.3, 1e-5, 0.1,
      "resnet50-level cost with higher accuracy at 300 px"},
     {"efficientnet_b4", 1.4, 1.8, 380, 0.4, 1e-5, 0.1, "high accuracy at 380 px; GPU advised"},

@@ -13,7 +13,7 @@ void add_demo_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "demo",
       "Transfer learning on Debian's openclipart images: accuracy from scratch, with a frozen "
-      "pretrained base, and fine-tuned (a few minutes on 2 cores)");
+      "pretrained base, and fine-tuned (about a minute on 2 cores)");
   cmd->add_option("--work", options->work,
                   "folder for its datasets and runs (default: $VTL_HOME/demo)");
   cmd->add_option("--model", options->model, "architecture")->capture_default_str();
@@ -22,8 +22,9 @@ void add_demo_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", options->seed, "seed")->capture_default_str();
   cmd->add_option("--workers", options->workers, "image loading threads")->capture_default_str();
-  cmd->add_flag("!--no-imagenet", options->use_imagenet,
-                "pretrain the backbone here even when ImageNet weights are in $VTL_HOME");
+  cmd->add_flag_callback(
+      "--no-imagenet", [options] { options->use_imagenet = false; },
+      "pretrain the backbone here even when ImageNet weights are in $VTL_HOME");
   cmd->callback([options] { train::run_demo(*options); });
 }
 

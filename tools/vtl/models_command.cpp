@@ -164,7 +164,11 @@ std::vector<Row> measure(const Options& options) {
     Row row;
     row.info = models::model_info(names[i]);
     row.weights = default_weights(names[i]);
-    const int64_t size = options.input_size > 0 ? options.input_size : row.info.default_input_size;
+    // The default weights' input (what their acc@1 was measured at), else the
+    // architecture's own.
+    const int64_t size = options.input_size > 0 ? options.input_size
+                         : row.weights          ? row.weights->preprocessing.crop
+                                                : row.info.default_input_size;
     auto cached = options.bench ? std::nullopt : cache.find(names[i], size);
     if (cached) {
       row.stats = *cached;
@@ -290,10 +294,11 @@ void add_models_command(CLI::App& app) {
                   "their output shapes")
       ->type_name("NAME");
   cmd->add_option("--input-size", options.input_size,
-                  "Square input side in pixels for GFLOPs, --bench and --layers (default: each "
-                  "model's own)")
+                  "Square input side in pixels for GFLOPs, --bench and --layers (default: the "
+                  "input of each model's default weights, else the architecture's)")
       ->check(CLI::Range(32, 2048));
   cmd->add_option("--repeats", options.repeats, "Timed passes per batch size for --bench")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_flag("--no-cache", options.no_cache,
                 "Recompute GFLOPs instead of reading $VTL_HOME/cache/model_stats.json");

@@ -124,8 +124,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--monitor", c.monitor, "val_loss or val_acc")
       ->check(CLI::IsMember({"val_loss", "val_acc"}))
       ->capture_default_str();
-  cmd->add_flag("!--no-restore-best", c.restore_best,
-                "keep the last weights instead of the best epoch's");
+  cmd->add_flag_callback(
+      "--no-restore-best", [options] { options->config.restore_best = false; },
+      "keep the last weights instead of the best epoch's");
   cmd->add_option("--reduce-lr-patience", c.plateau_patience,
                   "ReduceLROnPlateau patience on val_loss (0: off)");
   cmd->add_option("--reduce-lr-factor", c.plateau_factor, "ReduceLROnPlateau factor")
