@@ -1,5 +1,5 @@
 #pragma once
-// Feature extraction to files (DESIGN.md, "Files the tool writes"):
+// Feature extraction to files (docs/architecture.md, "Files written"):
 //   features.npy     float32 or float16 [rows, dim], row i = manifest line i
 //   manifest.jsonl   {"item": k, "path": "...", "label": 3, "class": "dog"} per row
 //                    (item = index in the full input list; label null when unlabelled)

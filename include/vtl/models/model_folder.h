@@ -1,5 +1,5 @@
 #pragma once
-// A trained model on disk (DESIGN.md, "Files the tool writes"): a folder with
+// A trained model on disk (docs/architecture.md, "Files written"): a folder with
 //   model.safetensors  the TransferModel's state dict under its published names (base:
 //                      torchvision's keys; head: see transfer_model.h), float32
 //   model.json         {"format": "vtl-model", "version": 1, "architecture": "resnet50",

@@ -1,5 +1,5 @@
 #pragma once
-// An index folder (DESIGN.md, "Files the tool writes"):
+// An index folder (docs/architecture.md, "Files written"):
 //   index.faiss     the vectors (VectorIndex; id = catalogue id)
 //   catalog.sqlite  id -> path, label, class, content hash, metadata (Catalog)
 //   index.json      {"format": "vtl-index", "version": 1, "spec": FeatureSpec,
