@@ -82,8 +82,9 @@ std::string suggestions_text(const LrRangeResult& result) {
   if (result.valley <= 0)
     return "too few steps for a suggestion: run more steps or a wider range\n";
   return fmt::format(
-      "suggested learning rate {:.1e} (valley); steepest descent at {:.1e}; a tenth of the "
-      "lowest loss's {:.1e}\n",
+      "suggested learning rate {:.1e} (fastai's valley); also steep {:.1e} (the steepest "
+      "descent of the smoothed loss) and minimum {:.1e} (a tenth of the rate at the lowest "
+      "loss)\n",
       result.valley, result.steep, result.minimum);
 }
 
