@@ -83,7 +83,8 @@ TEST(LrFinder, TextCurveAndFiles) {
   const auto text = render_lr_curve_text(curve, 9);
   EXPECT_NE(text.find("1.0e-07"), std::string::npos) << text;
   EXPECT_NE(text.find("1.0e+01"), std::string::npos) << text;
-  EXPECT_NE(text.find(fmt::format("{:.1e} (valley)", curve.valley)), std::string::npos) << text;
+  EXPECT_NE(text.find(fmt::format("{:.1e} (fastai's valley)", curve.valley)), std::string::npos)
+      << text;
   // Bars: the highest loss (at 10) gets the longest bar.
   EXPECT_NE(text.find(std::string(40, '#')), std::string::npos) << text;
 

@@ -1,5 +1,6 @@
 // `vtl weights {list,fetch,import,verify}`: the pretrained catalogue and the local store.
 
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -52,13 +53,16 @@ void list_weights(bool json) {
     std::cout << out.dump(1) << "\n";
     return;
   }
-  std::cout << fmt::format("{:<28} {:<20} {:>7} {:>7} {:>4} {:>10}  {}\n", "name", "architecture",
-                           "acc@1", "acc@5", "crop", "stored", "file");
+  size_t width = 4;  // the longest name with its default mark
+  for (const auto& w : weights::catalogue()) width = std::max(width, w.name.size() + 2);
+  std::cout << fmt::format("{:<{}} {:<20} {:>7} {:>7} {:>4} {:>10}  {}\n", "name", width,
+                           "architecture", "acc@1", "acc@5", "crop", "stored", "file");
   for (const auto& w : weights::catalogue()) {
     const auto path = weights::locate_weights(w);
-    std::cout << fmt::format("{:<28} {:<20} {:>7.3f} {:>7.3f} {:>4} {:>10}  {}\n",
-                             w.name + (w.is_default ? " *" : ""), w.architecture, w.top1, w.top5,
-                             w.preprocessing.crop, path ? size_text(path) : "no", w.file_name);
+    std::cout << fmt::format("{:<{}} {:<20} {:>7.3f} {:>7.3f} {:>4} {:>10}  {}\n",
+                             w.name + (w.is_default ? " *" : ""), width, w.architecture, w.top1,
+                             w.top5, w.preprocessing.crop, path ? size_text(path) : "no",
+                             w.file_name);
   }
   std::cout << fmt::format(
       "\n* default for its architecture; crop: input size in pixels; stored: file size in the "
