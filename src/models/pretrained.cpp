@@ -59,8 +59,11 @@ void check_weights_for_architecture(const std::string& arch, const weights::Stat
   }
 }
 
-PretrainedModel load_pretrained(const std::string& arch, const std::string& weights_name,
-                                const ModelOptions& options) {
+namespace {
+
+/// load_pretrained; `classes_from_weights`: the classifier takes the file's output count.
+PretrainedModel load(const std::string& arch, const std::string& weights_name,
+                     const ModelOptions& options, bool classes_from_weights) {
   const ModelInfo& info = model_info(arch);  // unknown architectures fail here, with hints
   PretrainedModel out;
   bool from_catalogue = false;
@@ -99,12 +102,18 @@ PretrainedModel load_pretrained(const std::string& arch, const std::string& weig
   out.model = create_model(arch, options);
   const std::string prefix = out.model->classifier_prefix();
   const int64_t stored_classes = file_classes(state_dict, prefix);
+  ModelOptions built = options;
+  if (options.include_top() && classes_from_weights && stored_classes > 0 &&
+      stored_classes != options.num_classes()) {
+    built.num_classes(stored_classes);
+    out.model = create_model(arch, built);
+  }
 
   weights::LoadOptions load;
   load.source(out.file.string());
   if (!options.include_top()) {
     load.allow_unexpected(true);  // the file's classifier has nowhere to go
-  } else if (stored_classes != options.num_classes()) {
+  } else if (stored_classes != built.num_classes()) {
     load.skip_prefix(prefix);  // fresh classifier for another number of classes
   }
   out.report = weights::load_state_dict(*out.model, state_dict, load);
@@ -124,6 +133,19 @@ PretrainedModel load_pretrained(const std::string& arch, const std::string& weig
         "removed the 'module.' prefix (DataParallel) from the keys of {}", out.file.string()));
   }
   return out;
+}
+
+}  // namespace
+
+PretrainedModel load_pretrained(const std::string& arch, const std::string& weights,
+                                const ModelOptions& options) {
+  return load(arch, weights, options, /*classes_from_weights=*/false);
+}
+
+PretrainedModel load_pretrained_as_saved(const std::string& arch, const std::string& weights,
+                                         bool include_top) {
+  return load(arch, weights, ModelOptions().include_top(include_top),
+              /*classes_from_weights=*/true);
 }
 
 Model create_pretrained(const std::string& arch, const std::string& weights,

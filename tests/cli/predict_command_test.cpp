@@ -17,6 +17,10 @@
 #include "cli/serve_process.h"
 #include "embed/sample_images.h"
 #include "vtl/core/atomic_file.h"
+#include "vtl/core/preprocessing.h"
+#include "vtl/data/preprocess.h"
+#include "vtl/models/registry.h"
+#include "vtl/weights/safetensors.h"
 
 namespace vtl {
 namespace {
@@ -64,6 +68,51 @@ TEST_F(PredictCommand, TopKFromATorchvisionFileAsJson) {
     EXPECT_FALSE(p["label"].get<std::string>().empty());
   }
   EXPECT_EQ(json[0]["predictions"], json[1]["predictions"]) << "same image, same answer";
+}
+
+// A network fine-tuned elsewhere (torchvision: resnet18(num_classes=3), its state dict
+// saved): its 3-way classifier is loaded as saved, and --class-names names the outputs.
+TEST_F(PredictCommand, AWeightsFileWithItsOwnClassifierIsNamedWithClassNames) {
+  torch::manual_seed(3);
+  auto model = models::create_model("resnet18", models::ModelOptions().num_classes(3));
+  const fs::path file = home_ / "finetuned.safetensors";
+  weights::StateDict state;  // torchvision's names: the module's own
+  for (const auto& item : model->named_parameters()) state[item.key()] = item.value().detach();
+  for (const auto& item : model->named_buffers()) state[item.key()] = item.value();
+  weights::save_safetensors(file, state);
+  const std::string args = "predict " + kSample + " --model resnet18 --weights " + file.string();
+  auto unnamed = run_cli(args, env_);
+  EXPECT_EQ(unnamed.exit_code, 1);
+  EXPECT_NE(unnamed.output.find("carry no class names for the 3 outputs of their classifier"),
+            std::string::npos)
+      << unnamed.output;
+  EXPECT_NE(unnamed.output.find("--class-names FILE"), std::string::npos) << unnamed.output;
+
+  write_file_atomically(home_ / "two.txt", "cat\ndog\n");
+  auto short_list = run_cli(args + " --class-names " + (home_ / "two.txt").string(), env_);
+  EXPECT_EQ(short_list.exit_code, 1);
+  EXPECT_NE(short_list.output.find("2 class names for the 3 outputs"), std::string::npos)
+      << short_list.output;
+
+  write_file_atomically(home_ / "names.txt", "cat\r\ndog\r\n  bird \r\n\n");
+  auto named = run_cli(args + " --class-names " + (home_ / "names.txt").string() + " --json", env_);
+  ASSERT_EQ(named.exit_code, 0) << named.output;
+  const auto predictions =
+      nlohmann::json::parse(named.output.substr(named.output.find('[')))[0]["predictions"];
+  ASSERT_EQ(predictions.size(), 3u);
+  // The file's own classifier answers: the same probabilities as the model that was saved.
+  Preprocessing preprocessing;  // a weights file: ImageNet statistics, 256 -> 224
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto expected = torch::softmax(
+      model->forward(data::load_eval_input(kSample, preprocessing).unsqueeze(0)), 1)[0];
+  const std::vector<std::string> names = {"cat", "dog", "bird"};
+  for (const auto& p : predictions) {
+    const auto at = std::find(names.begin(), names.end(), p["label"].get<std::string>());
+    ASSERT_NE(at, names.end()) << p;
+    EXPECT_NEAR(p["probability"].get<double>(), expected[at - names.begin()].item<double>(), 1e-4)
+        << p;
+  }
 }
 
 TEST_F(PredictCommand, MissingWeightsSayHowToGetThem) {

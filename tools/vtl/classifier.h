@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "vtl/core/preprocessing.h"
 
@@ -26,6 +27,7 @@ struct Classifier {
   std::function<torch::Tensor(const torch::Tensor&)> pooled_features;
   Preprocessing preprocessing;
   std::vector<std::string> class_names;  ///< empty when the weights name no classes
+  int64_t num_classes = 0;               ///< the classifier's outputs; 0 without one
   std::string architecture;              ///< registry name, e.g. "resnet50"
   std::string source;                    ///< "trained model folder DIR" or "weights NAME"
   std::string description;               ///< one line for the user
@@ -33,12 +35,19 @@ struct Classifier {
 
 /// `model`: a trained model folder (then `weights` must be empty) or a registry name with
 /// `weights` (catalogue name or file; empty: the default catalogue weights). A registry
-/// network is built without its classifier when `include_top` is false. Throws vtl::Error
-/// saying what is wrong.
+/// network takes the classifier of its weights file, whatever its size (a network
+/// fine-tuned elsewhere), and is built without one when `include_top` is false. Throws
+/// vtl::Error saying what is wrong.
 Classifier open_network(const std::string& model, const std::string& weights,
                         bool include_top = true);
 
-/// open_network, for naming predictions: the weights must name their classes.
-Classifier open_classifier(const std::string& model, const std::string& weights);
+/// open_network, for naming predictions: the classes are named by the model folder, by the
+/// catalogue weights (ImageNet), or by `class_names_file` (one name per line, in output
+/// order; for weights files only). Throws vtl::Error when they cannot be named.
+Classifier open_classifier(const std::string& model, const std::string& weights,
+                           const std::string& class_names_file = {});
+
+/// Adds `--class-names FILE` (for open_classifier) to a command.
+void add_class_names_option(CLI::App* command, std::string& file);
 
 }  // namespace vtl::cli

@@ -28,6 +28,7 @@ namespace fs = std::filesystem;
 struct ExplainOptions {
   std::vector<std::string> images;
   std::string model, weights, class_name, out = "explain", device = "cpu";
+  std::string class_names;  ///< --class-names FILE
   int batch = 8;
   bool json = false;
 };
@@ -72,7 +73,7 @@ void run_explain(const ExplainOptions& options) {
   const torch::Device device = models::parse_device(options.device);
   const auto images = expand_image_arguments("vtl explain", options.images);
   VTL_CHECK(!images.empty(), "no images to explain");
-  Classifier classifier = open_classifier(options.model, options.weights);
+  Classifier classifier = open_classifier(options.model, options.weights, options.class_names);
   int64_t chosen_class = -1;
   if (!options.class_name.empty()) {
     const auto& names = classifier.class_names;
@@ -154,6 +155,7 @@ void add_explain_command(CLI::App& app) {
   command->add_option("--weights", options->weights,
                       "Catalogue name or .pth/.safetensors file (registered models); default: "
                       "the architecture's default catalogue weights");
+  add_class_names_option(command, options->class_names);
   command->add_option("--class", options->class_name,
                       "Explain this class for every image (default: each image's prediction)");
   command->add_option("--out", options->out, "Folder for the heatmap PNGs")->default_val("explain");

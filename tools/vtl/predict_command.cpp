@@ -33,6 +33,7 @@ struct PredictOptions {
   std::vector<std::string> images;
   std::string model;
   std::string weights;
+  std::string class_names;  ///< --class-names FILE
   int top = 5;
   int batch = 16;
   std::string device = "cpu";
@@ -53,7 +54,7 @@ void run_predict(const PredictOptions& options) {
   auto images = expand_image_arguments("vtl predict", options.images);
   VTL_CHECK(!images.empty() || !options.csv.like.empty(), "no images to classify");
 
-  Classifier classifier = open_classifier(options.model, options.weights);
+  Classifier classifier = open_classifier(options.model, options.weights, options.class_names);
   PredictionCsv csv(options.csv, classifier.class_names);
   csv.check_stdout_is_free(options.json);
   if (csv.follows_sample()) images = csv.sample_images();
@@ -145,6 +146,7 @@ void add_predict_command(CLI::App& app) {
   command->add_option("--weights", options->weights,
                       "Catalogue name (see `vtl weights list`) or a .pth/.safetensors file; "
                       "default: the architecture's default catalogue weights");
+  add_class_names_option(command, options->class_names);
   command->add_option("--top,-k", options->top, "How many classes to show per image")
       ->default_val(5)
       ->check(positive());

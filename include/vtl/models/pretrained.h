@@ -42,9 +42,17 @@ struct PretrainedModel {
 /// another architecture throw vtl::Error naming the file and the mismatched keys/shapes.
 /// With num_classes different from the file's classifier, the classifier is left out and
 /// freshly initialised (said in report.summary()); with include_top=false the file's
-/// classifier is ignored.
+/// classifier is ignored. class_names: ImageNet's for a 1000-way published classifier,
+/// else empty.
 PretrainedModel load_pretrained(const std::string& arch, const std::string& weights,
                                 const ModelOptions& options = {});
+
+/// load_pretrained with the classifier the weights file holds, whatever its number of
+/// outputs: a network fine-tuned elsewhere on 10 classes loads with its 10-way head
+/// (torchvision: `resnet18(num_classes=10)` + `load_state_dict`). class_names is empty
+/// unless the file's classifier is a published 1000-way ImageNet one.
+PretrainedModel load_pretrained_as_saved(const std::string& arch, const std::string& weights,
+                                         bool include_top = true);
 
 /// load_pretrained(...).model.
 Model create_pretrained(const std::string& arch, const std::string& weights,
