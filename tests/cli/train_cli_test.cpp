@@ -191,7 +191,7 @@ TEST_F(TrainCli, FindLrPrintsTheCurveAndASuggestionAndTrainsNothing) {
   EXPECT_NE(found.output.find("learning-rate range test of phase 1 (features): 30 steps"),
             std::string::npos)
       << found.output;
-  EXPECT_NE(found.output.find("(valley)"), std::string::npos) << found.output;
+  EXPECT_NE(found.output.find("(fastai's valley)"), std::string::npos) << found.output;
   EXPECT_NE(found.output.find("train with: --lr "), std::string::npos) << found.output;
   const std::string csv = read_file(out / "lr_find.csv");
   EXPECT_EQ(csv.rfind("step,lr,loss,smoothed_loss\n1,1e-07,", 0), 0u) << csv;
