@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "vtl/core/error.h"
+#include "vtl/core/text.h"
 #include "vtl/data/dataset.h"
 
 namespace vtl::data {
@@ -20,8 +21,12 @@ std::optional<SplitFolders> find_split_folders(const fs::path& root) {
   bool any_subfolder = false;
   bool ambiguous = false;  // two folders for one split (train/ and Training/)
   std::vector<std::string> others;
+  fs::path csv;  // a CSV list beside the folders (Kaggle's labels.csv), if any
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     const std::string name = entry.path().filename().string();
+    if (csv.empty() && entry.is_regular_file(ec) &&
+        lowercase(entry.path().extension().string()) == ".csv")
+      csv = entry.path();
     if (is_hidden_name(name) || !entry.is_directory(ec) || !vtl_output_marker(entry.path()).empty())
       continue;
     any_subfolder = true;
@@ -36,19 +41,13 @@ std::optional<SplitFolders> find_split_folders(const fs::path& root) {
     if (!slot.empty()) ambiguous = true;
     slot = entry.path();
   }
-  if (!ambiguous && !folders.train.empty() && !has_subfolders(folders.train)) {
-    // Kaggle's layout: train/ holds the images flat and a CSV beside it their labels
-    // (labels.csv: id,breed). Read as a class tree, train/ and test/ would be the classes.
-    for (const auto& entry : fs::directory_iterator(root, ec)) {
-      const bool csv = entry.is_regular_file(ec) &&
-                       (entry.path().extension() == ".csv" || entry.path().extension() == ".CSV");
-      VTL_CHECK(!csv,
-                "{}: {}/ holds images without class folders, and {} beside it may list their "
-                "labels: give the CSV as DATA ({}), or sort the images into one folder per class",
-                root.string(), folders.train.filename().string(), entry.path().filename().string(),
-                entry.path().string());
-    }
-  }
+  // Kaggle's layout: train/ holds the images flat and a CSV beside it their labels
+  // (labels.csv: id,breed). Read as a class tree, train/ and test/ would be the classes.
+  VTL_CHECK(ambiguous || csv.empty() || folders.train.empty() || has_subfolders(folders.train),
+            "{}: {}/ holds images without class folders, and {} beside it may list their "
+            "labels: give the CSV as DATA ({}), or sort the images into one folder per class",
+            root.string(), folders.train.filename().string(), csv.filename().string(),
+            csv.string());
   if (ambiguous || !any_subfolder || folders.train.empty() || !has_subfolders(folders.train))
     return std::nullopt;
   if (!folders.validation.empty() && !has_subfolders(folders.validation))

@@ -253,8 +253,7 @@ torch::Tensor FeatureExtractor::embed_files(const std::vector<std::filesystem::p
 
 FeatureExtractor extractor_for_spec(const FeatureSpec& spec,
                                     const std::filesystem::path& moved_weights) {
-  const bool by_path =
-      spec.weights.rfind(kFilePrefix, 0) == 0 || spec.weights.rfind(kFolderPrefix, 0) == 0;
+  const bool by_path = !weights_path(spec.weights).empty();
   VTL_CHECK(moved_weights.empty() || by_path,
             "--weights names where a weights file or model folder moved to; these features were "
             "made with {}",
@@ -268,20 +267,12 @@ FeatureExtractor extractor_for_spec(const FeatureSpec& spec,
     options.weights = "random";
     options.seed = seed;
   } else if (spec.weights.rfind(kFolderPrefix, 0) == 0) {
-    const auto end = spec.weights.rfind(kHashMark);
-    options.model = spec.weights.substr(
-        std::string(kFolderPrefix).size(),
-        end == std::string::npos ? std::string::npos : end - std::string(kFolderPrefix).size());
-    if (!moved_weights.empty()) options.model = moved_weights.string();
+    options.model = moved_weights.empty() ? weights_path(spec.weights) : moved_weights.string();
     VTL_CHECK(models::is_model_folder(options.model),
               "the trained model folder {} that made these features is gone{}", options.model,
               moved_weights.empty() ? moved_hint : "");
   } else if (spec.weights.rfind(kFilePrefix, 0) == 0) {
-    const auto end = spec.weights.rfind(kHashMark);
-    options.weights = spec.weights.substr(
-        std::string(kFilePrefix).size(),
-        end == std::string::npos ? std::string::npos : end - std::string(kFilePrefix).size());
-    if (!moved_weights.empty()) options.weights = moved_weights.string();
+    options.weights = moved_weights.empty() ? weights_path(spec.weights) : moved_weights.string();
     VTL_CHECK(std::filesystem::is_regular_file(options.weights),
               "the weights file {} that made these features is gone{}", options.weights,
               moved_weights.empty() ? moved_hint : "");

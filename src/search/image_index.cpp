@@ -309,45 +309,54 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
   return {total, duplicates, total, {}};
 }
 
-std::vector<CatalogEntry> ImageIndex::remove(
-    const fs::path& dir, const std::function<bool(const CatalogEntry&)>& take_out) {
+namespace {
+
+/// remove() and prune(): one pass over the index at `dir`; `refuse_all(count)` throws when
+/// every one of its `count` images is selected.
+std::vector<CatalogEntry> remove_selected(const fs::path& dir,
+                                          const std::function<bool(const CatalogEntry&)>& take_out,
+                                          const std::function<void(size_t)>& refuse_all) {
   std::vector<CatalogEntry> removed, kept;
   std::vector<torch::Tensor> rows;
-  const ImageIndex index = open(dir);
-  for (auto& entry : index.catalog_->all()) {
+  ImageIndex index = ImageIndex::open(dir);
+  for (auto& entry : index.catalog().all()) {
     if (take_out(entry)) {
       removed.push_back(std::move(entry));
       continue;
     }
-    rows.push_back(index.vectors_->reconstruct(entry.id));
+    rows.push_back(index.vectors().reconstruct(entry.id));
     entry.id = static_cast<int64_t>(kept.size());
     kept.push_back(std::move(entry));
   }
   if (removed.empty()) return removed;
-  VTL_CHECK(!kept.empty(),
-            "{}: that would take out all of its {} images; nothing was changed (to drop the "
-            "whole index, delete the folder)",
-            dir.string(), removed.size());
+  if (kept.empty()) refuse_all(removed.size());
   commit_rebuilt(dir, index, rows, kept);
   return removed;
 }
 
-std::vector<CatalogEntry> ImageIndex::prune(const fs::path& dir) {
-  {
-    const ImageIndex index = open(dir);
-    bool any_left = false;
-    for (const auto& entry : index.catalog_->all()) {
-      std::error_code ec;
-      any_left |= fs::exists(entry.path, ec);
-    }
-    VTL_CHECK(any_left || index.size() == 0,
-              "{}: none of its {} catalogued files exists any more (moved?); nothing was changed",
-              dir.string(), index.size());
-  }
-  return remove(dir, [](const CatalogEntry& entry) {
-    std::error_code ec;
-    return !fs::exists(entry.path, ec);
+}  // namespace
+
+std::vector<CatalogEntry> ImageIndex::remove(
+    const fs::path& dir, const std::function<bool(const CatalogEntry&)>& take_out) {
+  return remove_selected(dir, take_out, [&](size_t count) {
+    fail(
+        "{}: that would take out all of its {} images; nothing was changed (to drop the whole "
+        "index, delete the folder)",
+        dir.string(), count);
   });
+}
+
+std::vector<CatalogEntry> ImageIndex::prune(const fs::path& dir) {
+  return remove_selected(
+      dir,
+      [](const CatalogEntry& entry) {
+        std::error_code ec;
+        return !fs::exists(entry.path, ec);
+      },
+      [&](size_t count) {
+        fail("{}: none of its {} catalogued files exists any more (moved?); nothing was changed",
+             dir.string(), count);
+      });
 }
 
 ImageIndex ImageIndex::open(const fs::path& dir) {

@@ -164,16 +164,14 @@ void run_merge(const IndexArgs& args) {
 }
 
 /// Prints what remove or prune took out (`gone`: prune's, whose files are gone) and the
-/// new size.
+/// `left` images of the index.
 void report_removed(const IndexArgs& args, const std::vector<search::CatalogEntry>& removed,
-                    bool gone, bool dry_run = false) {
+                    int64_t left, bool gone, bool dry_run = false) {
   const size_t n = removed.size();
   const std::string what = fmt::format("{} image{}{}", n, n == 1 ? "" : "s",
                                        !gone    ? ""
                                        : n == 1 ? " whose file is gone"
                                                 : " whose files are gone");
-  const int64_t total = search::ImageIndex::open(args.index).size();
-  const int64_t left = dry_run ? total - int64_t(removed.size()) : total;
   if (args.json) {
     auto entries = nlohmann::json::array();
     for (const auto& entry : removed) entries.push_back({{"id", entry.id}, {"path", entry.path}});
@@ -190,27 +188,33 @@ void report_removed(const IndexArgs& args, const std::vector<search::CatalogEntr
                              args.index, what, left);
     return;
   }
-  std::cout << fmt::format("{}: {} taken out, {} in total{}\n", args.index, what, total,
+  std::cout << fmt::format("{}: {} taken out, {} in total{}\n", args.index, what, left,
                            removed.empty() ? "" : " (ids renumbered)");
 }
 
 void run_remove(const IndexArgs& args) {
   const IndexSelection selection(args.targets, args.ids);
-  std::vector<search::CatalogEntry> selected;
+  int64_t size = 0;
   {
     const auto index = search::ImageIndex::open(args.index);
-    selection.check_each_selects_something(index.catalog(), args.index);
-    for (auto& entry : index.catalog().all())
-      if (selection.selects(entry)) selected.push_back(std::move(entry));
+    size = index.size();
+    auto entries = index.catalog().all();
+    selection.check_each_selects_something(entries, args.index);
+    if (args.dry_run) {
+      std::vector<search::CatalogEntry> selected;
+      for (auto& entry : entries)
+        if (selection.selects(entry)) selected.push_back(std::move(entry));
+      return report_removed(args, selected, size - int64_t(selected.size()), false, true);
+    }
   }
-  if (args.dry_run) return report_removed(args, selected, false, true);
   const auto removed = search::ImageIndex::remove(
       args.index, [&](const search::CatalogEntry& entry) { return selection.selects(entry); });
-  report_removed(args, removed, false);
+  report_removed(args, removed, size - int64_t(removed.size()), false);
 }
 
 void run_prune(const IndexArgs& args) {
-  report_removed(args, search::ImageIndex::prune(args.index), true);
+  const auto removed = search::ImageIndex::prune(args.index);
+  report_removed(args, removed, search::ImageIndex::open(args.index).size(), true);
 }
 
 void add_index_command(CLI::App& app) {

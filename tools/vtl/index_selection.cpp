@@ -1,5 +1,6 @@
 #include "index_selection.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "vtl/core/error.h"
@@ -39,16 +40,16 @@ bool IndexSelection::selects(const search::CatalogEntry& entry) const {
   return false;
 }
 
-void IndexSelection::check_each_selects_something(const search::Catalog& catalog,
+void IndexSelection::check_each_selects_something(const std::vector<search::CatalogEntry>& entries,
                                                   const std::string& index) const {
-  const int64_t size = catalog.size();
+  const auto size = static_cast<int64_t>(entries.size());
   for (const int64_t id : ids_)
     VTL_CHECK(id >= 0 && id < size, "--id {}: {} holds ids 0 to {}; nothing was changed", id, index,
               size - 1);
-  const auto entries = catalog.all();
   for (const auto& target : targets_) {
-    bool found = false;
-    for (const auto& entry : entries) found = found || target_selects(target, entry);
+    const bool found = std::any_of(entries.begin(), entries.end(), [&](const auto& entry) {
+      return target_selects(target, entry);
+    });
     VTL_CHECK(found, "{}: not in {} (no image was indexed {}); nothing was changed", target.given,
               index,
               target.sha256.empty() ? "from this path or under it"

@@ -20,9 +20,11 @@ class IndexSelection {
 
   bool selects(const search::CatalogEntry& entry) const;
 
-  /// Throws vtl::Error naming the first target or id that selects nothing in `catalog`
-  /// (`index`: the folder, for the message), so that a typo changes nothing.
-  void check_each_selects_something(const search::Catalog& catalog, const std::string& index) const;
+  /// Throws vtl::Error naming the first target or id that selects nothing among `entries`
+  /// (an index's whole catalogue, ids 0..size-1; `index`: its folder, for the message), so
+  /// that a typo changes nothing.
+  void check_each_selects_something(const std::vector<search::CatalogEntry>& entries,
+                                    const std::string& index) const;
 
  private:
   struct Target {
