@@ -72,7 +72,7 @@ int main(int argc, char** argv) try {
              "val acc");
   auto row = [](const char* name, const RunResult& r) {
     fmt::print("{:<10} {:>14.2f} {:>22.3f} {:>10.4f}\n", name, r.history.front().seconds,
-               steady_epoch_seconds(r), r.validation.top1);
+               steady_epoch_seconds(r), r.validation->top1);
   };
   row("uncached", uncached);
   row("cached", cached);

@@ -876,8 +876,8 @@ const char* to_string(Split split) {
 
 std::pair<Dataset, Dataset> split_stratified(const Dataset& dataset, double val_fraction,
                                              uint64_t seed) {
-  VTL_CHECK(val_fraction > 0.0 && val_fraction < 1.0,
-            "validation split must be between 0 and 1 (got {})", val_fraction);
+  VTL_CHECK(val_fraction >= 0.0 && val_fraction < 1.0,
+            "validation split must be at least 0 and below 1 (got {})", val_fraction);
   std::vector<std::vector<size_t>> by_class(dataset.classes.size());
   for (size_t i = 0; i < dataset.samples.size(); ++i)
     by_class.at(dataset.samples[i].label).push_back(i);
@@ -886,7 +886,7 @@ std::pair<Dataset, Dataset> split_stratified(const Dataset& dataset, double val_
   for (auto& members : by_class) {
     std::shuffle(members.begin(), members.end(), rng);
     size_t count = static_cast<size_t>(std::llround(members.size() * val_fraction));
-    if (members.size() >= 2)
+    if (members.size() >= 2 && val_fraction > 0.0)
       count = std::clamp<size_t>(count, 1, members.size() - 1);
     else
       count = 0;

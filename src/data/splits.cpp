@@ -16,6 +16,12 @@ size_t count_marked(const Dataset& dataset, Split split) {
   return count;
 }
 
+/// What validates when no folder or column says: `val_fraction` of each class, or nothing.
+std::string held_out(double val_fraction) {
+  return val_fraction > 0 ? fmt::format("{:g} of each class", val_fraction)
+                          : std::string("nothing (--val-split 0)");
+}
+
 }  // namespace
 
 TrainingSplit open_training_split(const fs::path& root, const fs::path& validation_path,
@@ -27,7 +33,7 @@ TrainingSplit open_training_split(const fs::path& root, const fs::path& validati
     if (val_path.empty()) val_path = folders->validation;
     out.description = fmt::format(
         "{}: split folders: training on {}, validating on {}{}", root.string(), train_path.string(),
-        val_path.empty() ? fmt::format("{:g} of each class", val_fraction) : val_path.string(),
+        val_path.empty() ? held_out(val_fraction) : val_path.string(),
         folders->test.empty()
             ? std::string()
             : fmt::format(" ({} is left for `vtl evaluate`)", folders->test.string()));
@@ -42,7 +48,7 @@ TrainingSplit open_training_split(const fs::path& root, const fs::path& validati
         count_marked(all, Split::train),
         !val_path.empty() ? val_path.string()
         : use_marked_val  ? fmt::format("the {} rows marked valid", marked_val)
-                         : fmt::format("{:g} of each class (no row is marked valid)", val_fraction),
+                          : held_out(val_fraction) + " (no row is marked valid)",
         marked_test ? fmt::format(" ({} test rows are left for `vtl evaluate`)", marked_test)
                     : std::string());
     Dataset marked_train = select_split(all, Split::train);

@@ -108,7 +108,7 @@ DemoResult run_demo(const DemoOptions& o, const std::function<void(const std::st
     fs::remove_all(pretrain.out);
     log("[1/4] pretraining the backbone (all layers train)");
     auto run = run_training(pretrain, false, quiet);
-    result.pretrain_acc = run.validation.top1;
+    result.pretrain_acc = run.validation->top1;
     base_model = pretrain.out.string();
   }
 
@@ -131,7 +131,7 @@ DemoResult run_demo(const DemoOptions& o, const std::function<void(const std::st
   log(fmt::format("[2/4] from scratch: {} with random weights, {} epochs", o.model,
                   o.scratch_epochs));
   auto scratch_run = run_training(scratch, false, quiet);
-  result.scratch_acc = scratch_run.validation.top1;
+  result.scratch_acc = scratch_run.validation->top1;
   result.target_train = scratch_run.train_images;
   result.target_val = scratch_run.val_images;
 
@@ -145,7 +145,7 @@ DemoResult run_demo(const DemoOptions& o, const std::function<void(const std::st
   features.config.lr = 3e-3;
   log(fmt::format("[3/4] frozen pretrained base + new head, {} epochs on cached features",
                   o.features_epochs));
-  result.features_acc = run_training(features, false, quiet).validation.top1;
+  result.features_acc = run_training(features, false, quiet).validation->top1;
 
   // Fine-tuned: head first (as above), then the last layers at a low learning rate.
   RunOptions finetune = target_run("finetune");
@@ -162,7 +162,7 @@ DemoResult run_demo(const DemoOptions& o, const std::function<void(const std::st
       fmt::format("[4/4] fine-tuning: phase 1 head ({} epochs), phase 2 last 10 layers ({} "
                   "epochs, lr 1e-4)",
                   o.features_epochs, o.finetune_epochs));
-  result.finetune_acc = run_training(finetune, false, quiet).validation.top1;
+  result.finetune_acc = run_training(finetune, false, quiet).validation->top1;
 
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log("");

@@ -179,9 +179,14 @@ std::string training_section(const ReportInput& in) {
     lr.values.push_back(m.lr);
     if (m.phase == 2 && phase2 == 0) phase2 = m.epoch;
   }
+  // A run without validation images has NaN val_* metrics: no curves for them.
+  const bool validated = !in.history.empty() && !std::isnan(in.history.front().val_loss);
+  const auto with_validation = [&](const Series& train, const Series& val) {
+    return validated ? std::vector<Series>{train, val} : std::vector<Series>{train};
+  };
   html += "<h2>Training curves</h2><div class=\"charts\">";
-  html += line_chart("Loss", epochs, {train_loss, val_loss}, phase2, YAxis::fit);
-  html += line_chart("Accuracy", epochs, {train_acc, val_acc}, phase2, YAxis::unit);
+  html += line_chart("Loss", epochs, with_validation(train_loss, val_loss), phase2, YAxis::fit);
+  html += line_chart("Accuracy", epochs, with_validation(train_acc, val_acc), phase2, YAxis::unit);
   html += line_chart("Learning rate", epochs, {lr}, phase2, YAxis::log);
   html += "</div>";
   if (!in.events.empty()) {
@@ -194,12 +199,13 @@ std::string training_section(const ReportInput& in) {
   html +=
       "<table><tr><th>epoch</th><th>phase</th><th>lr</th><th>train loss</th><th>train "
       "acc</th><th>val loss</th><th>val acc</th><th>seconds</th><th>img/s</th></tr>";
+  const auto cell = [](double v) { return std::isnan(v) ? "&ndash;" : fmt::format("{:.4f}", v); };
   for (const auto& m : in.history)
     html += fmt::format(
-        "<tr><td>{}</td><td>{}</td><td>{:.2e}</td><td>{:.4f}</td><td>{:.4f}</td><td>{:.4f}</"
-        "td><td>{:.4f}</td><td>{:.1f}</td><td>{:.0f}{}</td></tr>",
-        m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.seconds,
-        m.images_per_second, m.cached ? " (cached)" : "");
+        "<tr><td>{}</td><td>{}</td><td>{:.2e}</td><td>{:.4f}</td><td>{:.4f}</td><td>{}</"
+        "td><td>{}</td><td>{:.1f}</td><td>{:.0f}{}</td></tr>",
+        m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, cell(m.val_loss), cell(m.val_acc),
+        m.seconds, m.images_per_second, m.cached ? " (cached)" : "");
   html += "</table>";
 
   return html;
@@ -208,8 +214,17 @@ std::string training_section(const ReportInput& in) {
 }  // namespace
 
 std::string render_report(const ReportInput& in) {
-  const auto& ev = in.evaluation;
   std::string html = page_begin(in.title);
+  if (!in.evaluation) {
+    html +=
+        "<p>No validation images (<code>--val-split 0</code>): the model holds the last "
+        "epoch's weights. <code>vtl evaluate MODEL_DIR DATA --report</code> measures it on "
+        "labelled images.</p>";
+    if (!in.history.empty()) html += training_section(in);
+    html += "<h2>Settings</h2><pre>" + html_escape(in.settings.dump(2)) + "</pre>";
+    return html + page_end();
+  }
+  const auto& ev = *in.evaluation;
   const std::string top5 = top5_is_informative(in.classes.size())
                                ? fmt::format(", top-5 {:.2f}%", 100 * ev.top5)
                                : std::string();

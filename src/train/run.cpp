@@ -107,6 +107,9 @@ PreparedRun prepare_run(const RunOptions& options,
                                          options.config.seed, options.label_source);
   if (!split.description.empty()) log(split.description);
   data::Dataset train_set = std::move(split.train), val_set = std::move(split.validation);
+  // Without validation images (--val-split 0 and no folder or column naming them) the
+  // last epoch's weights are the result.
+  const bool validates = !val_set.samples.empty();
   VTL_CHECK(train_set.classes.size() >= 2, "{}: need at least 2 classes, found {}",
             options.data.string(), train_set.classes.size());
 
@@ -143,7 +146,8 @@ PreparedRun prepare_run(const RunOptions& options,
     model = models::TransferModel(base, num_classes, options.dropout);
   }
   if (options.img_size > 0) preprocessing = preset_for_size(preprocessing, options.img_size);
-  check_config(options.config, model);  // before any image is read, not at phase 2
+  // Before any image is read, not at phase 2.
+  check_config(options.config, model, validates);
 
   // Images: decoded once, shrunk to what the transforms need, unreadable ones skipped.
   data::DecodeOptions decode;
@@ -179,9 +183,13 @@ PreparedRun prepare_run(const RunOptions& options,
     log(fmt::format("  ... and {} more{}", skipped.size() - kSkippedShown,
                     skipped_file.empty() ? std::string() : " in " + skipped_file.string()));
   }
-  VTL_CHECK(!val_set.samples.empty(),
-            "no validation images: give --val-dir or a --val-split with 2+ images per class");
-  {
+  VTL_CHECK(!val_set.samples.empty() || (!validates && options.val_split == 0),
+            "no validation images: give --val-dir or a --val-split with 2+ images per class "
+            "(--val-split 0 trains without validation)");
+  if (!validates) {
+    log("no validation images (--val-split 0): no val_loss or val_acc, the last epoch's "
+        "weights are kept; measure the model with `vtl evaluate`");
+  } else {
     // Validation metrics only speak for the classes validation has.
     std::vector<std::string> unvalidated;
     const auto val_counts = val_set.class_counts();
@@ -336,11 +344,15 @@ RunResult run_training(const RunOptions& options, bool resume,
   if (!advice.empty()) log("note: " + advice);
   trainer.show_progress = options.progress && writer;
   trainer.on_epoch = [&](const EpochMetrics& m) {
+    const std::string validation =
+        trainer.has_validation()
+            ? fmt::format("  val_loss {:.4f}  val_acc {:.4f}", m.val_loss, m.val_acc)
+            : std::string();
     log(
-        fmt::format("epoch {:3d} (phase {})  lr {:.2e}  loss {:.4f}  acc {:.4f}  val_loss {:.4f}  "
-                    "val_acc {:.4f}  {:.1f}s  {:.0f} img/s{}",
-                    m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc,
-                    m.seconds, m.images_per_second, m.cached ? "  (cached features)" : ""));
+        fmt::format("epoch {:3d} (phase {})  lr {:.2e}  loss {:.4f}  acc {:.4f}{}  {:.1f}s  {:.0f} "
+                    "img/s{}",
+                    m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, validation, m.seconds,
+                    m.images_per_second, m.cached ? "  (cached features)" : ""));
   };
   trainer.on_event = [&](const nlohmann::json& event) {
     log(fmt::format("  epoch {}: {}", event.at("epoch").get<int64_t>(),
@@ -352,7 +364,7 @@ RunResult run_training(const RunOptions& options, bool resume,
   result.history = trainer.history();
   result.classes = train_set.classes;
   if (!writer) return result;  // rank 0 evaluates and writes the model folder
-  result.validation = trainer.evaluate_validation();
+  if (trainer.has_validation()) result.validation = trainer.evaluate_validation();
   result.train_images = int64_t(train_set.samples.size());
   result.val_images = int64_t(val_set.samples.size());
   result.skipped_images = int64_t(skipped.size());
@@ -364,6 +376,10 @@ RunResult run_training(const RunOptions& options, bool resume,
   info.base_weights = prepared.base_weights;
   nlohmann::json history = nlohmann::json::array();
   for (const auto& m : result.history) history.push_back(m.to_json());
+  const auto metric_or_null = [&](double EvalResult::*metric) -> nlohmann::json {
+    if (!result.validation) return nullptr;
+    return (*result.validation).*metric;
+  };
   info.training = {{"config", options.config.to_json()},
                    {"data", options.data.string()},
                    {"label_source",
@@ -373,15 +389,16 @@ RunResult run_training(const RunOptions& options, bool resume,
                    {"train_images", result.train_images},
                    {"val_images", result.val_images},
                    {"skipped_images", result.skipped_images},
-                   {"val_loss", result.validation.loss},
-                   {"val_top1", result.validation.top1},
-                   {"val_top5", result.validation.top5},
+                   {"val_loss", metric_or_null(&EvalResult::loss)},
+                   {"val_top1", metric_or_null(&EvalResult::top1)},
+                   {"val_top5", metric_or_null(&EvalResult::top5)},
                    {"history", history},
                    {"events", trainer.events()}};
   trainer.model()->to(torch::kCPU);
   models::save_model_folder(out, trainer.model(), info);
-  write_file_atomically(out / "evaluation.json",
-                        result.validation.to_json(train_set.classes).dump(2) + "\n");
+  if (result.validation)
+    write_file_atomically(out / "evaluation.json",
+                          result.validation->to_json(train_set.classes).dump(2) + "\n");
   if (options.report) {
     ReportInput report;
     report.title = fmt::format("{} — {} ({})", out.filename().string(),
@@ -395,12 +412,17 @@ RunResult run_training(const RunOptions& options, bool resume,
     report.settings["base_weights"] = prepared.base_weights;
     write_report(out / "report.html", report);
   }
+  if (!result.validation) {
+    log(fmt::format("no validation; model folder {} ({:.1f}s)", out.string(), result.seconds));
+    return result;
+  }
+  const auto& validation = *result.validation;
   const std::string top5 = top5_is_informative(train_set.classes.size())
-                               ? fmt::format(", top-5 {:.4f}", result.validation.top5)
+                               ? fmt::format(", top-5 {:.4f}", validation.top5)
                                : std::string();
   log(fmt::format("validation: top-1 {:.4f}{}, loss {:.4f} ({} images); model folder {} ({:.1f}s)",
-                  result.validation.top1, top5, result.validation.loss, result.validation.count,
-                  out.string(), result.seconds));
+                  validation.top1, top5, validation.loss, validation.count, out.string(),
+                  result.seconds));
   return result;
 }
 

@@ -135,6 +135,16 @@ nlohmann::json EpochMetrics::to_json() const {
           {"cached", cached}};
 }
 
+namespace {
+
+/// A metric that may be absent: JSON writes NaN as null.
+double metric_or_nan(const nlohmann::json& j, const char* name) {
+  const auto& value = j.at(name);
+  return value.is_null() ? std::numeric_limits<double>::quiet_NaN() : value.get<double>();
+}
+
+}  // namespace
+
 EpochMetrics EpochMetrics::from_json(const nlohmann::json& j) {
   EpochMetrics m;
   m.epoch = j.at("epoch");
@@ -142,9 +152,9 @@ EpochMetrics EpochMetrics::from_json(const nlohmann::json& j) {
   m.lr = j.at("lr");
   m.train_loss = j.at("train_loss");
   m.train_acc = j.at("train_acc");
-  m.val_loss = j.at("val_loss");
-  m.val_acc = j.at("val_acc");
-  m.val_top5 = j.at("val_top5");
+  m.val_loss = metric_or_nan(j, "val_loss");
+  m.val_acc = metric_or_nan(j, "val_acc");
+  m.val_top5 = metric_or_nan(j, "val_top5");
   m.seconds = j.at("seconds");
   m.images_per_second = j.at("images_per_second");
   m.cached = j.at("cached");
@@ -235,10 +245,21 @@ torch::Tensor cached_rows_in_order(int64_t rows, uint64_t seed, uint64_t epoch,
   return torch::tensor(order, torch::kInt64).to(device);
 }
 
+/// What needs validation images is refused without them.
+void check_without_validation(const TrainConfig& c) {
+  VTL_CHECK(c.early_stopping_patience == 0,
+            "early stopping (--early-stopping) watches the validation metrics, and there are no "
+            "validation images");
+  VTL_CHECK(c.plateau_patience == 0,
+            "ReduceLROnPlateau (--reduce-lr-patience) watches the validation loss, and there are "
+            "no validation images");
+}
+
 }  // namespace
 
-void check_config(const TrainConfig& config, models::TransferModel& model) {
+void check_config(const TrainConfig& config, models::TransferModel& model, bool has_validation) {
   validate(config);
+  if (!has_validation) check_without_validation(config);
   if (config.strategy == Strategy::finetune && !config.unfreeze_from.empty())
     check_unfreeze_block(model, config.unfreeze_from);
 }
@@ -254,7 +275,7 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
                                                  : models::parse_device(config_.device)) {
   validate(config_);
   VTL_CHECK(!data_.train.samples.empty(), "no training images");
-  VTL_CHECK(!data_.val.samples.empty(), "no validation images");
+  if (!has_validation()) check_without_validation(config_);
   const auto classes = static_cast<int64_t>(data_.train.classes.size());
   VTL_CHECK(model_->num_classes() == classes,
             "the model's head has {} outputs and the data has {} classes; give TransferModel "
@@ -281,7 +302,8 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
   data::LoaderOptions val_options = train_options;
   val_options.shuffle = false;
   val_options.train = false;
-  val_loader_ = std::make_unique<data::Loader>(data_.val, data_.store, val_options);
+  if (has_validation())
+    val_loader_ = std::make_unique<data::Loader>(data_.val, data_.store, val_options);
   if (distributed()) {
     train_options.rank = group_->rank();
     train_options.world = group_->size();
@@ -290,7 +312,8 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
     for (auto i :
          dist::rank_share(0, int64_t(data_.val.samples.size()), group_->rank(), group_->size()))
       share.samples.push_back(data_.val.samples[size_t(i)]);
-    val_share_loader_ = std::make_unique<data::Loader>(share, data_.store, val_options);
+    if (has_validation())
+      val_share_loader_ = std::make_unique<data::Loader>(share, data_.store, val_options);
     // The ranks decoded their images at their own pace: meet without the collective
     // timeout (a rank that died still ends the wait at once), then every rank starts from
     // rank 0's weights and buffers, as torch's DDP does.
@@ -487,7 +510,7 @@ void Trainer::build_cache() {
     y = torch::cat(ys);
   };
   run(data_.train, cache_train_x_, cache_train_y_);
-  run(data_.val, cache_val_x_, cache_val_y_);
+  if (has_validation()) run(data_.val, cache_val_x_, cache_val_y_);
   cache_ready_ = true;
 }
 
@@ -632,7 +655,9 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     maybe_kill_for_test(++steps_this_process_);
   };
 
+  constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
   EvalResult val;
+  val.loss = val.top1 = val.top5 = kNone;  // stays so without validation images
   const bool bn_trains =
       config_.train_bn && (phase.index == 2 || config_.strategy == Strategy::trainable);
   set_training_mode(model_, base_trains(phase), bn_trains);
@@ -651,12 +676,12 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
     }
     torch::NoGradGuard no_grad;
     model_->eval();
-    if (distributed()) {
+    if (has_validation() && distributed()) {
       const int64_t rows = cache_val_x_.size(0), r = group_->rank(), w = group_->size();
       val = combine_validation(
           metrics_from_logits(model_->forward_head(cache_val_x_.slice(0, r, rows, w)),
                               cache_val_y_.slice(0, r, rows, w)));
-    } else {
+    } else if (has_validation()) {
       val = metrics_from_logits(model_->forward_head(cache_val_x_), cache_val_y_);
     }
   } else {
@@ -688,8 +713,9 @@ EpochMetrics Trainer::train_epoch(const Phase& phase, int64_t epoch) {
         for (auto& b : model_->buffers()) buffers.push_back(b);
         group_->broadcast(buffers);
       }
-      val = combine_validation(evaluate(model_, *val_share_loader_, device_, precision_));
-    } else {
+      if (has_validation())
+        val = combine_validation(evaluate(model_, *val_share_loader_, device_, precision_));
+    } else if (has_validation()) {
       val = evaluate(model_, *val_loader_, device_, precision_);
     }
   }
@@ -806,9 +832,13 @@ void Trainer::write_metrics() const {
       "cached\n";
   std::string jsonl;
   for (const auto& m : history_) {
-    csv += fmt::format("{},{},{:.6g},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.3f},{:.1f},{}\n",
-                       m.epoch, m.phase, m.lr, m.train_loss, m.train_acc, m.val_loss, m.val_acc,
-                       m.val_top5, m.seconds, m.images_per_second, m.cached ? 1 : 0);
+    // A metric not measured (no validation images) is an empty field.
+    const auto field = [](double v) {
+      return std::isnan(v) ? std::string() : fmt::format("{:.6f}", v);
+    };
+    csv += fmt::format("{},{},{:.6g},{:.6f},{:.6f},{},{},{},{:.3f},{:.1f},{}\n", m.epoch, m.phase,
+                       m.lr, m.train_loss, m.train_acc, field(m.val_loss), field(m.val_acc),
+                       field(m.val_top5), m.seconds, m.images_per_second, m.cached ? 1 : 0);
     jsonl += m.to_json().dump() + "\n";
   }
   write_file_atomically(run_dir_ / "metrics.csv", csv);
@@ -854,7 +884,8 @@ void Trainer::fit(bool resume) {
     for (int64_t epoch = epochs_done_; epoch < end; ++epoch) {
       EpochMetrics m = train_epoch(phase, epoch);
       const double value = monitored(m);
-      if (best_epoch_ < 0 || value < best_value_) {
+      // Without validation nothing tells the epochs apart: the last weights are the result.
+      if (has_validation() && (best_epoch_ < 0 || value < best_value_)) {
         best_value_ = value;
         best_epoch_ = epoch;
         wait_ = 0;
@@ -1050,6 +1081,7 @@ void Trainer::stop_if_requested() const {
 }
 
 EvalResult Trainer::evaluate_validation() {
+  VTL_CHECK(has_validation(), "there are no validation images to evaluate on");
   return evaluate(model_, *val_loader_, device_, precision_);
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -455,6 +456,68 @@ TEST_F(TrainCli, SplitFoldersTrainOnTrainValidateOnValAndEvaluateOnTest) {
     if (i > 0)
       EXPECT_GE(mistakes[i - 1].at("confidence").get<double>(),
                 mistakes[i].at("confidence").get<double>());
+  }
+}
+
+// --val-split 0 trains on every image: no val_* metrics anywhere, the last epoch's weights
+// are the model, a killed run resumes to the same metrics, and what watches validation is
+// refused before any image is read.
+TEST_F(TrainCli, ValSplitZeroTrainsOnEveryImageAndResumes) {
+  const auto args = [&](const fs::path& out) {
+    return "train " + data_.path().string() +
+           " --model resnet18 --weights random --strategy finetune --epochs 2 --finetune-epochs "
+           "1 --unfreeze 4 --img-size 32 --batch-size 8 --seed 5 --val-split 0 --quiet --out " +
+           out.string();
+  };
+  const fs::path whole = runs_.path() / "whole", killed = runs_.path() / "killed";
+  auto full = run_cli(args(whole));
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  EXPECT_NE(full.output.find("train 36 images, validation 0 images"), std::string::npos)
+      << full.output;
+  EXPECT_NE(full.output.find("no validation images (--val-split 0)"), std::string::npos);
+  std::istringstream lines(full.output);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("epoch", 0) == 0) EXPECT_EQ(line.find("val_"), std::string::npos) << line;
+  EXPECT_NE(full.output.find("no validation; model folder " + whole.string()), std::string::npos)
+      << full.output;
+  EXPECT_FALSE(fs::exists(whole / "evaluation.json"));
+  const std::string report = read_file(whole / "report.html");
+  EXPECT_NE(report.find("No validation images"), std::string::npos);
+  EXPECT_EQ(report.find("val loss</text>"), std::string::npos);  // no curve without values
+  const auto model_json = nlohmann::json::parse(read_file(whole / "model.json"));
+  EXPECT_TRUE(model_json.at("training").at("val_top1").is_null()) << model_json.dump();
+  std::ifstream csv(whole / "metrics.csv");
+  std::string header, row;
+  std::getline(csv, header);
+  std::getline(csv, row);
+  EXPECT_NE(row.find(",,,"), std::string::npos) << row;  // val_loss, val_acc, val_top5 empty
+
+  // 36 images in batches of 8: 5 steps per epoch; killed in epoch 3 (phase 2).
+  auto interrupted = run_cli(args(killed), "VTL_TEST_KILL_AFTER_STEPS=12");
+  EXPECT_NE(interrupted.exit_code, 0) << interrupted.output;
+  ASSERT_EQ(read_metrics(killed).size(), 2u);
+  auto resumed = run_cli("train --resume " + killed.string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  const auto a = read_metrics(whole), b = read_metrics(killed);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t e = 0; e < a.size(); ++e) {
+    EXPECT_TRUE(a[e]["val_loss"].is_null());
+    EXPECT_EQ(a[e]["train_loss"].get<double>(), b[e]["train_loss"].get<double>()) << e;
+  }
+  auto evaluated = run_cli("evaluate " + killed.string() + " " + data_.path().string() + " --json");
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  EXPECT_EQ(nlohmann::json::parse(evaluated.output)["count"], 36);
+
+  for (const std::string option : {"--early-stopping 2", "--reduce-lr-patience 1"}) {
+    const fs::path out = runs_.path() / "refused";
+    auto refused = run_cli(args(out) + " " + option);
+    EXPECT_EQ(refused.exit_code, 1) << refused.output;
+    EXPECT_NE(refused.output.find(option.substr(0, option.find(' ')) + ") watches the validation"),
+              std::string::npos)
+        << refused.output;
+    EXPECT_EQ(refused.output.find("reading the training images"), std::string::npos);
+    EXPECT_FALSE(fs::exists(out / "checkpoint"));
   }
 }
 

@@ -420,6 +420,13 @@ TEST(Dataset, StratifiedSplitKeepsEveryClassInBothParts) {
   for (size_t i = 0; i < val.samples.size(); ++i)
     differs |= val.samples[i].path != val3.samples[i].path;
   EXPECT_TRUE(differs);
+  // A fraction of 0 holds nothing out; 1 would leave nothing to train on.
+  auto [everything, none] = split_stratified(ds, 0.0, 7);
+  EXPECT_EQ(everything.class_counts(), (std::vector<int64_t>{50, 10, 3}));
+  EXPECT_TRUE(none.samples.empty());
+  EXPECT_EQ(none.classes, ds.classes);
+  EXPECT_THROW(split_stratified(ds, 1.0, 7), Error);
+  EXPECT_THROW(split_stratified(ds, -0.1, 7), Error);
 }
 
 TEST(Loader, CorruptImagesAreSkippedAndListed) {

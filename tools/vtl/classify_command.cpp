@@ -331,6 +331,10 @@ void run_compare(const ClassifyArgs& args) {
   VTL_CHECK(!set.classes.empty(), "{} has no class names: extract a labelled dataset",
             args.features);
   const auto split = train::read_split(args.run);
+  VTL_CHECK(std::any_of(split.begin(), split.end(), [](const auto& e) { return e.validation; }),
+            "run {} trained without validation images (--val-split 0): there is no validation "
+            "split to compare on",
+            args.run);
   const auto rows = rows_of_split(set, split, args.run);
   VTL_CHECK(!rows.train.empty() && !rows.val.empty(),
             "{} and run {} share no images ({} of the run's images have no feature row); "

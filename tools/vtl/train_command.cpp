@@ -84,9 +84,11 @@ void add_train_command(CLI::App& app) {
                   "phase 2 unfreezes from this block on (e.g. layer4, features.6)")
       ->excludes(unfreeze);
   cmd->add_flag("--train-bn", c.train_bn, "unfrozen BatchNorm layers train in phase 2");
-  auto* val_split = cmd->add_option("--val-split", options->val_split,
-                                    "fraction of each class held out for validation")
-                        ->capture_default_str();
+  auto* val_split =
+      cmd->add_option("--val-split", options->val_split,
+                      "fraction of each class held out for validation (0: none; the last "
+                      "epoch's weights are kept)")
+          ->capture_default_str();
   cmd->add_option("--val-dir", options->val_dir, "validation class-folder tree or CSV")
       ->excludes(val_split);
   add_label_source_options(cmd, options->label_source);

@@ -188,7 +188,8 @@ std::optional<Split> split_named(const std::string& name);
 
 /// Splits `dataset` into (train, validation) with `val_fraction` of each class (rounded,
 /// at least one image per class when the class has two or more) in validation, chosen by
-/// a shuffle seeded with `seed`. Both keep the class list and order of samples by path.
+/// a shuffle seeded with `seed`; `val_fraction` 0 leaves validation empty. Both keep the
+/// class list and order of samples by path.
 std::pair<Dataset, Dataset> split_stratified(const Dataset& dataset, double val_fraction,
                                              uint64_t seed);
 

@@ -5,6 +5,7 @@
 // the worst misclassified validation images, and the run's settings.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ struct ReportInput {
   std::vector<std::string> classes;
   std::vector<EpochMetrics> history;
   nlohmann::json events = nlohmann::json::array();  ///< [{"epoch", "event"}]
-  EvalResult evaluation;                            ///< indices refer to `samples`
+  std::optional<EvalResult> evaluation;             ///< indices refer to `samples`; none
+                                                    ///< without validation images
   std::vector<data::Sample> samples;                ///< the evaluated images (for thumbnails)
   nlohmann::json settings = nlohmann::json::object();
   int worst_images = 24;  ///< misclassified images shown, most confident first

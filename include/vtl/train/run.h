@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,7 +56,8 @@ struct RunOptions {
 };
 
 struct RunResult {
-  EvalResult validation;  ///< final model on the validation split
+  /// The final model on the validation split; none without validation images.
+  std::optional<EvalResult> validation;
   std::vector<EpochMetrics> history;
   std::vector<std::string> classes;
   double seconds = 0;  ///< wall time of the whole run

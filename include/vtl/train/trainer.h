@@ -96,7 +96,7 @@ struct EpochMetrics {
   int phase = 1;
   double lr = 0;  ///< at the epoch's last step
   double train_loss = 0, train_acc = 0;
-  double val_loss = 0, val_acc = 0, val_top5 = 0;
+  double val_loss = 0, val_acc = 0, val_top5 = 0;  ///< NaN when there is no validation set
   double seconds = 0, images_per_second = 0;
   bool cached = false;  ///< the head trained from cached features
   nlohmann::json to_json() const;
@@ -116,8 +116,10 @@ struct TrainData {
 
 /// Throws vtl::Error for what the Trainer would refuse, at once: bad rates, sizes or
 /// names, and a finetune's --unfreeze-from block that `model`'s base lacks (which would
-/// otherwise surface only when phase 2 starts). Changes nothing.
-void check_config(const TrainConfig& config, models::TransferModel& model);
+/// otherwise surface only when phase 2 starts), and, when `has_validation` is false,
+/// early stopping or ReduceLROnPlateau (they watch the validation metrics). Changes nothing.
+void check_config(const TrainConfig& config, models::TransferModel& model,
+                  bool has_validation = true);
 
 /// Trains one TransferModel (a shared handle: the caller's model is the one trained).
 /// Not thread-safe; one fit at a time per model.
@@ -146,8 +148,11 @@ class Trainer {
   const std::vector<EpochMetrics>& history() const { return history_; }
   /// Phase boundaries and early stops, for the report ("phase 2 from epoch 6").
   const nlohmann::json& events() const { return events_; }
+  /// Whether the data has validation images. Without them every epoch's val_* metrics are
+  /// NaN, nothing is "best", and early stopping and ReduceLROnPlateau are refused.
+  bool has_validation() const { return !data_.val.samples.empty(); }
   /// Validation metrics of the final model (after fit), over the whole validation set on
-  /// this process alone.
+  /// this process alone. Throws vtl::Error without validation images.
   EvalResult evaluate_validation();
   models::TransferModel& model() { return model_; }
   const TrainConfig& config() const { return config_; }
