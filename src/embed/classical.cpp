@@ -11,6 +11,7 @@
 #include <opencv2/ml.hpp>
 
 #include "core/json_document.h"
+#include "embed/softmax_regression.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 
@@ -43,15 +44,8 @@ ClassicalAlgo parse_classical_algo(const std::string& text) {
 }
 
 json to_json(const ClassicalParams& p) {
-  return {{"algo", to_string(p.algo)},
-          {"c", p.c},
-          {"gamma", p.gamma},
-          {"trees", p.trees},
-          {"max_depth", p.max_depth},
-          {"k", p.k},
-          {"iterations", p.iterations},
-          {"learning_rate", p.learning_rate},
-          {"seed", p.seed}};
+  return {{"algo", to_string(p.algo)}, {"c", p.c}, {"gamma", p.gamma},           {"trees", p.trees},
+          {"max_depth", p.max_depth},  {"k", p.k}, {"iterations", p.iterations}, {"seed", p.seed}};
 }
 
 ClassicalParams classical_params_from_json(const json& j) {
@@ -64,7 +58,6 @@ ClassicalParams classical_params_from_json(const json& j) {
     p.max_depth = j.value("max_depth", p.max_depth);
     p.k = j.value("k", p.k);
     p.iterations = j.value("iterations", p.iterations);
-    p.learning_rate = j.value("learning_rate", p.learning_rate);
     p.seed = j.value("seed", p.seed);
   } catch (const json::exception& e) {
     fail("malformed classifier parameters: {}", e.what());
@@ -74,7 +67,7 @@ ClassicalParams classical_params_from_json(const json& j) {
 
 namespace {
 
-cv::Ptr<cv::ml::StatModel> make_model(const ClassicalParams& p, int64_t dim) {
+cv::Ptr<cv::ml::StatModel> make_model(const ClassicalParams& p, int64_t dim, int64_t num_classes) {
   switch (p.algo) {
     case ClassicalAlgo::svm_linear:
     case ClassicalAlgo::svm_rbf: {
@@ -105,14 +98,8 @@ cv::Ptr<cv::ml::StatModel> make_model(const ClassicalParams& p, int64_t dim) {
       knn->setIsClassifier(true);
       return knn;
     }
-    case ClassicalAlgo::logreg: {
-      auto lr = cv::ml::LogisticRegression::create();
-      lr->setLearningRate(p.learning_rate);
-      lr->setIterations(p.iterations);
-      lr->setRegularization(cv::ml::LogisticRegression::REG_L2);
-      lr->setTrainMethod(cv::ml::LogisticRegression::BATCH);
-      return lr;
-    }
+    case ClassicalAlgo::logreg:
+      return cv::makePtr<SoftmaxRegression>(p.c, p.iterations, num_classes);
   }
   fail("unknown classifier");
 }
@@ -143,7 +130,7 @@ namespace {
 /// Throws vtl::Error naming the parameter (and its `vtl classify fit` option) that is out
 /// of range for training on `rows` rows.
 void check_params(const ClassicalParams& p, int64_t rows) {
-  VTL_CHECK(p.c > 0, "SVM C (--c) must be positive, got {}", p.c);
+  VTL_CHECK(p.c > 0, "C (--c) must be positive, got {}", p.c);
   VTL_CHECK(p.gamma >= 0, "RBF gamma (--gamma) must be positive, or 0 for 1/width; got {}",
             p.gamma);
   VTL_CHECK(p.trees >= 1, "the forest needs at least 1 tree (--trees), got {}", p.trees);
@@ -152,10 +139,8 @@ void check_params(const ClassicalParams& p, int64_t rows) {
             "kNN's k (-k) must be between 1 and the {} rows it is fitted on (a fold's, with "
             "cross-validation), got {}",
             rows, p.k);
-  VTL_CHECK(p.iterations >= 1, "logistic regression needs at least 1 step (--iterations), got {}",
-            p.iterations);
-  VTL_CHECK(p.learning_rate > 0, "the learning rate (--learning-rate) must be positive, got {}",
-            p.learning_rate);
+  VTL_CHECK(p.iterations >= 1,
+            "logistic regression needs at least 1 iteration (--iterations), got {}", p.iterations);
 }
 
 }  // namespace
@@ -202,7 +187,7 @@ ClassicalClassifier ClassicalClassifier::fit(const torch::Tensor& features,
       responses.at<int>(static_cast<int>(i)) = static_cast<int>(labels[i]);
   }
   cv::theRNG().state = params.seed + 0x9E3779B97F4A7C15ULL;
-  auto model = make_model(params, x.size(1));
+  auto model = make_model(params, x.size(1), num_classes);
   cv::Ptr<cv::ml::TrainData> data =
       cv::ml::TrainData::create(samples, cv::ml::ROW_SAMPLE, responses);
   if (params.algo == ClassicalAlgo::random_forest) {
@@ -217,6 +202,12 @@ ClassicalClassifier ClassicalClassifier::fit(const torch::Tensor& features,
   } catch (const cv::Exception& e) {
     fail("training the {} classifier failed: {}", to_string(params.algo), e.msg);
   }
+  if (const auto* logistic = dynamic_cast<const SoftmaxRegression*>(model.get());
+      logistic && !logistic->converged())
+    classifier.warning_ = fmt::format(
+        "logistic regression stopped after {} iterations (--iterations) before converging; its "
+        "weights are not the optimum",
+        logistic->iterations());
   classifier.model_ = std::shared_ptr<cv::ml::StatModel>(model.get(), [model](auto*) {});
   return classifier;
 }
@@ -293,9 +284,19 @@ ClassicalClassifier ClassicalClassifier::load(const fs::path& dir, json* json_ou
       case ClassicalAlgo::knn:
         model = cv::Algorithm::load<cv::ml::KNearest>(file);
         break;
-      case ClassicalAlgo::logreg:
-        model = cv::ml::LogisticRegression::load(file);
+      case ClassicalAlgo::logreg: {
+        // Written by SoftmaxRegression; earlier versions wrote OpenCV's own model.
+        cv::FileStorage fs(file, cv::FileStorage::READ);
+        const cv::FileNode node = fs.getFirstTopLevelNode();
+        if (node.name() == "opencv_ml_lr") {
+          model = cv::ml::LogisticRegression::load(file);
+        } else {
+          auto logistic = cv::makePtr<SoftmaxRegression>(1.0, 1, classifier.num_classes_);
+          logistic->read(node);
+          model = logistic;
+        }
         break;
+      }
     }
   } catch (const cv::Exception& e) {
     fail("{}: cannot read the classifier: {}", model_path.string(), e.msg);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "embed/sample_images.h"
+#include "embed/softmax_regression.h"
 #include "vtl/core/error.h"
 #include "vtl/embed/classical.h"
 
@@ -97,6 +98,53 @@ TEST(Classical, BadInputIsAClearError) {
   EXPECT_THROW(parse_classical_algo("xgboost"), Error);
   testing::TempDir dir("vtl_classical_missing");
   EXPECT_THROW(ClassicalClassifier::load(dir.path()), Error);
+}
+
+// Logistic regression is scikit-learn's LogisticRegression(C): at the weights it finds,
+// the gradient of mean cross-entropy + ||W||^2 / (2 C N), written out here in closed form,
+// is zero. A class without rows (the fourth) gets weights too.
+TEST(Classical, LogisticRegressionFindsTheMinimumOfScikitLearnsObjective) {
+  torch::manual_seed(11);
+  const int64_t n = 150, d = 40, k = 4;
+  const auto centres = torch::randn({3, d}) * 0.4;  // overlapping: no separating plane
+  std::vector<torch::Tensor> rows;
+  std::vector<float> labels;
+  for (int64_t i = 0; i < n; ++i) {
+    rows.push_back(centres[i % 3] + torch::randn({d}));
+    labels.push_back(float(i % 3));
+  }
+  const torch::Tensor x = torch::stack(rows).contiguous();
+  const cv::Mat samples(int(n), int(d), CV_32F, x.data_ptr<float>());
+  const cv::Mat responses(int(n), 1, CV_32F, labels.data());
+  double norm_at_c1 = 0;
+  for (const double c : {1.0, 0.05}) {
+    SoftmaxRegression model(c, 500, k);
+    ASSERT_TRUE(model.train(cv::ml::TrainData::create(samples, cv::ml::ROW_SAMPLE, responses)));
+    EXPECT_TRUE(model.converged()) << model.iterations();
+    const auto w =
+        torch::from_blob(model.weights().clone().ptr<double>(), {d, k}, torch::kFloat64).clone();
+    const auto b =
+        torch::from_blob(model.bias().clone().ptr<double>(), {k}, torch::kFloat64).clone();
+    const auto x64 = x.to(torch::kFloat64);
+    const auto p = torch::softmax(x64.mm(w) + b, 1);
+    const auto y = torch::one_hot(torch::tensor(labels).to(torch::kInt64), k).to(torch::kFloat64);
+    const auto grad_w = x64.t().mm(p - y) / double(n) + w / (c * double(n));
+    const auto grad_b = (p - y).mean(0);
+    EXPECT_LT(grad_w.abs().max().item<double>(), 2e-5) << "C " << c;
+    EXPECT_LT(grad_b.abs().max().item<double>(), 2e-5) << "C " << c;
+    EXPECT_GT(w.abs().max().item<double>(), 1e-2);  // not the trivial zero start
+    // A stronger penalty (smaller C) gives smaller weights.
+    if (c < 1) EXPECT_LT(w.norm().item<double>(), 0.5 * norm_at_c1);
+    norm_at_c1 = w.norm().item<double>();
+  }
+  // Out of iterations: the classifier says so.
+  ClassicalParams params;
+  params.algo = ClassicalAlgo::logreg;
+  std::vector<int64_t> int_labels(labels.begin(), labels.end());
+  EXPECT_TRUE(ClassicalClassifier::fit(x, int_labels, 3, params).warning().empty());
+  params.iterations = 2;
+  EXPECT_NE(ClassicalClassifier::fit(x, int_labels, 3, params).warning().find("--iterations"),
+            std::string::npos);
 }
 
 }  // namespace

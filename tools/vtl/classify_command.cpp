@@ -147,6 +147,7 @@ void run_fit(ClassifyArgs args) {
     }
   }
   auto classifier = embed::ClassicalClassifier::fit(set.features, labels, num_classes, args.params);
+  if (!classifier.warning().empty()) std::cerr << "warning: " << classifier.warning() << "\n";
   const auto train =
       embed::evaluate_predictions(classifier.predict(set.features), labels, num_classes);
   extra["train_accuracy"] = train.accuracy;
@@ -420,14 +421,15 @@ void add_classify_command(CLI::App& app) {
   fit->add_flag("--overwrite", args->overwrite, "Replace the classifier already in --out");
   fit->add_option("--seed", args->seed, "Seed of the folds and the forest (default 0)");
   fit->add_option("--out", args->out, "Classifier folder to write")->required();
-  fit->add_option("--c", args->params.c, "SVM C (default 1)");
+  fit->add_option("--c", args->params.c,
+                  "SVM C, or logistic regression's inverse L2 penalty as scikit-learn's C "
+                  "(default 1)");
   fit->add_option("--gamma", args->params.gamma, "RBF SVM gamma (default 1/dim)");
   fit->add_option("--trees", args->params.trees, "Random forest trees (default 100)");
   fit->add_option("--max-depth", args->params.max_depth, "Random forest depth (default 25)");
   fit->add_option("-k", args->params.k, "kNN neighbours (default 5)");
-  fit->add_option("--iterations", args->params.iterations, "Logistic regression steps (500)");
-  fit->add_option("--learning-rate", args->params.learning_rate,
-                  "Logistic regression step size (0.1)");
+  fit->add_option("--iterations", args->params.iterations,
+                  "Logistic regression: L-BFGS iterations at most (500)");
   fit->add_flag("--json", args->json, "Print the report as JSON");
   fit->callback([args] { run_fit(*args); });
 

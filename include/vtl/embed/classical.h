@@ -1,8 +1,9 @@
 #pragma once
-// Classical classifiers on feature vectors (OpenCV's ml module): linear and RBF SVM,
-// random forest, k-nearest neighbours, logistic regression. Features are standardized
+// Classical classifiers on feature vectors: linear and RBF SVM, random forest and
+// k-nearest neighbours (OpenCV's ml module), and multinomial logistic regression
+// (scikit-learn's LogisticRegression model: L2 penalty 1/C, L-BFGS). Features are standardized
 // with the training rows' mean and std (stored with the model). Saved as a folder:
-//   classifier.yml   the OpenCV model
+//   classifier.yml   the model (OpenCV FileStorage)
 //   classifier.json  {"format": "vtl-classifier", "version": 1, "algo", "params",
 //                     "classes", "spec": FeatureSpec, "mean", "std", "train_rows",
 //                     "cross_validation": {...}}
@@ -32,14 +33,13 @@ ClassicalAlgo parse_classical_algo(const std::string& text);
 
 struct ClassicalParams {
   ClassicalAlgo algo = ClassicalAlgo::svm_linear;
-  double c = 1.0;              ///< SVM: soft-margin C
-  double gamma = 0.0;          ///< RBF SVM: kernel width; 0 = 1 / dim (standardized inputs)
-  int trees = 100;             ///< random forest: number of trees
-  int max_depth = 25;          ///< random forest: depth limit
-  int k = 5;                   ///< kNN: neighbours
-  int iterations = 500;        ///< logistic regression: gradient steps
-  double learning_rate = 0.1;  ///< logistic regression: step size
-  uint64_t seed = 0;           ///< RNG seed (random forest bootstraps)
+  double c = 1.0;        ///< SVM: soft-margin C; logistic regression: inverse L2 penalty
+  double gamma = 0.0;    ///< RBF SVM: kernel width; 0 = 1 / dim (standardized inputs)
+  int trees = 100;       ///< random forest: number of trees
+  int max_depth = 25;    ///< random forest: depth limit
+  int k = 5;             ///< kNN: neighbours
+  int iterations = 500;  ///< logistic regression: L-BFGS iterations at most
+  uint64_t seed = 0;     ///< RNG seed (random forest bootstraps)
 };
 nlohmann::json to_json(const ClassicalParams& params);
 ClassicalParams classical_params_from_json(const nlohmann::json& json);
@@ -62,6 +62,9 @@ class ClassicalClassifier {
   static ClassicalClassifier load(const std::filesystem::path& dir, nlohmann::json* json = nullptr);
 
   const ClassicalParams& params() const { return params_; }
+  /// What the user should know about the fit (a logistic regression that ran out of
+  /// iterations); empty when there is nothing to say.
+  const std::string& warning() const { return warning_; }
   int64_t dim() const { return mean_.size(0); }
 
  private:
@@ -69,6 +72,7 @@ class ClassicalClassifier {
   ClassicalParams params_;
   torch::Tensor mean_, std_;
   int64_t num_classes_ = 0;
+  std::string warning_;
   std::shared_ptr<cv::ml::StatModel> model_;
 };
 
