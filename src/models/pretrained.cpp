@@ -112,7 +112,10 @@ PretrainedModel load(const std::string& arch, const std::string& weights_name,
   weights::LoadOptions load;
   load.source(out.file.string());
   if (!options.include_top()) {
-    load.allow_unexpected(true);  // the file's classifier has nowhere to go
+    // The file's classifier has nowhere to go; any other tensor the base lacks means the
+    // file is for another architecture (resnet34's into resnet18) and is refused.
+    // The whole head goes (vgg16's classifier.0 and .3 as well as its classifier.6).
+    load.skip_prefix(prefix.substr(0, prefix.find('.')));
   } else if (stored_classes != built.num_classes()) {
     load.skip_prefix(prefix);  // fresh classifier for another number of classes
   }

@@ -212,6 +212,10 @@ PreparedRun prepare_run(const RunOptions& options,
   train_data.store = store;
   train_data.preprocessing = preprocessing;
   train_data.augment = options.augment ? options.augment_options : data::AugmentOptions::none();
+  // --no-augment turns off the per-image transforms; mixup and cutmix, asked for by name,
+  // stay.
+  train_data.augment.mixup_alpha = options.augment_options.mixup_alpha;
+  train_data.augment.cutmix_alpha = options.augment_options.cutmix_alpha;
   train_data.workers = options.workers;
   prepared.skipped = std::move(skipped);
   prepared.model = model;

@@ -180,6 +180,21 @@ void validate(const TrainConfig& c) {
   VTL_CHECK(c.cache_features == "auto" || c.cache_features == "on" || c.cache_features == "off",
             "--cache-features must be auto, on or off (got '{}')", c.cache_features);
   VTL_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "label smoothing must be in [0, 1)");
+  VTL_CHECK(c.weight_decay >= 0, "--weight-decay must be 0 or more (got {})", c.weight_decay);
+  VTL_CHECK(c.momentum >= 0 && c.momentum < 1, "--momentum must be in [0, 1) (got {})", c.momentum);
+  VTL_CHECK(c.warmup_epochs >= 0, "--warmup-epochs must be 0 or more (got {})", c.warmup_epochs);
+  VTL_CHECK(c.step_epochs >= 1, "--step-epochs must be 1 or more (got {})", c.step_epochs);
+  VTL_CHECK(c.step_gamma > 0 && c.step_gamma <= 1, "--step-gamma must be in (0, 1] (got {})",
+            c.step_gamma);
+  VTL_CHECK(c.clip_grad_norm >= 0, "--clip-grad-norm must be 0 (off) or more (got {})",
+            c.clip_grad_norm);
+  VTL_CHECK(c.early_stopping_patience >= 0, "--early-stopping must be 0 (off) or more (got {})",
+            c.early_stopping_patience);
+  VTL_CHECK(c.plateau_patience >= 0, "--reduce-lr-patience must be 0 (off) or more (got {})",
+            c.plateau_patience);
+  VTL_CHECK(c.plateau_factor > 0 && c.plateau_factor < 1,
+            "--reduce-lr-factor must be in (0, 1): it multiplies the learning rate (got {})",
+            c.plateau_factor);
   parse_precision(c.amp);
 }
 

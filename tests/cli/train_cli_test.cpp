@@ -13,6 +13,8 @@
 #include "train/clipart_fixture.h"
 #include "train/run_folder.h"
 #include "vtl/core/atomic_file.h"
+#include "vtl/models/registry.h"
+#include "vtl/weights/safetensors.h"
 
 namespace vtl {
 namespace {
@@ -519,6 +521,54 @@ TEST_F(TrainCli, ValSplitZeroTrainsOnEveryImageAndResumes) {
     EXPECT_EQ(refused.output.find("reading the training images"), std::string::npos);
     EXPECT_FALSE(fs::exists(out / "checkpoint"));
   }
+}
+
+// Weights of another architecture (resnet34's into resnet18: the headless base took its
+// shared tensors and ignored 96 others) and options out of range are refused before any
+// image is read; --mixup still mixes with --no-augment.
+TEST_F(TrainCli, AnotherArchitecturesWeightsAndOutOfRangeOptionsAreRefused) {
+  auto save = [&](const std::string& arch) {
+    auto model = models::create_model(arch, models::ModelOptions());
+    weights::StateDict state;
+    for (const auto& item : model->named_parameters()) state[item.key()] = item.value().detach();
+    for (const auto& item : model->named_buffers()) state[item.key()] = item.value();
+    const fs::path file = runs_.path() / (arch + ".safetensors");
+    weights::save_safetensors(file, state);
+    return file.string();
+  };
+  const std::string base = "train " + data_.path().string() +
+                           " --model resnet18 --img-size 32 --epochs 1 --batch-size 8 --quiet "
+                           "--no-augment --seed 3 ";
+  auto other =
+      run_cli(base + "--weights " + save("resnet34") + " --out " + (runs_.path() / "r34").string());
+  EXPECT_EQ(other.exit_code, 1) << other.output;
+  EXPECT_NE(other.output.find("unexpected: layer1.2."), std::string::npos) << other.output;
+  auto own =
+      run_cli(base + "--weights " + save("resnet18") + " --out " + (runs_.path() / "r18").string());
+  EXPECT_EQ(own.exit_code, 0) << own.output;  // its fc.* is the head it does not keep
+
+  for (const auto& [option, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--optimizer sgd --momentum 5", "--momentum must be in [0, 1)"},
+           {"--reduce-lr-factor 2", "--reduce-lr-factor must be in (0, 1)"},
+           {"--early-stopping -2", "--early-stopping must be 0 (off) or more"},
+           {"--step-epochs 0", "--step-epochs must be 1 or more"},
+           {"--clip-grad-norm -1", "--clip-grad-norm must be 0 (off) or more"},
+           {"--mixup -1", "--mixup"}}) {
+    auto refused = run_cli(base + "--weights random " + option + " --out " +
+                           (runs_.path() / "refused").string());
+    EXPECT_NE(refused.exit_code, 0) << option;
+    EXPECT_NE(refused.output.find(message), std::string::npos) << option << refused.output;
+    EXPECT_EQ(refused.output.find("reading the training images"), std::string::npos) << option;
+  }
+
+  auto plain = run_cli(base + "--weights random --out " + (runs_.path() / "plain").string());
+  auto mixed =
+      run_cli(base + "--weights random --mixup 0.4 --out " + (runs_.path() / "mixed").string());
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  ASSERT_EQ(mixed.exit_code, 0) << mixed.output;
+  EXPECT_NE(read_metrics(runs_.path() / "plain")[0]["train_loss"].get<double>(),
+            read_metrics(runs_.path() / "mixed")[0]["train_loss"].get<double>());
+  EXPECT_EQ(mixed.output.find("(cached features)"), std::string::npos) << mixed.output;
 }
 
 }  // namespace

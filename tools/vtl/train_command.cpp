@@ -97,11 +97,16 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--workers", options->workers, "image loading threads")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
-  cmd->add_flag("--no-augment", *no_augment, "train on the eval transform only");
+  cmd->add_flag("--no-augment", *no_augment,
+                "train on the eval transform only (no flips, crops, rotation or colour "
+                "changes; --mixup and --cutmix still apply)");
   cmd->add_option("--rotation", options->augment_options.rotation, "max rotation, degrees")
+      ->check(CLI::Range(0.0, 180.0))
       ->capture_default_str();
-  cmd->add_option("--mixup", options->augment_options.mixup_alpha, "mixup alpha (0: off)");
-  cmd->add_option("--cutmix", options->augment_options.cutmix_alpha, "cutmix alpha (0: off)");
+  cmd->add_option("--mixup", options->augment_options.mixup_alpha, "mixup alpha (0: off)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--cutmix", options->augment_options.cutmix_alpha, "cutmix alpha (0: off)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--dropout", options->dropout, "dropout before the new head")
       ->capture_default_str();
   cmd->add_option("--optimizer", c.optimizer, "adam, adamw or sgd")
