@@ -438,19 +438,32 @@ std::vector<ImageIndex::DuplicatePair> ImageIndex::find_duplicates(float thresho
   for (int64_t id = 0; id < n; ++id) stored.push_back(vectors_->reconstruct(id));
   const auto all = torch::stack(stored);
   const bool cosine = metric() == Metric::cosine;
+  const auto close = [&](float score) { return cosine ? score >= threshold : score <= threshold; };
   const int64_t batch = 1024;
   for (int64_t start = 0; start < n; start += batch) {
-    const auto hits = vectors_->search(all.slice(0, start, std::min(n, start + batch)),
-                                       std::min(neighbours + 1, n));
-    for (size_t q = 0; q < hits.size(); ++q) {
-      const int64_t id = start + static_cast<int64_t>(q);
-      for (const auto& hit : hits[q]) {
-        if (hit.id == id) continue;
-        const bool close = cosine ? hit.score >= threshold : hit.score <= threshold;
-        if (!close) continue;
-        // Keep each pair once, even when only one side lists the other.
-        pairs.push_back({std::min(id, hit.id), std::max(id, hit.id), hit.score});
+    // Each query's neighbours, nearest first, are fetched until the farthest one fetched is
+    // no longer close (k doubles for the queries whose k-th neighbour still is), so a group
+    // of many near-identical images gives all its pairs.
+    std::vector<int64_t> pending;
+    for (int64_t id = start; id < std::min(n, start + batch); ++id) pending.push_back(id);
+    for (int64_t k = std::min(std::max<int64_t>(neighbours, 1) + 1, n); !pending.empty();
+         k = std::min(2 * k, n)) {
+      const auto hits =
+          vectors_->search(all.index_select(0, torch::tensor(pending, torch::kInt64)), k);
+      std::vector<int64_t> more;
+      for (size_t q = 0; q < hits.size(); ++q) {
+        const int64_t id = pending[q];
+        if (int64_t(hits[q].size()) == k && k < n && close(hits[q].back().score)) {
+          more.push_back(id);
+          continue;
+        }
+        for (const auto& hit : hits[q]) {
+          if (hit.id == id || hit.id < 0 || !close(hit.score)) continue;
+          // Keep each pair once, even when only one side lists the other.
+          pairs.push_back({std::min(id, hit.id), std::max(id, hit.id), hit.score});
+        }
       }
+      pending = std::move(more);
     }
   }
   std::sort(pairs.begin(), pairs.end(), [&](const auto& x, const auto& y) {

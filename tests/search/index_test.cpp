@@ -245,6 +245,31 @@ TEST_F(ImageIndexTest, DuplicatesAndIndexFromExtractedFeatures) {
   EXPECT_EQ(pairs[0].b, 6);
 }
 
+// A group of 30 near-identical images has 435 pairs: all are found, though each image is
+// first asked for its 10 nearest (a fixed 10 found 30 * 10 / 2 at most).
+TEST_F(ImageIndexTest, DuplicatesAreEveryPairOfALargeGroup) {
+  TempDir files("vtl_dup_group"), dir("vtl_dup_group_index");
+  embed::FeatureSet set;
+  set.spec = extractor().spec();
+  torch::manual_seed(4);
+  const int64_t dim = set.spec.dim, group = 30, others = 20;
+  const auto centre = torch::randn({dim});
+  std::vector<torch::Tensor> rows;
+  for (int64_t i = 0; i < group + others; ++i) {
+    rows.push_back(i < group ? centre + 1e-3 * torch::randn({dim}) : torch::randn({dim}));
+    const fs::path file = files / ("image" + std::to_string(i) + ".png");
+    write_file_atomically(file, "bytes of image " + std::to_string(i));  // hashed, not decoded
+    set.rows.push_back({file, -1, ""});
+    set.items.push_back(i);
+  }
+  set.features = torch::stack(rows);
+  ImageIndex::build_from_features(dir.path(), set, {});
+  const auto index = ImageIndex::open(dir.path());
+  const auto pairs = index.find_duplicates(0.99f, 10);
+  EXPECT_EQ(pairs.size(), size_t(group * (group - 1) / 2));
+  for (const auto& pair : pairs) EXPECT_LT(pair.b, group);
+}
+
 // Each dataset numbers its own classes from 0; in the index a class keeps one id.
 TEST_F(ImageIndexTest, AClassKeepsOneIdAcrossAddsAndMerges) {
   TempDir dir("vtl_index_ids"), other("vtl_index_ids_other"), merged("vtl_index_ids_merged");

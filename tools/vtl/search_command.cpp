@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -28,7 +29,7 @@ struct SearchArgs {
   int64_t k = 10;
   int64_t effort = 0;
   bool duplicates = false;
-  double threshold = -1;
+  std::optional<double> threshold;  ///< --threshold; default by metric
   std::string device = "cpu";
   std::string moved_weights;  ///< --weights: where the index's weights are now
   bool exclude_query = false;
@@ -79,8 +80,13 @@ torch::Tensor read_query_vectors(const std::string& file, const search::ImageInd
 
 void run_duplicates(const SearchArgs& args, const search::ImageIndex& index) {
   const bool cosine = index.metric() == search::Metric::cosine;
-  const float threshold =
-      args.threshold >= 0 ? static_cast<float>(args.threshold) : (cosine ? 0.98f : 0.01f);
+  if (args.threshold) {
+    VTL_CHECK(
+        cosine ? (*args.threshold >= -1 && *args.threshold <= 1) : *args.threshold >= 0,
+        "--threshold {} is out of range for {}: {}", *args.threshold, args.index,
+        cosine ? "a cosine similarity lies in [-1, 1]" : "a squared L2 distance is 0 or more");
+  }
+  const float threshold = static_cast<float>(args.threshold.value_or(cosine ? 0.98 : 0.01));
   const auto pairs = index.find_duplicates(threshold, args.k);
   nlohmann::json out = nlohmann::json::array();
   for (const auto& pair : pairs) {
@@ -169,7 +175,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("index", args->index, "Index folder (vtl index build)")->required();
   cmd->add_option("images", args->images, "Query images, or folders (every image under them)");
   cmd->add_option("--vector", args->vector, "Query vectors in a .npy file ([dim] or [n, dim])");
-  cmd->add_option("-k", args->k, "Results per query (default 10)");
+  cmd->add_option("-k", args->k, "Results per query (default 10)")->check(CLI::PositiveNumber);
   cmd->add_option("--effort", args->effort, "HNSW efSearch / IVF nprobe (default: faiss')");
   cmd->add_flag("--exclude-query", args->exclude_query,
                 "Leave out the catalogued image with the query's own bytes (more like this)");

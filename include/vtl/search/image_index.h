@@ -109,7 +109,9 @@ class ImageIndex {
 
   /// Pairs (a < b) of catalogued images whose vectors are within `threshold`
   /// (cosine: similarity >= threshold; l2: squared distance <= threshold), most similar
-  /// first. Looks at each image's `neighbours` nearest.
+  /// first: every such pair the index finds (exactly all of them for a Flat index; an
+  /// approximate index may miss some, as in search). `neighbours`: how many of each
+  /// image's nearest are fetched first; more are fetched while they are still close.
   struct DuplicatePair {
     int64_t a = -1, b = -1;
     float score = 0;
