@@ -42,7 +42,14 @@ struct NewImages {
   std::vector<std::string> hashes;
   std::vector<int64_t> rows;  ///< position in the input (build_from_features)
   int64_t duplicates = 0;
+  /// Every readable input's content, by its catalogue path (absolute, normalised).
+  std::map<std::string, std::string> hash_of_path;
 };
+
+/// The path under which the catalogue lists `path`.
+std::string catalogue_path(const fs::path& path) {
+  return fs::absolute(path).lexically_normal().string();
+}
 
 /// Files that cannot be read (no permission, gone since listed) are appended to
 /// `unreadable` and left out.
@@ -58,6 +65,7 @@ NewImages select_new(const std::vector<embed::ImageItem>& items, const Catalog* 
       unreadable.push_back(data::SkippedFile::from_error(items[i].path, e.what()));
       continue;
     }
+    out.hash_of_path[catalogue_path(items[i].path)] = hash;
     if (!seen.insert(hash).second || (catalog && catalog->find_by_hash(hash))) {
       ++out.duplicates;
       continue;
@@ -95,6 +103,7 @@ torch::Tensor embed_items(embed::FeatureExtractor& extractor, NewImages& images,
   }
   NewImages kept;
   kept.duplicates = images.duplicates;
+  kept.hash_of_path = std::move(images.hash_of_path);
   for (size_t i = 0; i < readable.size(); ++i) {
     if (!readable[i]) continue;
     kept.items.push_back(std::move(images.items[i]));
@@ -111,7 +120,7 @@ std::vector<CatalogEntry> make_entries(const NewImages& images, int64_t first_id
     const auto& item = images.items[i];
     CatalogEntry entry;
     entry.id = first_id + static_cast<int64_t>(i);
-    entry.path = fs::absolute(item.path).lexically_normal().string();
+    entry.path = catalogue_path(item.path);
     entry.label = item.label;
     entry.class_name = item.class_name;
     entry.sha256 = images.hashes[i];
@@ -259,6 +268,34 @@ AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extracto
   NewImages images = select_new(items, index.catalog_.get(), report.unreadable);
   report.duplicates = images.duplicates;
   const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
+  // A catalogued file given again with other bytes (rewritten in place) loses its old entry,
+  // whose vector no longer describes it; its new content is added like any other.
+  std::vector<CatalogEntry> kept;
+  std::vector<torch::Tensor> rows;
+  for (auto& entry : index.catalog_->all()) {
+    const auto now = images.hash_of_path.find(entry.path);
+    if (now != images.hash_of_path.end() && now->second != entry.sha256) {
+      ++report.replaced;
+      continue;
+    }
+    rows.push_back(index.vectors_->reconstruct(entry.id));
+    entry.id = static_cast<int64_t>(kept.size());
+    kept.push_back(std::move(entry));
+  }
+  if (report.replaced > 0) {
+    VTL_CHECK(!kept.empty() || embedded.size(0) > 0,
+              "{}: every catalogued file was rewritten and none can be indexed; nothing was "
+              "changed",
+              dir.string());
+    std::vector<CatalogEntry> entries = make_entries(images, static_cast<int64_t>(kept.size()));
+    std::map<std::string, int64_t> class_ids = index.catalog_->class_ids();
+    assign_class_ids(entries, class_ids);
+    for (auto& entry : entries) kept.push_back(std::move(entry));
+    for (int64_t i = 0; i < embedded.size(0); ++i) rows.push_back(embedded[i]);
+    report.total = commit_rebuilt(dir, index, rows, kept);
+    report.added = static_cast<int64_t>(images.items.size());
+    return report;
+  }
   if (embedded.size(0) > 0) {
     index.vectors_->add(embedded);
     std::vector<CatalogEntry> entries = make_entries(images, index.size() - embedded.size(0));

@@ -1,5 +1,6 @@
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
@@ -145,6 +146,40 @@ TEST_F(ImageIndexTest, BuildSearchAddAndDeduplicate) {
   EXPECT_EQ(last[0].entry.path, more.back().path.string());
   // Building over an existing index is refused.
   EXPECT_THROW(ImageIndex::build(dir.path(), ex, items, {}), Error);
+}
+
+// A catalogued file rewritten in place (another picture under its name) is not a new image
+// beside a stale one: add takes out its old entry and indexes its new content, and its old
+// picture no longer finds it.
+TEST_F(ImageIndexTest, AddReplacesTheEntryOfAFileRewrittenInPlace) {
+  TempDir dir("vtl_index_rewrite"), files("vtl_index_rewrite_files");
+  auto ex = extractor();
+  const auto items = testing::sample_items(2);  // 6 images
+  std::vector<embed::ImageItem> copied;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const fs::path to = files / (std::to_string(i) + ".png");
+    fs::copy_file(items[i].path, to);
+    copied.push_back({to, items[i].label, items[i].class_name});
+  }
+  ImageIndex::build(dir.path(), ex, copied, {});
+  // 0.png now shows image 3 re-encoded (other bytes than 3.png).
+  cv::imwrite(copied[0].path.string(), cv::imread(items[3].path.string(), cv::IMREAD_UNCHANGED),
+              {cv::IMWRITE_PNG_COMPRESSION, 0});
+  const auto report = ImageIndex::add(dir.path(), ex, copied, {});
+  EXPECT_EQ(report.replaced, 1);
+  EXPECT_EQ(report.added, 1);
+  EXPECT_EQ(report.duplicates, 5);
+  EXPECT_EQ(report.total, 6);
+  const auto index = ImageIndex::open(dir.path());
+  EXPECT_EQ(index.catalog().size(), 6);
+  const auto old_picture = index.search(ex.embed_file(items[0].path), 1)[0];
+  EXPECT_NE(old_picture[0].entry.path, copied[0].path.string());
+  const auto new_picture = index.search(ex.embed_file(copied[0].path), 2)[0];
+  EXPECT_NEAR(new_picture[0].score, 1.0f, 1e-4);
+  std::set<std::string> top_two{new_picture[0].entry.path, new_picture[1].entry.path};
+  EXPECT_TRUE(top_two.count(copied[0].path.string())) << new_picture[0].entry.path;
+  // The same bytes again change nothing.
+  EXPECT_EQ(ImageIndex::add(dir.path(), ex, copied, {}).replaced, 0);
 }
 
 // A file that cannot be decoded is left out and reported, the others are added; an add

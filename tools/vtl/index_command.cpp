@@ -73,6 +73,7 @@ void report(const search::AddReport& r, const std::vector<data::SkippedFile>& le
     std::cout << json_text({{"index", dir},
                             {"added", r.added},
                             {"duplicates", r.duplicates},
+                            {"replaced", r.replaced},
                             {"unreadable", files(r.unreadable)},
                             {"left_out", files(left_out)},
                             {"total", r.total},
@@ -81,6 +82,11 @@ void report(const search::AddReport& r, const std::vector<data::SkippedFile>& le
     return;
   }
   print_left_out(dir, r.unreadable, "unreadable image", "unreadable images");
+  if (r.replaced > 0)
+    fmt::print(
+        "{}: {} catalogued files hold other bytes than when they were indexed: their old "
+        "entries were taken out (ids renumbered)\n",
+        dir, r.replaced);
   fmt::print(
       "{}: {} {} images ({} duplicates of catalogued content, {} unreadable and {} other "
       "files left out), {} in total, {:.1f} s\n",
