@@ -54,13 +54,13 @@ bool is_loopback(const std::string& host) {
 
 }  // namespace
 
-LaunchEnv LaunchEnv::from_environment() {
+LaunchEnv LaunchEnv::from_environment(const std::string& store_file) {
   LaunchEnv env;
   env.world_size = env_int("WORLD_SIZE", 1, true);
   env.rank = env_int("RANK", 0, true);
   env.local_rank = env_int("LOCAL_RANK", 0, false);
   env.master_addr = env_or("MASTER_ADDR", "");
-  VTL_CHECK(!env.master_addr.empty() || std::getenv("VTL_DIST_STORE_FILE"),
+  VTL_CHECK(!env.master_addr.empty() || !store_file.empty(),
             "--distributed: $MASTER_ADDR is not set (the host of rank 0, or give a shared "
             "store file with --dist-store-file)");
   env.master_port = env_int("MASTER_PORT", 29500, env.master_addr.size() > 0);
@@ -110,7 +110,7 @@ ProcessGroup::ProcessGroup(LaunchEnv env, GroupOptions options)
 ProcessGroup::~ProcessGroup() = default;
 
 std::shared_ptr<ProcessGroup> ProcessGroup::join(const GroupOptions& options) {
-  return join(LaunchEnv::from_environment(), options);
+  return join(LaunchEnv::from_environment(options.store_file), options);
 }
 
 std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
@@ -139,6 +139,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
   const std::string where = options.store_file.empty()
                                 ? fmt::format("{}:{}", env.master_addr, env.master_port)
                                 : options.store_file;
+  const auto started = std::chrono::steady_clock::now();
   try {
     if (!options.store_file.empty()) {
       impl.store = c10::make_intrusive<c10d::FileStore>(options.store_file, env.world_size);
@@ -185,7 +186,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
           c10::make_intrusive<c10d::PrefixStore>(prefix, impl.store), env.rank, env.world_size,
           gloo);
     };
-    impl.patient = make_gloo("patient", std::chrono::hours(24 * 7));
+    // The collectives' group connects first, under --dist-timeout: a rank that died after
+    // checking in is noticed there, not by the week-long wait of the patient group.
     if (backend == "gloo") {
       impl.group = make_gloo("collectives", options.timeout);
     } else {
@@ -201,13 +203,17 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
           "use --device cpu (Gloo) or rebuild against a CUDA LibTorch");
 #endif
     }
+    impl.patient = make_gloo("patient", std::chrono::hours(24 * 7));
   } catch (const vtl::Error&) {
     throw;
   } catch (const std::exception& e) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     fail(
-        "--distributed: rank {} of {} could not join the other ranks at {} within {} s: {} "
-        "(is every rank started, with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE?)",
-        env.rank, env.world_size, where, options.timeout.count() / 1000.0, e.what());
+        "--distributed: rank {} of {} could not join the other ranks at {} (after {:.1f} s; "
+        "--dist-timeout {} s): {} (is every rank started, with the same MASTER_ADDR, "
+        "MASTER_PORT and WORLD_SIZE, and is nothing else listening on that port?)",
+        env.rank, env.world_size, where, seconds, options.timeout.count() / 1000.0, e.what());
   }
   self->barrier();
   return self;

@@ -105,6 +105,16 @@ LoadReport load_state_dict(torch::nn::Module& module, const StateDict& state_dic
          targets.size(), fmt::join(parts, "; "));
   }
 
+  // A NaN or an infinity would make every output NaN without a word.
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const auto& source = copies[i].second;
+    if (source.is_floating_point() && !torch::isfinite(source).all().item<bool>())
+      fail(
+          "weights {}hold a NaN or an infinity in {}: the file is damaged or was saved from "
+          "a diverged training",
+          options.source().empty() ? "" : fmt::format("in {} ", options.source()),
+          report.loaded[i]);
+  }
   torch::NoGradGuard no_grad;
   for (auto& [target, source] : copies) target.copy_(source);
   return report;

@@ -1,3 +1,5 @@
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 #include "fixtures.h"
@@ -68,6 +70,21 @@ TEST(LoadStateDict, StrictNamesMissingUnexpectedAndMismatched) {
       << message;
   // Nothing was copied by the failed load.
   EXPECT_GT(model->named_parameters()["conv1.weight"].abs().sum().item<float>(), 0.0f);
+}
+
+TEST(LoadStateDict, ANaNOrInfinityIsNamedAndNothingIsCopied) {
+  auto model = models::create_model("resnet18", models::ModelOptions().num_classes(10));
+  for (const float bad : {std::nanf(""), INFINITY}) {
+    StateDict sd = state_of(*model);
+    sd["layer1.0.conv1.weight"][0][0][0][0] = bad;
+    sd["conv1.weight"] = torch::zeros_like(sd["conv1.weight"]);
+    const std::string message =
+        error_of([&] { load_state_dict(*model, sd, LoadOptions().source("/x/nan.pth")); });
+    EXPECT_NE(message.find("/x/nan.pth hold a NaN or an infinity in layer1.0.conv1.weight"),
+              std::string::npos)
+        << message;
+    EXPECT_GT(model->named_parameters()["conv1.weight"].abs().sum().item<float>(), 0.0f);
+  }
 }
 
 TEST(LoadStateDict, ListsAtMostTenNamesWithCount) {

@@ -98,8 +98,16 @@ void add_weights_command(CLI::App& app) {
     for (const auto& name : names) {
       const auto& entry = weights::find_weights(name);
       if (auto present = weights::locate_weights(entry)) {
-        std::cout << entry.name << ": already in the store: " << present->string() << "\n";
-        continue;
+        try {
+          weights::check_stored_weights(entry, *present);
+          std::cout << entry.name << ": already in the store: " << present->string() << "\n";
+          continue;
+        } catch (const Error& e) {
+          // A damaged file is of no use: it is replaced by a fresh download.
+          std::cerr << entry.name << ": " << present->string()
+                    << " fails its SHA-256 check; removed, downloading it again\n";
+          std::filesystem::remove(*present);
+        }
       }
       weights::FetchOptions options;
       options.base_url = base_url;

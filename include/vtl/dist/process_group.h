@@ -33,7 +33,8 @@ struct LaunchEnv {
   int restart_count = 0;     ///< TORCHELASTIC_RESTART_COUNT (store key prefix)
 
   /// Reads the variables above; throws vtl::Error naming a missing or malformed one.
-  static LaunchEnv from_environment();
+  /// MASTER_ADDR may be missing when the ranks meet in `store_file` instead.
+  static LaunchEnv from_environment(const std::string& store_file = {});
 };
 
 struct GroupOptions {
