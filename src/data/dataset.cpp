@@ -91,8 +91,15 @@ std::string trim(std::string text) {
 /// canonical path is not yet in `seen`, one path per file; unresolvable paths, links to
 /// nothing and the other paths of a file go to `skipped`, saying so. With
 /// `max_depth` >= 0, folders more than `max_depth` levels below `dir` are not entered.
+/// Whether the canonical path `path` lies under the canonical folder `dir`.
+bool is_within(const fs::path& path, const fs::path& dir) {
+  const auto [end, _] = std::mismatch(dir.begin(), dir.end(), path.begin(), path.end());
+  return end == dir.end();
+}
+
 std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& seen,
-                                       std::vector<SkippedFile>& skipped, int max_depth = -1) {
+                                       std::vector<SkippedFile>& skipped, int max_depth = -1,
+                                       const std::map<fs::path, fs::path>* real_files = nullptr) {
   std::error_code ec;
   std::vector<fs::path> files;
   struct Found {
@@ -163,7 +170,20 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
     return std::tie(a.link, a.path) < std::tie(b.link, b.path);
   });
   std::map<fs::path, fs::path> kept;  // canonical path -> the path listed
+  const fs::path here = fs::weakly_canonical(dir, ec);
+  ec.clear();
   for (auto& file : found) {
+    if (file.link && real_files) {
+      // A link to a file that another folder holds itself: the file counts there, under
+      // the class its own folder names.
+      const auto real = real_files->find(file.canonical);
+      if (real != real_files->end() && !is_within(file.canonical, here)) {
+        skipped.push_back({file.path, fmt::format("a symbolic link to {}, which its own folder "
+                                                  "lists; used once, there",
+                                                  real->second.string())});
+        continue;
+      }
+    }
     const auto [at, first] = kept.emplace(file.canonical, file.path);
     if (!first) {
       skipped.push_back({file.path, fmt::format("the same file as {} (a symbolic link); used once",
@@ -180,6 +200,26 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
   std::sort(skipped.begin() + std::ptrdiff_t(skipped_before), skipped.end(),
             [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });
   return files;
+}
+
+/// The image files (not symbolic links) under `dirs`, by canonical path.
+std::map<fs::path, fs::path> real_image_files(const std::vector<fs::path>& dirs) {
+  std::map<fs::path, fs::path> out;
+  std::error_code ec;
+  for (const auto& dir : dirs) {
+    for (auto it = fs::recursive_directory_iterator(
+             dir, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code entry_error;
+      if (it->is_symlink(entry_error) || !it->is_regular_file(entry_error) ||
+          !has_image_extension(it->path()))
+        continue;
+      const auto canonical = fs::weakly_canonical(it->path(), entry_error);
+      if (!entry_error) out.emplace(canonical, it->path());
+    }
+    ec.clear();
+  }
+  return out;
 }
 
 /// "; if a CSV list holds the labels, give its path instead of the folder (found: a.csv)"
@@ -279,13 +319,15 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
   }
   const ClassIndex index(dataset.classes);
   std::set<fs::path> seen;  // canonical paths: symlinked duplicates count once
+  // A link in one class folder to a file in another: the file's own folder names its class.
+  const auto real_files = real_image_files(class_dirs);
   for (const auto& dir : class_dirs) {
     const std::string name = dir.filename().string();
     const int64_t label = index.find(name);
     VTL_CHECK(label >= 0, "{}: class '{}' is not one of the model's {} classes", dir.string(), name,
               dataset.classes.size());
     const size_t skipped_before = dataset.skipped.size();
-    auto files = list_images_into(dir, seen, dataset.skipped);
+    auto files = list_images_into(dir, seen, dataset.skipped, -1, &real_files);
     if (files.empty()) {
       const size_t unreadable = dataset.skipped.size() - skipped_before;
       fail("{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif, gif){}", dir.string(),

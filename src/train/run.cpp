@@ -1,5 +1,6 @@
 #include "vtl/train/run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -96,6 +97,26 @@ struct PreparedRun {
   std::string base_weights = "random";
 };
 
+/// Throws vtl::Error, before any image is read, when the run folder `out` cannot be one:
+/// a file, a folder that cannot be created, or a place inside the data folder `data`
+/// (where its files would become a class of the next run).
+void check_run_folder(const fs::path& out, const fs::path& data) {
+  std::error_code ec;
+  VTL_CHECK(!fs::exists(out, ec) || fs::is_directory(out, ec),
+            "--out {} is a file, not a folder for the run", out.string());
+  if (fs::is_directory(data, ec)) {
+    const fs::path run = fs::weakly_canonical(fs::absolute(out), ec);
+    const fs::path images = fs::weakly_canonical(fs::absolute(data), ec);
+    const auto [end, _] = std::mismatch(images.begin(), images.end(), run.begin(), run.end());
+    VTL_CHECK(end != images.end(),
+              "--out {} is inside the data folder {}: the run's files would be read as images "
+              "or a class by the next run; choose a folder outside it",
+              out.string(), data.string());
+  }
+  fs::create_directories(out, ec);
+  VTL_CHECK(!ec, "cannot create the run folder {}: {}", out.string(), ec.message());
+}
+
 PreparedRun prepare_run(const RunOptions& options,
                         const std::function<void(const std::string&)>& log,
                         const fs::path& skipped_file) {
@@ -120,7 +141,22 @@ PreparedRun prepare_run(const RunOptions& options,
   std::string base_weights = "random";
   models::TransferModel model{nullptr};
   const int64_t num_classes = int64_t(train_set.classes.size());
+  std::error_code ec;
+  if (!models::is_model_folder(options.model) && fs::is_directory(options.model, ec)) {
+    VTL_CHECK(!fs::exists(fs::path(options.model) / "run.json", ec),
+              "--model {} is a training run that has not finished (it has no model.json yet): "
+              "finish it with `vtl train --resume {}`, or give a finished run",
+              options.model, options.model);
+    fail(
+        "--model {} is a folder but not a model folder (no model.json): give a model name "
+        "(`vtl models`) or the folder of a finished `vtl train` run",
+        options.model);
+  }
   if (models::is_model_folder(options.model)) {
+    VTL_CHECK(options.weights.empty(),
+              "--weights {} has no effect with --model {}: a model folder holds its own weights "
+              "(leave out --weights, or give an architecture name as --model)",
+              options.weights, options.model);
     auto loaded = models::load_model_folder(options.model);
     preprocessing = loaded.preprocessing;
     base_weights = "model folder " + options.model;
@@ -332,6 +368,7 @@ RunResult run_training(const RunOptions& options, bool resume,
               out.string(), out.string());
   }
 
+  if (writer) check_run_folder(out, options.data);
   PreparedRun prepared = prepare_run(options, log, writer ? out / "skipped.txt" : fs::path());
   const auto& train_set = prepared.train_data.train;
   const auto& val_set = prepared.train_data.val;

@@ -13,7 +13,11 @@ namespace vtl::cli {
 
 std::string base_weights_or_default(const std::string& model, const std::string& weights,
                                     bool say) {
-  if (!weights.empty() || model.empty() || models::is_model_folder(model)) return weights;
+  // A folder (a model folder, or one the command refuses with its own reason) has no
+  // catalogue weights.
+  std::error_code ec;
+  if (!weights.empty() || model.empty() || std::filesystem::is_directory(model, ec))
+    return weights;
   models::model_info(model);  // an unknown name fails here, with close names
   const weights::PretrainedWeights* published = nullptr;
   for (const auto* entry : weights::weights_for(model))
