@@ -5,6 +5,8 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -97,6 +99,73 @@ struct PreparedRun {
   std::string base_weights = "random";
 };
 
+/// A resumed run trains and validates on the images its split.jsonl lists (`recorded`),
+/// whatever was added to or taken from the data since: a fresh split of changed data
+/// would move images between training and validation mid-run. `train` and `validation`,
+/// the data's split now, are replaced; recorded files that are gone are skipped. Throws
+/// vtl::Error when the class folders changed (the head has one output per class).
+void keep_recorded_split(const std::vector<SplitEntry>& recorded, data::Dataset& train,
+                         data::Dataset& validation,
+                         const std::function<void(const std::string&)>& log) {
+  std::set<std::string> recorded_classes, now_classes(train.classes.begin(), train.classes.end());
+  for (const auto& entry : recorded) recorded_classes.insert(entry.class_name);
+  std::vector<std::string> gone_classes;
+  for (const auto& name : recorded_classes)
+    if (!now_classes.count(name)) gone_classes.push_back(name);
+  VTL_CHECK(gone_classes.empty(),
+            "the data no longer has the class{} {} that this run trains on; resume needs the "
+            "same classes (restore them, or start a new run)",
+            gone_classes.size() > 1 ? "es" : "", fmt::join(gone_classes, ", "));
+  std::set<std::string> now;
+  for (const auto* set : {&train, &validation})
+    for (const auto& sample : set->samples)
+      now.insert(fs::absolute(sample.path).lexically_normal().string());
+  data::Dataset kept_train, kept_validation;
+  kept_train.classes = kept_validation.classes = train.classes;
+  kept_train.skipped = train.skipped;
+  kept_validation.skipped = validation.skipped;
+  size_t gone = 0, listed = 0;
+  std::error_code ec;
+  for (const auto& entry : recorded) {
+    const auto label = std::find(train.classes.begin(), train.classes.end(), entry.class_name) -
+                       train.classes.begin();
+    auto& set = entry.validation ? kept_validation : kept_train;
+    if (!fs::exists(entry.path, ec)) {
+      ++gone;
+      set.skipped.push_back({entry.path, "gone since the run started (listed in split.jsonl)"});
+      continue;
+    }
+    listed += now.count(entry.path.string());
+    set.samples.push_back({entry.path, int64_t(label)});
+  }
+  const size_t added = now.size() - listed;
+  if (gone > 0 || added > 0)
+    log(fmt::format(
+        "note: the data changed since the run started ({} images not in the run's split, {} of "
+        "its images gone); the resumed run keeps its split (split.jsonl)",
+        added, gone));
+  train = std::move(kept_train);
+  validation = std::move(kept_validation);
+}
+
+/// Validation images that are also training images: the same file by its resolved path
+/// (a CSV row listed twice, --val-dir naming the training folder, a link to a training file).
+struct SharedImages {
+  size_t count = 0;
+  fs::path first;
+};
+SharedImages shared_images(const data::Dataset& train, const data::Dataset& validation) {
+  std::set<fs::path> training;
+  std::error_code ec;
+  for (const auto& sample : train.samples) training.insert(fs::weakly_canonical(sample.path, ec));
+  SharedImages shared;
+  for (const auto& sample : validation.samples) {
+    if (!training.count(fs::weakly_canonical(sample.path, ec))) continue;
+    if (shared.count++ == 0) shared.first = sample.path;
+  }
+  return shared;
+}
+
 /// Throws vtl::Error, before any image is read, when the run folder `out` cannot be one:
 /// a file, a folder that cannot be created, or a place inside the data folder `data`
 /// (where its files would become a class of the next run).
@@ -119,7 +188,8 @@ void check_run_folder(const fs::path& out, const fs::path& data) {
 
 PreparedRun prepare_run(const RunOptions& options,
                         const std::function<void(const std::string&)>& log,
-                        const fs::path& skipped_file) {
+                        const fs::path& skipped_file,
+                        const std::vector<SplitEntry>& recorded = {}) {
   const bool writer = !options.group || options.group->is_writer();
   // Data.
   // Split folders or a CSV split column say which images train and validate (an explicit
@@ -128,9 +198,15 @@ PreparedRun prepare_run(const RunOptions& options,
                                          options.config.seed, options.label_source);
   if (!split.description.empty()) log(split.description);
   data::Dataset train_set = std::move(split.train), val_set = std::move(split.validation);
+  if (!recorded.empty()) keep_recorded_split(recorded, train_set, val_set, log);
   // Without validation images (--val-split 0 and no folder or column naming them) the
   // last epoch's weights are the result.
   const bool validates = !val_set.samples.empty();
+  if (const auto shared = shared_images(train_set, val_set); shared.count > 0)
+    log(fmt::format(
+        "warning: {} of the {} validation images are also training images (the first: {}); "
+        "validation accuracy will read too high: give a validation set of other images",
+        shared.count, val_set.samples.size(), shared.first.string()));
   VTL_CHECK(train_set.classes.size() >= 2, "{}: need at least 2 classes, found {}",
             options.data.string(), train_set.classes.size());
 
@@ -261,11 +337,11 @@ PreparedRun prepare_run(const RunOptions& options,
 
 }  // namespace
 
-std::vector<SplitEntry> read_split(const fs::path& run_dir) {
-  const fs::path path = run_dir / "split.jsonl";
-  std::ifstream in(path);
-  VTL_CHECK(in.good(), "{}: missing; it is written by `vtl train` into its run folder",
-            path.string());
+namespace {
+
+/// The lines of a split.jsonl (`path` names it in errors).
+std::vector<SplitEntry> parse_split(const std::string& text, const fs::path& path) {
+  std::istringstream in(text);
   std::vector<SplitEntry> entries;
   std::string line;
   int line_number = 0;
@@ -285,6 +361,16 @@ std::vector<SplitEntry> read_split(const fs::path& run_dir) {
     }
   }
   return entries;
+}
+
+}  // namespace
+
+std::vector<SplitEntry> read_split(const fs::path& run_dir) {
+  const fs::path path = run_dir / "split.jsonl";
+  std::error_code ec;
+  VTL_CHECK(fs::exists(path, ec), "{}: missing; it is written by `vtl train` into its run folder",
+            path.string());
+  return parse_split(read_file(path), path);
 }
 
 namespace {
@@ -369,7 +455,17 @@ RunResult run_training(const RunOptions& options, bool resume,
   }
 
   if (writer) check_run_folder(out, options.data);
-  PreparedRun prepared = prepare_run(options, log, writer ? out / "skipped.txt" : fs::path());
+  std::vector<SplitEntry> recorded;
+  if (resume) {
+    // Every rank trains on rank 0's record (another rank may not see the run folder).
+    std::string text;
+    std::error_code ec;
+    if (writer && fs::exists(out / "split.jsonl", ec)) text = read_file(out / "split.jsonl");
+    if (options.group) text = options.group->broadcast_bytes(text);
+    recorded = parse_split(text, out / "split.jsonl");
+  }
+  PreparedRun prepared =
+      prepare_run(options, log, writer ? out / "skipped.txt" : fs::path(), recorded);
   const auto& train_set = prepared.train_data.train;
   const auto& val_set = prepared.train_data.val;
   const auto& skipped = prepared.skipped;

@@ -571,5 +571,42 @@ TEST_F(TrainCli, AnotherArchitecturesWeightsAndOutOfRangeOptionsAreRefused) {
   EXPECT_EQ(mixed.output.find("(cached features)"), std::string::npos) << mixed.output;
 }
 
+// A run resumed after images were added to and taken from its data trains on its own
+// split (a fresh split would move images from validation into training mid-run); a
+// validation set that repeats training images is warned about.
+TEST_F(TrainCli, AResumedRunKeepsItsSplitWhenTheDataChanged) {
+  const fs::path run = runs_.path() / "changed";
+  auto interrupted = run_cli(train_args(run), "VTL_TEST_KILL_AFTER_STEPS=5");
+  EXPECT_NE(interrupted.exit_code, 0) << interrupted.output;
+  const std::string split = read_file(run / "split.jsonl");
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(data_.path()))
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  fs::remove(files.front());
+  for (int i = 0; i < 4; ++i)
+    fs::copy_file(files[size_t(10 + i)],
+                  files[size_t(10 + i)].parent_path() / ("new_" + std::to_string(i) + ".png"));
+  auto resumed = run_cli("train --resume " + run.string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("the data changed since the run started (4 images not in the "
+                                "run's split, 1 of its images gone)"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("train 27 images, validation 8 images, skipped 1"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(read_file(run / "split.jsonl"), split);
+
+  auto repeated = run_cli("train " + data_.path().string() + " --val-dir " + data_.path().string() +
+                          " --model resnet18 --weights random --epochs 0 --img-size 32 --quiet "
+                          "--out " +
+                          (runs_.path() / "repeated").string());
+  EXPECT_NE(repeated.output.find("warning: 39 of the 39 validation images are also training "
+                                 "images"),
+            std::string::npos)
+      << repeated.output;
+}
+
 }  // namespace
 }  // namespace vtl
