@@ -2,9 +2,12 @@
 // real set.
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -606,6 +609,29 @@ TEST_F(TrainCli, AResumedRunKeepsItsSplitWhenTheDataChanged) {
                                  "images"),
             std::string::npos)
       << repeated.output;
+}
+
+// A second process cannot train into a run folder while the first still does: a --resume
+// started too early is refused, naming the process that holds the folder.
+TEST_F(TrainCli, TwoProcessesNeverTrainIntoOneRunFolder) {
+  const fs::path run = runs_.path() / "busy", pid_file = runs_.path() / "busy.pid";
+  const std::string first = std::string(VTL_CLI_PATH) + " train " + data_.path().string() +
+                            " --model resnet18 --weights random --epochs 1000 --img-size 32 "
+                            "--quiet --out " +
+                            run.string() + " > " + (runs_.path() / "busy.log").string() +
+                            " 2>&1 & echo $! > " + pid_file.string();
+  ASSERT_EQ(std::system(first.c_str()), 0);
+  for (int i = 0; i < 600 && !fs::exists(run / "checkpoint" / "last.pt"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(fs::exists(run / "checkpoint" / "last.pt"));
+  const std::string pid = read_file(pid_file).substr(0, read_file(pid_file).find('\n'));
+  auto second = run_cli("train --resume " + run.string());
+  std::system(("kill " + pid).c_str());
+  EXPECT_EQ(second.exit_code, 1) << second.output;
+  EXPECT_NE(second.output.find("another vtl train is writing into " + run.string() + " (process " +
+                               pid + ")"),
+            std::string::npos)
+      << second.output;
 }
 
 }  // namespace
