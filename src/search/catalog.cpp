@@ -149,9 +149,9 @@ void Catalog::append(const std::vector<CatalogEntry>& entries) {
     for (size_t i = 0; i < entries.size(); ++i) {
       const auto& e = entries[i];
       VTL_CHECK(e.id == first + static_cast<int64_t>(i),
-                "{}: the catalogue changed while these images were embedded (another `vtl index "
-                "add` at the same time?); nothing was added: run the command again",
-                file_.string());
+                "index {}: the catalogue changed while these images were embedded (another "
+                "`vtl index add` at the same time?); nothing was added: run the command again",
+                file_.parent_path().string());
       sqlite3_reset(stmt.get());
       sqlite3_bind_int64(stmt.get(), 1, e.id);
       sqlite3_bind_text(stmt.get(), 2, e.path.c_str(), -1, SQLITE_TRANSIENT);

@@ -9,6 +9,7 @@
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
 #include "vtl/core/file_set_commit.h"
+#include "vtl/core/folder_lock.h"
 #include "vtl/core/sha256.h"
 #include "vtl/core/stop_signals.h"
 #include "vtl/data/batch_reader.h"
@@ -99,7 +100,12 @@ torch::Tensor embed_items(embed::FeatureExtractor& extractor, NewImages& images,
     if (batch->readable() > 0) rows.push_back(extractor.embed(batch->stacked()));
     if (options.progress)
       options.progress(int64_t(batch->first + batch->size()), int64_t(images.items.size()));
-    if (stop_requested()) throw Interrupted("stopped before anything was written", stop_signal());
+    if (stop_requested())
+      throw Interrupted(
+          "stopped before anything was written (for a large folder, `vtl extract DATA --out F` "
+          "keeps what it finished when stopped and goes on from there; `vtl index build "
+          "--features F` then indexes it)",
+          stop_signal());
   }
   NewImages kept;
   kept.duplicates = images.duplicates;
@@ -199,6 +205,13 @@ int64_t commit_rebuilt(const fs::path& dir, const ImageIndex& like,
   return vectors.size();
 }
 
+/// One command at a time changes an index: a second fails at once instead of after
+/// embedding its images.
+FolderLock lock_index(const fs::path& dir) {
+  VTL_CHECK(fs::is_directory(dir), "{} is not an index folder (no such folder)", dir.string());
+  return FolderLock(dir, "vtl index command", "wait for it to end, then run this one again");
+}
+
 void check_new_folder(const fs::path& dir) {
   if (fs::is_directory(dir)) recover_folder(dir);
   VTL_CHECK(!fs::exists(dir / kJsonFile),
@@ -215,6 +228,7 @@ AddReport ImageIndex::build(const fs::path& dir, embed::FeatureExtractor& extrac
   std::error_code exists_error;
   const bool folder_was_there = fs::exists(dir, exists_error);
   check_new_folder(dir);
+  const FolderLock lock = lock_index(dir);
   VectorIndex vectors(extractor.dim(), options.factory, options.metric);
   AddReport report;
   NewImages images;
@@ -244,6 +258,7 @@ AddReport ImageIndex::build_from_features(const fs::path& dir, const embed::Feat
                                           const IndexOptions& options) {
   VTL_CHECK(!features.rows.empty(), "the features folder holds no rows");
   check_new_folder(dir);
+  const FolderLock lock = lock_index(dir);
   VectorIndex vectors(features.spec.dim, options.factory, options.metric);
   std::vector<data::SkippedFile> unreadable;
   const NewImages images = select_new(features.rows, nullptr, unreadable);
@@ -262,6 +277,7 @@ AddReport ImageIndex::build_from_features(const fs::path& dir, const embed::Feat
 
 AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extractor,
                           const std::vector<embed::ImageItem>& items, const IndexOptions& options) {
+  const FolderLock lock = lock_index(dir);
   ImageIndex index = open(dir);
   index.check_query_spec(extractor.spec());
   AddReport report;
@@ -324,6 +340,7 @@ AddReport ImageIndex::merge(const fs::path& dir, const std::vector<fs::path>& pa
               to_string(first.metric()));
   }
   check_new_folder(dir);
+  const FolderLock lock = lock_index(dir);
   std::vector<CatalogEntry> entries;
   std::vector<torch::Tensor> rows;
   std::set<std::string> seen;
@@ -355,6 +372,7 @@ std::vector<CatalogEntry> remove_selected(const fs::path& dir,
                                           const std::function<void(size_t)>& refuse_all) {
   std::vector<CatalogEntry> removed, kept;
   std::vector<torch::Tensor> rows;
+  const FolderLock lock = lock_index(dir);
   ImageIndex index = ImageIndex::open(dir);
   for (auto& entry : index.catalog().all()) {
     if (take_out(entry)) {

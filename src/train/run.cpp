@@ -1,12 +1,7 @@
 #include "vtl/train/run.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -19,6 +14,7 @@
 #include "core/json_document.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/folder_lock.h"
 #include "vtl/core/progress_line.h"
 #include "vtl/data/dataset.h"
 #include "vtl/data/loader.h"
@@ -152,36 +148,6 @@ void keep_recorded_split(const std::vector<SplitEntry>& recorded, data::Dataset&
   train = std::move(kept_train);
   validation = std::move(kept_validation);
 }
-
-/// Holds an exclusive lock on `dir/.lock` while it lives, so that two processes never
-/// train into one run folder (a `--resume` started while the run still goes). The lock
-/// goes with the process, however it ends.
-class RunFolderLock {
- public:
-  explicit RunFolderLock(const fs::path& dir) {
-    const fs::path path = dir / ".lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    VTL_CHECK(fd_ >= 0, "cannot open {}: {}", path.string(), std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char holder[32] = {};
-      const ssize_t n = ::pread(fd_, holder, sizeof(holder) - 1, 0);
-      ::close(fd_);
-      fail(
-          "another vtl train is writing into {} (process {}); wait for it to end, or choose "
-          "another --out",
-          dir.string(), n > 0 ? std::string(holder, size_t(n)) : "?");
-    }
-    // Who holds the lock, for the message of the next one (best effort).
-    const std::string pid = std::to_string(::getpid());
-    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
-  }
-  ~RunFolderLock() { ::close(fd_); }
-  RunFolderLock(const RunFolderLock&) = delete;
-  RunFolderLock& operator=(const RunFolderLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
 
 /// Validation images that are also training images: the same file by its resolved path
 /// (a CSV row listed twice, --val-dir naming the training folder, a link to a training file).
@@ -490,8 +456,8 @@ RunResult run_training(const RunOptions& options, bool resume,
   }
 
   if (writer) check_run_folder(out, options.data);
-  std::optional<RunFolderLock> lock;
-  if (writer) lock.emplace(out);
+  std::optional<FolderLock> lock;
+  if (writer) lock.emplace(out, "vtl train", "wait for it to end, or choose another --out");
   std::vector<SplitEntry> recorded;
   if (resume) {
     // Every rank trains on rank 0's record (another rank may not see the run folder).

@@ -100,7 +100,9 @@ TEST_F(ReliabilityKillIndex, AddKilledBeforeItsCommitPointLeavesTheIndexByteForB
   ASSERT_EQ(run.exit_code, kKilled) << run.output;
   EXPECT_EQ(files_with(index_, ".new-").size(), 3u);  // the staged update, never committed
   for (const auto& [name, bytes] : before) {
-    if (name.find(".new-") == std::string::npos) EXPECT_EQ(read_file(index_ / name), bytes) << name;
+    // .lock names the process that last changed the index; it holds no index data.
+    if (name.find(".new-") == std::string::npos && name != ".lock")
+      EXPECT_EQ(read_file(index_ / name), bytes) << name;
   }
   EXPECT_EQ(searched_total(), 6);
   EXPECT_TRUE(files_with(index_, ".new-").empty()) << "the next open drops them";

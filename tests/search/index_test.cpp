@@ -6,8 +6,10 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "embed/sample_images.h"
+#include "error_of.h"
 #include "vtl/core/atomic_file.h"
 #include "vtl/core/error.h"
+#include "vtl/core/folder_lock.h"
 #include "vtl/search/catalog.h"
 #include "vtl/search/image_index.h"
 #include "vtl/search/vector_index.h"
@@ -180,6 +182,25 @@ TEST_F(ImageIndexTest, AddReplacesTheEntryOfAFileRewrittenInPlace) {
   EXPECT_TRUE(top_two.count(copied[0].path.string())) << new_picture[0].entry.path;
   // The same bytes again change nothing.
   EXPECT_EQ(ImageIndex::add(dir.path(), ex, copied, {}).replaced, 0);
+}
+
+// One command changes an index at a time: while another holds it, add and remove fail at
+// once (before embedding anything), naming the index; afterwards they work.
+TEST_F(ImageIndexTest, AnIndexBeingChangedByAnotherCommandIsRefusedAtOnce) {
+  TempDir dir("vtl_index_locked");
+  auto ex = extractor();
+  ImageIndex::build(dir.path(), ex, testing::sample_items(1), {});
+  const auto more = testing::sample_items(2);
+  {
+    const FolderLock other(dir.path(), "test", "");
+    const std::string message =
+        testing::error_of([&] { ImageIndex::add(dir.path(), ex, more, {}); });
+    EXPECT_NE(message.find("another vtl index command is writing into " + dir.path().string()),
+              std::string::npos)
+        << message;
+    EXPECT_THROW(ImageIndex::prune(dir.path()), Error);
+  }
+  EXPECT_EQ(ImageIndex::add(dir.path(), ex, more, {}).total, 6);
 }
 
 // A file that cannot be decoded is left out and reported, the others are added; an add
