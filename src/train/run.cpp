@@ -149,6 +149,40 @@ void keep_recorded_split(const std::vector<SplitEntry>& recorded, data::Dataset&
   validation = std::move(kept_validation);
 }
 
+/// Throws vtl::Error on every rank when some rank was started with other training settings
+/// than rank 0 (another --batch-size crashed Gloo; another --seed split the data otherwise,
+/// so that one rank's validation images were another's training images). The rank that
+/// differs names the options. Paths, --out and --workers may differ between machines.
+void check_same_options(const RunOptions& options, dist::ProcessGroup& group) {
+  nlohmann::json mine = options.to_json();
+  for (const char* per_machine : {"data", "val_dir", "weights", "model", "out", "workers"})
+    mine.erase(per_machine);
+  const std::string text = mine.dump();
+  const auto first = nlohmann::json::parse(group.broadcast_bytes(group.is_writer() ? text : ""));
+  std::vector<std::string> differing;
+  for (const auto& [key, value] : mine.items()) {
+    if (key == "config") {
+      for (const auto& [name, setting] : value.items())
+        if (first.at("config").value(name, nlohmann::json()) != setting)
+          differing.push_back(fmt::format("{} {} (rank 0: {})", name, setting.dump(),
+                                          first.at("config").value(name, nlohmann::json()).dump()));
+    } else if (first.value(key, nlohmann::json()) != value) {
+      differing.push_back(fmt::format("{} {} (rank 0: {})", key, value.dump(),
+                                      first.value(key, nlohmann::json()).dump()));
+    }
+  }
+  auto count = torch::tensor({float(differing.empty() ? 0 : 1)}).to(group.device());
+  group.allreduce_sum({count});
+  VTL_CHECK(differing.empty(),
+            "--distributed: rank {} was started with other settings than rank 0: {}; every rank "
+            "must run the same command",
+            group.rank(), fmt::join(differing, ", "));
+  VTL_CHECK(count.item<float>() == 0,
+            "--distributed: {} other rank(s) were started with other settings than rank 0 (their "
+            "messages name them); every rank must run the same command",
+            int(count.item<float>()));
+}
+
 /// Validation images that are also training images: the same file by its resolved path
 /// (a CSV row listed twice, --val-dir naming the training folder, a link to a training file).
 struct SharedImages {
@@ -455,6 +489,7 @@ RunResult run_training(const RunOptions& options, bool resume,
               out.string(), out.string());
   }
 
+  if (options.group && options.group->size() > 1) check_same_options(options, *options.group);
   if (writer) check_run_folder(out, options.data);
   std::optional<FolderLock> lock;
   if (writer) lock.emplace(out, "vtl train", "wait for it to end, or choose another --out");

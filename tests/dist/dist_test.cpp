@@ -214,6 +214,33 @@ TEST_F(DistTrain, AKilledRankStopsTheOtherWithinTheTimeout) {
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - start).count(), 60.0);
 }
 
+// Ranks started with other settings (another --batch-size crashed Gloo; another --seed
+// split the data otherwise) stop at once, the differing rank naming the setting.
+TEST_F(DistTrain, RanksStartedWithOtherSettingsStopAndSayWhich) {
+  const int port = free_port();
+  std::vector<Rank> ranks(2);
+  for (int r = 0; r < 2; ++r) {
+    ranks[size_t(r)].start(
+        train_args(r == 0 ? "--epochs 1 --batch-size 8" : "--epochs 1 --batch-size 16",
+                   runs_.path() / "mixed") +
+            " --distributed --dist-timeout 20",
+        "OMP_NUM_THREADS=1 RANK=" + std::to_string(r) + " LOCAL_RANK=" + std::to_string(r) +
+            " WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port),
+        runs_.path() / ("mixed" + std::to_string(r) + ".log"));
+  }
+  for (auto& rank : ranks) rank.wait();
+  EXPECT_EQ(ranks[0].exit_code, 1) << ranks[0].output();
+  EXPECT_EQ(ranks[1].exit_code, 1) << ranks[1].output();
+  EXPECT_NE(ranks[1].output().find("rank 1 was started with other settings than rank 0: "
+                                   "batch_size 16 (rank 0: 8)"),
+            std::string::npos)
+      << ranks[1].output();
+  EXPECT_NE(ranks[0].output().find("1 other rank(s) were started with other settings"),
+            std::string::npos)
+      << ranks[0].output();
+  EXPECT_FALSE(fs::exists(runs_.path() / "mixed" / "checkpoint"));
+}
+
 TEST_F(DistTrain, ARankWithoutPartnersGivesUpAfterTheTimeout) {
   const int port = free_port();
   const auto start = Clock::now();
