@@ -15,6 +15,11 @@
 int main(int argc, char** argv) try {
   vtl::configure_threads();
   // `--weights W` as the other examples take it, or W alone.
+  if (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::cout << "usage: load_backbone [[--weights] WEIGHTS]\n"
+                 "  WEIGHTS: a catalogue name, a .pth or .safetensors file, or random (default)\n";
+    return 0;
+  }
   const bool named = argc > 1 && std::string(argv[1]) == "--weights";
   if (named && argc < 3) return std::cerr << "usage: load_backbone [[--weights] WEIGHTS]\n", 2;
   const int at = named ? 2 : 1;

@@ -385,10 +385,13 @@ void Trainer::apply_freezing(const Phase& phase, bool log_event) {
             ? fmt::format("lr {:g} at {} rising to {:g}", phase.lr / config_.finetune_lr_ratio,
                           names.empty() ? "" : names.front(), phase.lr)
             : fmt::format("lr {}", phase.lr);
+    const std::string unfrozen =
+        names.empty()       ? std::string("no layer of the base unfrozen (the head trains alone)")
+        : names.size() == 1 ? fmt::format("1 layer unfrozen ({})", names.front())
+                            : fmt::format("{} layers unfrozen ({} .. {})", names.size(),
+                                          names.front(), names.back());
     events_.push_back({{"epoch", phase.first_epoch + 1},
-                       {"event", fmt::format("phase 2: {} layers unfrozen ({} .. {}), {}",
-                                             names.size(), names.empty() ? "" : names.front(),
-                                             names.empty() ? "" : names.back(), rates)}});
+                       {"event", fmt::format("phase 2: {}, {}", unfrozen, rates)}});
   }
 }
 
@@ -877,6 +880,12 @@ void Trainer::fit(bool resume) {
       keep_files || (config_.early_stopping_patience > 0 && config_.restore_best);
   std::stringstream best_in_memory;
   bool resumed = resume && !run_dir_.empty() && load_checkpoint(last);
+  if (resumed) {
+    events_.push_back(
+        {{"epoch", epochs_done_},
+         {"event", fmt::format("resumed after epoch {} (interrupted)", epochs_done_)}});
+    announce_events();
+  }
   for (const auto& phase : phases()) {
     const int64_t end = phase.first_epoch + phase.epochs;
     if (epochs_done_ >= end) continue;
