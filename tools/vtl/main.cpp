@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <c10/util/Exception.h>
+#include <c10/util/Logging.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
 #if __has_include(<opencv2/core/version.hpp>)
@@ -38,6 +39,18 @@ void restart_with_passive_openmp(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: carry on as we are
+}
+
+/// LibTorch's own log lines (c10d's socket warnings and errors, printed before the exception
+/// whose text vtl's message quotes) are left out unless TORCH_CPP_LOG_LEVEL (INFO, WARNING,
+/// ERROR) asks for them.
+void quiet_library_logs() {
+  if (std::getenv("TORCH_CPP_LOG_LEVEL") != nullptr) return;
+#ifdef C10_USE_GLOG
+  FLAGS_minloglevel = 3;  // google::GLOG_FATAL
+#else
+  FLAGS_caffe2_log_level = 3;
+#endif
 }
 
 /// "; did you mean '--img-size'?" for the first unexpected argument of a parse that left
@@ -95,6 +108,7 @@ std::string version_text() {
 
 int main(int argc, char** argv) {
   restart_with_passive_openmp(argv);
+  quiet_library_logs();
   CLI::App app{
       "vtl: transfer learning with ImageNet-pretrained CNNs (VGG, ResNet, "
       "EfficientNet, MobileNet)"};
