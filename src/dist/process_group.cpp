@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <future>
+#include <memory>
 #include <thread>
 
 #include <fmt/format.h>
@@ -96,6 +98,38 @@ std::vector<int64_t> rank_share(int64_t begin, int64_t end, int rank, int world)
   return positions;
 }
 
+namespace {
+
+/// A TCPStore that answered a first request within `timeout`: c10d's requests have no
+/// deadline for a server that accepts the connection and never answers (another program
+/// on MASTER_PORT). The attempt
+/// runs on a thread of its own, which is left behind, blocked, when the time is up.
+c10::intrusive_ptr<c10d::Store> connect_store(const std::string& host,
+                                              const c10d::TCPStoreOptions& store_options,
+                                              std::chrono::milliseconds timeout) {
+  auto made = std::make_shared<std::promise<c10::intrusive_ptr<c10d::Store>>>();
+  auto result = made->get_future();
+  std::thread([made, host, store_options] {
+    try {
+      c10::intrusive_ptr<c10d::Store> store =
+          c10::make_intrusive<c10d::TCPStore>(host, store_options);
+      // A first request and its answer: what a silent program on the port never gives.
+      store->check({"vtl/connected"});
+      made->set_value(std::move(store));
+    } catch (...) {
+      made->set_exception(std::current_exception());
+    }
+  }).detach();
+  if (result.wait_for(timeout) != std::future_status::ready)
+    fail(
+        "--distributed: no answer from {}:{} within {} s (--dist-timeout): is MASTER_PORT "
+        "used by another program?",
+        host, store_options.port, timeout.count() / 1000.0);
+  return result.get();
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- ProcessGroup
 
 struct ProcessGroup::Impl {
@@ -150,7 +184,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const LaunchEnv& env,
       store_options.numWorkers = size_t(env.world_size);
       store_options.waitWorkers = false;  // the check-in below waits, with a deadline
       store_options.timeout = options.timeout;
-      impl.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
+      impl.store = connect_store(env.master_addr, store_options, options.timeout);
     }
     impl.store->setTimeout(options.timeout);
     // The key space torch.distributed uses, so a launcher's store can be shared.
