@@ -241,6 +241,29 @@ TEST_F(DistTrain, RanksStartedWithOtherSettingsStopAndSayWhich) {
   EXPECT_FALSE(fs::exists(runs_.path() / "mixed" / "checkpoint"));
 }
 
+// Another program on MASTER_PORT that takes connections and never answers: the joining
+// rank gives up after --dist-timeout instead of waiting for it.
+TEST_F(DistTrain, ASilentProgramOnThePortIsGivenUpOnAfterTheTimeout) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(listener, 8), 0);  // the kernel completes connections; no one answers
+  socklen_t length = sizeof(address);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const auto start = Clock::now();
+  auto joined =
+      run_cli(train_args("--epochs 1", runs_.path() / "silent") + " --distributed --dist-timeout 2",
+              "RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                  std::to_string(ntohs(address.sin_port)));
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ::close(listener);
+  EXPECT_EQ(joined.exit_code, 1) << joined.output;
+  EXPECT_NE(joined.output.find("no answer from 127.0.0.1:"), std::string::npos) << joined.output;
+  EXPECT_LT(seconds, 20.0);
+}
+
 TEST_F(DistTrain, ARankWithoutPartnersGivesUpAfterTheTimeout) {
   const int port = free_port();
   const auto start = Clock::now();
