@@ -82,7 +82,9 @@ PretrainedModel load(const std::string& arch, const std::string& weights_name,
     out.preprocessing.crop = static_cast<int>(info.default_input_size);
     out.preprocessing.resize = static_cast<int>(info.default_input_size * 256 / 224);
   } else {
-    entry = &weights::find_weights(weights_name.empty() ? arch : weights_name);
+    // "imagenet" (Keras' name) or nothing: the architecture's default entry.
+    entry = &weights::find_weights(
+        weights_name.empty() || weights_name == "imagenet" ? arch : weights_name);
     VTL_CHECK(entry->architecture == arch,
               "the weights {} are for {}, not {}; `vtl weights list` shows the weights of each "
               "architecture",

@@ -140,6 +140,17 @@ TEST(Pretrained, MissingStoreFileSaysHowToGetIt) {
     EXPECT_NE(message.find("vtl weights import"), std::string::npos) << message;
   }
   EXPECT_THROW(models::load_pretrained("resnet18", "resnet50.tv_in1k"), Error);
+  // "imagenet" (Keras' name) is the architecture's default entry.
+  for (const auto& [arch, entry] : std::vector<std::pair<std::string, std::string>>{
+           {"resnet18", "resnet18.tv_in1k"}, {"resnet50", "resnet50.tv2_in1k"}}) {
+    try {
+      models::load_pretrained(arch, "imagenet");
+      FAIL() << arch;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("vtl weights fetch " + entry), std::string::npos)
+          << e.what();
+    }
+  }
   ::unsetenv("VTL_HOME");
 }
 

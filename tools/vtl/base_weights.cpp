@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "vtl/core/error.h"
 #include "vtl/models/model_folder.h"
 #include "vtl/models/registry.h"
 #include "vtl/weights/catalogue.h"
@@ -16,8 +17,14 @@ std::string base_weights_or_default(const std::string& model, const std::string&
   // A folder (a model folder, or one the command refuses with its own reason) has no
   // catalogue weights.
   std::error_code ec;
-  if (!weights.empty() || model.empty() || std::filesystem::is_directory(model, ec))
-    return weights;
+  if (weights == "imagenet" && !model.empty() && !std::filesystem::is_directory(model, ec)) {
+    // Keras' weights="imagenet": the architecture's default catalogue entry, by its name.
+    models::model_info(model);
+    for (const auto* entry : weights::weights_for(model))
+      if (entry->is_default) return entry->name;
+    fail("no ImageNet weights for {} are in the catalogue (`vtl weights list`)", model);
+  }
+  if (!weights.empty() || model.empty() || std::filesystem::is_directory(model, ec)) return weights;
   models::model_info(model);  // an unknown name fails here, with close names
   const weights::PretrainedWeights* published = nullptr;
   for (const auto* entry : weights::weights_for(model))

@@ -46,10 +46,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--model", options->model,
                   "registered model name (`vtl models`) or a model folder from an earlier run")
       ->capture_default_str();
-  cmd->add_option("--weights", options->weights,
-                  "pretrained base: catalogue name (`vtl weights list`), .pth or .safetensors "
-                  "file, or random; default: the model's default weights when they are in the "
-                  "store, else random (with a warning)");
+  cmd->add_option(
+      "--weights", options->weights,
+      "pretrained base: catalogue name (`vtl weights list`), imagenet (the model's "
+      "default catalogue entry, as Keras' weights=\"imagenet\"), .pth or "
+      ".safetensors file, or random; default: the model's default weights when they are in the "
+      "store, else random (with a warning)");
   cmd->add_option("--strategy", *strategy, "features, finetune or full")
       ->check(CLI::IsMember({"features", "finetune", "full"}))
       ->capture_default_str();

@@ -33,8 +33,8 @@ struct PretrainedModel {
   std::filesystem::path file;
 };
 
-/// Builds `arch` with `options` and loads `weights` into it: a catalogue name (or "" /
-/// the architecture name for its default entry) that must already be in the store, a
+/// Builds `arch` with `options` and loads `weights` into it: a catalogue name (or "",
+/// "imagenet" or the architecture name for its default entry) that must already be in the store, a
 /// path to a weights file, or "random" for torchvision's random initialisation (seeded by
 /// torch::manual_seed; preprocessing: ImageNet statistics at the default input size;
 /// empty report). A missing store file throws vtl::Error telling exactly how to
