@@ -310,6 +310,16 @@ TEST(DistExtract, TwoRanksWriteWhatOneProcessWrites) {
   EXPECT_EQ(a.items, b.items);
   EXPECT_EQ(read_file(dir.path() / "one" / "manifest.jsonl"),
             read_file(dir.path() / "two" / "manifest.jsonl"));
+
+  // Rank 1 killed once its shard is done: rank 0's merged result is whole, and it says so
+  // with status 0 rather than the lost connection's error.
+  auto lost = run_ranks(common + " --json --distributed --out " + (dir.path() / "three").string(),
+                        2, dir.path(), {"", "VTL_FAULT_KILL_AT=distributed-extract:shard-done"});
+  EXPECT_EQ(lost[1].exit_code, -1);  // SIGKILL
+  ASSERT_EQ(lost[0].exit_code, 0) << lost[0].output();
+  EXPECT_EQ(nlohmann::json::parse(lost[0].output()).at("rows"), 10);
+  EXPECT_EQ(read_file(dir.path() / "one" / "manifest.jsonl"),
+            read_file(dir.path() / "three" / "manifest.jsonl"));
 }
 
 }  // namespace

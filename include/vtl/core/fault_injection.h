@@ -10,6 +10,9 @@
 //                           file is first cut to half its size, as a write cut short leaves it
 //   commit-set:journal      just before a multi-file commit's journal is renamed into place
 //   commit-set:<file name>  after the journal is in place, just before <file name> is moved
+//   distributed-extract:shard-done
+//                           a rank of `vtl extract --distributed` whose shard is written and
+//                           met by every rank, before rank 0 merges the shards
 
 #include <string>
 
