@@ -836,7 +836,11 @@ bool Trainer::load_checkpoint(const fs::path& path) {
     archive->read("rng", rng);
     set_cpu_generator_state(rng);
   } catch (const c10::Error& e) {
-    fail("{}: cannot read the checkpoint: {}", path.string(), e.what_without_backtrace());
+    // vtl writes checkpoints whole (temporary file and rename): the damage came afterwards.
+    fail(
+        "{}: cannot read the checkpoint, it is damaged or cut short ({}); the run cannot go on "
+        "from it: start it again with another --out",
+        path.string(), e.what_without_backtrace());
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed checkpoint state: {}", path.string(), e.what());
   }
