@@ -185,6 +185,11 @@ TEST_F(PredictCommand, FoldersAreExpandedAndBatchingDoesNotChangeTheAnswers) {
   const auto images = home_ / "images";
   testing::make_class_tree(images, 2);  // 6 images in bugs/, fruit/, homes/
   std::ofstream(images / "fruit" / "a_broken.png") << "not an image";  // mid-batch
+  // A link to another listed file is answered under its own name too (a row per file).
+  std::vector<fs::path> fruit;
+  for (const auto& entry : fs::directory_iterator(images / "fruit")) fruit.push_back(entry.path());
+  std::sort(fruit.begin(), fruit.end());
+  fs::create_symlink(fruit.back().filename(), images / "fruit" / "z_link.png");
   fs::create_directories(home_ / "empty");
   const std::string common = images.string() + " " + (home_ / "empty").string() + " " + kSample +
                              " --model resnet18 --weights " + weights + " --top 3 --json";
@@ -194,17 +199,19 @@ TEST_F(PredictCommand, FoldersAreExpandedAndBatchingDoesNotChangeTheAnswers) {
     EXPECT_EQ(run->exit_code, 1) << run->output;
     EXPECT_NE(run->output.find("a_broken.png: not a readable image"), std::string::npos)
         << run->output;
-    EXPECT_NE(run->output.find("1 of 8 images could not be read"), std::string::npos)
+    EXPECT_NE(run->output.find("1 of 9 images could not be read"), std::string::npos)
         << run->output;
     EXPECT_NE(run->output.find("empty: a folder without images"), std::string::npos) << run->output;
   }
   const auto a = predictions_json(one.output), b = predictions_json(four.output);
-  ASSERT_EQ(a.size(), 8u);
-  ASSERT_EQ(b.size(), 8u);
+  ASSERT_EQ(a.size(), 9u);
+  ASSERT_EQ(b.size(), 9u);
   EXPECT_NE(a[0]["path"].get<std::string>().find("/bugs/"), std::string::npos) << a[0];
   EXPECT_NE(a[2]["path"].get<std::string>().find("a_broken.png"), std::string::npos) << a[2];
   EXPECT_TRUE(a[2].contains("error"));
-  EXPECT_NE(a[7]["path"].get<std::string>().find("ladybug.png"), std::string::npos) << a[7];
+  EXPECT_NE(a[5]["path"].get<std::string>().find("z_link.png"), std::string::npos) << a[5];
+  EXPECT_EQ(a[5]["predictions"], a[4]["predictions"]);  // the file it links to
+  EXPECT_NE(a[8]["path"].get<std::string>().find("ladybug.png"), std::string::npos) << a[8];
   for (size_t i = 0; i < a.size(); ++i) {
     ASSERT_EQ(a[i]["path"], b[i]["path"]);
     if (a[i].contains("error")) continue;

@@ -46,8 +46,9 @@ void print_left_out(const std::string& what, const std::vector<data::SkippedFile
                     const std::string& kinds = "files or folders");
 
 /// Image arguments of a command in order, each folder replaced by the images under it
-/// (data::list_images: recursive, sorted). Folders without images and unresolvable
-/// entries are printed as left out, under `what`.
+/// (data::list_images: recursive, sorted; a symbolic link to another listed file is kept,
+/// so every file name is answered). Folders without images and unresolvable entries are
+/// printed as left out, under `what`.
 std::vector<std::filesystem::path> expand_image_arguments(
     const std::string& what, const std::vector<std::string>& arguments);
 
