@@ -317,7 +317,10 @@ PreparedRun prepare_run(const RunOptions& options,
     fs::create_directories(skipped_file.parent_path());
     write_skipped(skipped_file, skipped);
   }
-  log(fmt::format("classes ({}): {}", train_set.classes.size(), train_set.describe_counts()));
+  // Per class: training images, then validation images when there are any.
+  log(fmt::format(
+      "classes ({}): {} (training){}", train_set.classes.size(), train_set.describe_counts(),
+      val_set.samples.empty() ? std::string() : "; validation: " + val_set.describe_counts()));
   log(fmt::format("train {} images, validation {} images, skipped {}{}", train_set.samples.size(),
                   val_set.samples.size(), skipped.size(),
                   skipped_file.empty() || skipped.empty()
