@@ -503,8 +503,7 @@ TEST_F(TrainCli, ValSplitZeroTrainsOnEveryImageAndResumes) {
   ASSERT_EQ(read_metrics(killed).size(), 2u);
   auto resumed = run_cli("train --resume " + killed.string());
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  EXPECT_NE(resumed.output.find("epoch 2: resumed after epoch 2 (interrupted)"),
-            std::string::npos)
+  EXPECT_NE(resumed.output.find("epoch 2: resumed after epoch 2 (interrupted)"), std::string::npos)
       << resumed.output;
   const auto a = read_metrics(whole), b = read_metrics(killed);
   ASSERT_EQ(a.size(), 3u);

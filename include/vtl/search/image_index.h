@@ -36,7 +36,7 @@ struct IndexOptions {
 struct AddReport {
   int64_t added = 0;       ///< new vectors
   int64_t duplicates = 0;  ///< files whose content was already catalogued (or repeated)
-  int64_t total = 0;  ///< vectors in the index afterwards
+  int64_t total = 0;       ///< vectors in the index afterwards
   /// Files left out because they could not be read (no permission) or decoded (corrupt,
   /// truncated, over the pixel limit), with the reason; the other images are indexed.
   std::vector<data::SkippedFile> unreadable;
