@@ -87,15 +87,18 @@ std::string trim(std::string text) {
   return text;
 }
 
-/// Image files under `dir` (recursive, symbolic links followed, sorted by path) whose
-/// canonical path is not yet in `seen`, one path per file; unresolvable paths, links to
-/// nothing and the other paths of a file go to `skipped`, saying so. With
-/// `max_depth` >= 0, folders more than `max_depth` levels below `dir` are not entered.
 /// Whether the canonical path `path` lies under the canonical folder `dir`.
 bool is_within(const fs::path& path, const fs::path& dir) {
   const auto [end, _] = std::mismatch(dir.begin(), dir.end(), path.begin(), path.end());
   return end == dir.end();
 }
+
+/// Image files under `dir` (recursive, symbolic links followed, sorted by path) whose
+/// canonical path is not yet in `seen`, one path per file; unresolvable paths, links to
+/// nothing and the other paths of a file go to `skipped`, saying so. With
+/// `max_depth` >= 0, folders more than `max_depth` levels below `dir` are not entered.
+/// `real_files` (canonical path -> path of the file itself, under any class folder): a
+/// link to one of them from outside its folder is left out, the file counting there.
 
 std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& seen,
                                        std::vector<SkippedFile>& skipped, int max_depth = -1,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include <torch/torch.h>
 
@@ -55,17 +56,20 @@ bool SoftmaxRegression::train(const cv::Ptr<cv::ml::TrainData>& data, int) {
     loss.backward();
     return loss;
   };
-  const auto largest_gradient = [&] {
-    const auto g = torch::autograd::grad({objective()}, {weights, bias});
-    return std::max(g[0].abs().max().item<double>(), g[1].abs().max().item<double>());
+  // The objective and its largest gradient entry at the current point, in one pass.
+  const auto measure = [&] {
+    const auto loss = objective();
+    const auto g = torch::autograd::grad({loss}, {weights, bias});
+    return std::make_pair(loss.item<double>(), std::max(g[0].abs().max().item<double>(),
+                                                        g[1].abs().max().item<double>()));
   };
-  converged_ = largest_gradient() <= kGradientTolerance;
-  double previous = objective().item<double>();
+  auto [previous, gradient] = measure();
+  converged_ = gradient <= kGradientTolerance;
   for (iterations_ = 0; !converged_ && iterations_ < max_iterations_;) {
     solver.step(closure);
     ++iterations_;
-    converged_ = largest_gradient() <= kGradientTolerance;
-    const double loss = objective().item<double>();
+    const auto [loss, largest] = measure();
+    converged_ = largest <= kGradientTolerance;
     if (!(loss < previous)) break;  // no progress left at float64 precision
     previous = loss;
   }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -286,37 +287,38 @@ AddReport ImageIndex::add(const fs::path& dir, embed::FeatureExtractor& extracto
   const torch::Tensor embedded = embed_items(extractor, images, options, report.unreadable);
   // A catalogued file given again with other bytes (rewritten in place) loses its old entry,
   // whose vector no longer describes it; its new content is added like any other.
-  std::vector<CatalogEntry> kept;
-  std::vector<torch::Tensor> rows;
-  for (auto& entry : index.catalog_->all()) {
+  std::vector<CatalogEntry> catalogued = index.catalog_->all();
+  const auto rewritten = [&](const CatalogEntry& entry) {
     const auto now = images.hash_of_path.find(entry.path);
-    if (now != images.hash_of_path.end() && now->second != entry.sha256) {
-      ++report.replaced;
-      continue;
-    }
-    rows.push_back(index.vectors_->reconstruct(entry.id));
-    entry.id = static_cast<int64_t>(kept.size());
-    kept.push_back(std::move(entry));
-  }
+    return now != images.hash_of_path.end() && now->second != entry.sha256;
+  };
+  report.replaced = std::count_if(catalogued.begin(), catalogued.end(), rewritten);
+  const int64_t kept = index.size() - report.replaced;
+  std::vector<CatalogEntry> entries = make_entries(images, kept);
+  std::map<std::string, int64_t> class_ids = index.catalog_->class_ids();
+  assign_class_ids(entries, class_ids);
   if (report.replaced > 0) {
-    VTL_CHECK(!kept.empty() || embedded.size(0) > 0,
+    VTL_CHECK(kept > 0 || embedded.size(0) > 0,
               "{}: every catalogued file was rewritten and none can be indexed; nothing was "
               "changed",
               dir.string());
-    std::vector<CatalogEntry> entries = make_entries(images, static_cast<int64_t>(kept.size()));
-    std::map<std::string, int64_t> class_ids = index.catalog_->class_ids();
-    assign_class_ids(entries, class_ids);
-    for (auto& entry : entries) kept.push_back(std::move(entry));
+    // The kept vectors are read back and the index rebuilt, as remove() does.
+    std::vector<CatalogEntry> rebuilt;
+    std::vector<torch::Tensor> rows;
+    for (auto& entry : catalogued) {
+      if (rewritten(entry)) continue;
+      rows.push_back(index.vectors_->reconstruct(entry.id));
+      entry.id = static_cast<int64_t>(rebuilt.size());
+      rebuilt.push_back(std::move(entry));
+    }
+    for (auto& entry : entries) rebuilt.push_back(std::move(entry));
     for (int64_t i = 0; i < embedded.size(0); ++i) rows.push_back(embedded[i]);
-    report.total = commit_rebuilt(dir, index, rows, kept);
+    report.total = commit_rebuilt(dir, index, rows, rebuilt);
     report.added = static_cast<int64_t>(images.items.size());
     return report;
   }
   if (embedded.size(0) > 0) {
     index.vectors_->add(embedded);
-    std::vector<CatalogEntry> entries = make_entries(images, index.size() - embedded.size(0));
-    std::map<std::string, int64_t> class_ids = index.catalog_->class_ids();
-    assign_class_ids(entries, class_ids);
     commit_index(dir, *index.vectors_, dir / kCatalogFile, entries,
                  describe(index.spec_, index.factory_, index.metric(), index.size()));
   }

@@ -211,29 +211,9 @@ std::string training_section(const ReportInput& in) {
   return html;
 }
 
-}  // namespace
-
-std::string render_report(const ReportInput& in) {
-  std::string html = page_begin(in.title);
-  if (!in.evaluation) {
-    html +=
-        "<p>No validation images (<code>--val-split 0</code>): the model holds the last "
-        "epoch's weights. <code>vtl evaluate MODEL_DIR DATA --report</code> measures it on "
-        "labelled images.</p>";
-    if (!in.history.empty()) html += training_section(in);
-    html += "<h2>Settings</h2><pre>" + html_escape(in.settings.dump(2)) + "</pre>";
-    return html + page_end();
-  }
-  const auto& ev = *in.evaluation;
-  const std::string top5 = top5_is_informative(in.classes.size())
-                               ? fmt::format(", top-5 {:.2f}%", 100 * ev.top5)
-                               : std::string();
-  html += fmt::format(
-      "<p>{}: <b>top-1 {:.2f}%</b>{}, loss {:.4f}, macro F1 {:.3f} on {} images.</p>",
-      html_escape(in.evaluated_on), 100 * ev.top1, top5, ev.loss, ev.macro_f1(), ev.count);
-
-  if (!in.history.empty()) html += training_section(in);
-
+/// The per-class table, the confusion matrix and the most confident mistakes of `ev`.
+std::string evaluation_section(const ReportInput& in, const EvalResult& ev) {
+  std::string html;
   // Per-class table.
   html +=
       "<h2>Per class</h2><table><tr><th class=\"l\">class</th><th>precision</th><th>recall</"
@@ -292,6 +272,29 @@ std::string render_report(const ReportInput& in) {
         html_escape(path.string()), html_escape(path.filename().string()));
   }
   html += "</div>";
+  return html;
+}
+
+}  // namespace
+
+std::string render_report(const ReportInput& in) {
+  std::string html = page_begin(in.title);
+  if (in.evaluation) {
+    const auto& ev = *in.evaluation;
+    const std::string top5 = top5_is_informative(in.classes.size())
+                                 ? fmt::format(", top-5 {:.2f}%", 100 * ev.top5)
+                                 : std::string();
+    html += fmt::format(
+        "<p>{}: <b>top-1 {:.2f}%</b>{}, loss {:.4f}, macro F1 {:.3f} on {} images.</p>",
+        html_escape(in.evaluated_on), 100 * ev.top1, top5, ev.loss, ev.macro_f1(), ev.count);
+  } else {
+    html +=
+        "<p>No validation images (<code>--val-split 0</code>): the model holds the last "
+        "epoch's weights. <code>vtl evaluate MODEL_DIR DATA --report</code> measures it on "
+        "labelled images.</p>";
+  }
+  if (!in.history.empty()) html += training_section(in);
+  if (in.evaluation) html += evaluation_section(in, *in.evaluation);
   html += "<h2>Settings</h2><pre>" + html_escape(in.settings.dump(2)) + "</pre>";
   html += page_end();
   return html;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -108,11 +109,11 @@ struct PreparedRun {
 void keep_recorded_split(const std::vector<SplitEntry>& recorded, data::Dataset& train,
                          data::Dataset& validation,
                          const std::function<void(const std::string&)>& log) {
-  std::set<std::string> recorded_classes, now_classes(train.classes.begin(), train.classes.end());
-  for (const auto& entry : recorded) recorded_classes.insert(entry.class_name);
-  std::vector<std::string> gone_classes;
-  for (const auto& name : recorded_classes)
-    if (!now_classes.count(name)) gone_classes.push_back(name);
+  std::map<std::string, int64_t> label_of;
+  for (size_t k = 0; k < train.classes.size(); ++k) label_of[train.classes[k]] = int64_t(k);
+  std::set<std::string> gone_classes;
+  for (const auto& entry : recorded)
+    if (!label_of.count(entry.class_name)) gone_classes.insert(entry.class_name);
   VTL_CHECK(gone_classes.empty(),
             "the data no longer has the class{} {} that this run trains on; resume needs the "
             "same classes (restore them, or start a new run)",
@@ -128,8 +129,6 @@ void keep_recorded_split(const std::vector<SplitEntry>& recorded, data::Dataset&
   size_t gone = 0, listed = 0;
   std::error_code ec;
   for (const auto& entry : recorded) {
-    const auto label = std::find(train.classes.begin(), train.classes.end(), entry.class_name) -
-                       train.classes.begin();
     auto& set = entry.validation ? kept_validation : kept_train;
     if (!fs::exists(entry.path, ec)) {
       ++gone;
@@ -137,7 +136,7 @@ void keep_recorded_split(const std::vector<SplitEntry>& recorded, data::Dataset&
       continue;
     }
     listed += now.count(entry.path.string());
-    set.samples.push_back({entry.path, int64_t(label)});
+    set.samples.push_back({entry.path, label_of.at(entry.class_name)});
   }
   const size_t added = now.size() - listed;
   if (gone > 0 || added > 0)
@@ -157,19 +156,16 @@ void check_same_options(const RunOptions& options, dist::ProcessGroup& group) {
   nlohmann::json mine = options.to_json();
   for (const char* per_machine : {"data", "val_dir", "weights", "model", "out", "workers"})
     mine.erase(per_machine);
-  const std::string text = mine.dump();
-  const auto first = nlohmann::json::parse(group.broadcast_bytes(group.is_writer() ? text : ""));
+  // One level of keys: "/config/batch_size" and "/img_size" alike.
+  mine = mine.flatten();
+  const auto first =
+      nlohmann::json::parse(group.broadcast_bytes(group.is_writer() ? mine.dump() : std::string()));
   std::vector<std::string> differing;
   for (const auto& [key, value] : mine.items()) {
-    if (key == "config") {
-      for (const auto& [name, setting] : value.items())
-        if (first.at("config").value(name, nlohmann::json()) != setting)
-          differing.push_back(fmt::format("{} {} (rank 0: {})", name, setting.dump(),
-                                          first.at("config").value(name, nlohmann::json()).dump()));
-    } else if (first.value(key, nlohmann::json()) != value) {
-      differing.push_back(fmt::format("{} {} (rank 0: {})", key, value.dump(),
-                                      first.value(key, nlohmann::json()).dump()));
-    }
+    const auto theirs = first.value(key, nlohmann::json());
+    if (theirs != value)
+      differing.push_back(fmt::format("{} {} (rank 0: {})", key.substr(key.rfind('/') + 1),
+                                      value.dump(), theirs.dump()));
   }
   auto count = torch::tensor({float(differing.empty() ? 0 : 1)}).to(group.device());
   group.allreduce_sum({count});

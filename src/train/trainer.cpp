@@ -322,13 +322,14 @@ Trainer::Trainer(models::TransferModel model, TrainConfig config, TrainData data
   if (distributed()) {
     train_options.rank = group_->rank();
     train_options.world = group_->size();
-    data::Dataset share = data_.val;
-    share.samples.clear();
-    for (auto i :
-         dist::rank_share(0, int64_t(data_.val.samples.size()), group_->rank(), group_->size()))
-      share.samples.push_back(data_.val.samples[size_t(i)]);
-    if (has_validation())
+    if (has_validation()) {
+      data::Dataset share = data_.val;
+      share.samples.clear();
+      for (auto i :
+           dist::rank_share(0, int64_t(data_.val.samples.size()), group_->rank(), group_->size()))
+        share.samples.push_back(data_.val.samples[size_t(i)]);
       val_share_loader_ = std::make_unique<data::Loader>(share, data_.store, val_options);
+    }
     // The ranks decoded their images at their own pace: meet without the collective
     // timeout (a rank that died still ends the wait at once), then every rank starts from
     // rank 0's weights and buffers, as torch's DDP does.
@@ -853,11 +854,11 @@ void Trainer::write_metrics() const {
       "epoch,phase,lr,train_loss,train_acc,val_loss,val_acc,val_top5,seconds,images_per_second,"
       "cached\n";
   std::string jsonl;
+  // A metric not measured (no validation images) is an empty field.
+  const auto field = [](double v) {
+    return std::isnan(v) ? std::string() : fmt::format("{:.6f}", v);
+  };
   for (const auto& m : history_) {
-    // A metric not measured (no validation images) is an empty field.
-    const auto field = [](double v) {
-      return std::isnan(v) ? std::string() : fmt::format("{:.6f}", v);
-    };
     csv += fmt::format("{},{},{:.6g},{:.6f},{:.6f},{},{},{},{:.3f},{:.1f},{}\n", m.epoch, m.phase,
                        m.lr, m.train_loss, m.train_acc, field(m.val_loss), field(m.val_acc),
                        field(m.val_top5), m.seconds, m.images_per_second, m.cached ? 1 : 0);
