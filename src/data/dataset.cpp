@@ -93,24 +93,20 @@ bool is_within(const fs::path& path, const fs::path& dir) {
   return end == dir.end();
 }
 
-/// Image files under `dir` (recursive, symbolic links followed, sorted by path) whose
-/// canonical path is not yet in `seen`, one path per file; unresolvable paths, links to
-/// nothing and the other paths of a file go to `skipped`, saying so. With
-/// `max_depth` >= 0, folders more than `max_depth` levels below `dir` are not entered.
-/// `real_files` (canonical path -> path of the file itself, under any class folder): a
-/// link to one of them from outside its folder is left out, the file counting there.
+/// An image file met while listing a folder.
+struct FoundImage {
+  fs::path path, canonical;
+  bool link = false;  ///< the path itself is a symbolic link
+};
 
-std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& seen,
-                                       std::vector<SkippedFile>& skipped, int max_depth = -1,
-                                       const std::map<fs::path, fs::path>* real_files = nullptr) {
+/// Every image file under `dir` (recursive, symbolic links followed, hidden names left
+/// out), in listing order; unresolvable paths, links to nothing and unreadable folders go
+/// to `skipped`, saying so. With `max_depth` >= 0, folders more than `max_depth` levels
+/// below `dir` are not entered.
+std::vector<FoundImage> find_images(const fs::path& dir, std::vector<SkippedFile>& skipped,
+                                    int max_depth) {
   std::error_code ec;
-  std::vector<fs::path> files;
-  struct Found {
-    fs::path path, canonical;
-    bool link = false;  ///< the path itself is a symbolic link
-  };
-  std::vector<Found> found;
-  const size_t skipped_before = skipped.size();
+  std::vector<FoundImage> found;
   const auto options = fs::directory_options::follow_directory_symlink |
                        fs::directory_options::skip_permission_denied;
   std::set<fs::path> folders = {fs::weakly_canonical(dir, ec)};
@@ -167,9 +163,23 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
     found.push_back({path, std::move(canonical), it->is_symlink(link_error)});
   }
   VTL_CHECK(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
+  return found;
+}
+
+/// Of what find_images found under `dir`, the paths to use, sorted: one per file whose
+/// canonical path is not yet in `seen`; the other paths of a file go to `skipped`, which
+/// is then sorted by path from `skipped_before` on. `real_files` (canonical path -> path
+/// of the file itself, under any class folder): a link to one of them from outside `dir`
+/// is left out, the file counting in its own folder.
+std::vector<fs::path> choose_images(const fs::path& dir, std::vector<FoundImage> found,
+                                    std::set<fs::path>& seen, std::vector<SkippedFile>& skipped,
+                                    size_t skipped_before,
+                                    const std::map<fs::path, fs::path>* real_files) {
+  std::error_code ec;
+  std::vector<fs::path> files;
   // One path per file, whatever order the folder lists them in: the file itself rather
   // than a symbolic link to it, else the first path in sorted order.
-  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
+  std::sort(found.begin(), found.end(), [](const FoundImage& a, const FoundImage& b) {
     return std::tie(a.link, a.path) < std::tie(b.link, b.path);
   });
   std::map<fs::path, fs::path> kept;  // canonical path -> the path listed
@@ -205,24 +215,12 @@ std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& 
   return files;
 }
 
-/// The image files (not symbolic links) under `dirs`, by canonical path.
-std::map<fs::path, fs::path> real_image_files(const std::vector<fs::path>& dirs) {
-  std::map<fs::path, fs::path> out;
-  std::error_code ec;
-  for (const auto& dir : dirs) {
-    for (auto it = fs::recursive_directory_iterator(
-             dir, fs::directory_options::skip_permission_denied, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      std::error_code entry_error;
-      if (it->is_symlink(entry_error) || !it->is_regular_file(entry_error) ||
-          !has_image_extension(it->path()))
-        continue;
-      const auto canonical = fs::weakly_canonical(it->path(), entry_error);
-      if (!entry_error) out.emplace(canonical, it->path());
-    }
-    ec.clear();
-  }
-  return out;
+/// The images of one folder: choose_images of find_images.
+std::vector<fs::path> list_images_into(const fs::path& dir, std::set<fs::path>& seen,
+                                       std::vector<SkippedFile>& skipped, int max_depth = -1) {
+  const size_t skipped_before = skipped.size();
+  return choose_images(dir, find_images(dir, skipped, max_depth), seen, skipped, skipped_before,
+                       nullptr);
 }
 
 /// "; if a CSV list holds the labels, give its path instead of the folder (found: a.csv)"
@@ -322,15 +320,27 @@ Dataset scan_class_folders(const fs::path& root, const std::vector<std::string>&
   }
   const ClassIndex index(dataset.classes);
   std::set<fs::path> seen;  // canonical paths: symlinked duplicates count once
-  // A link in one class folder to a file in another: the file's own folder names its class.
-  const auto real_files = real_image_files(class_dirs);
-  for (const auto& dir : class_dirs) {
+  // Every class folder is listed before any is chosen from: a link in one class folder to
+  // a file in another counts under the file's own folder.
+  std::vector<std::vector<FoundImage>> found(class_dirs.size());
+  std::vector<std::vector<SkippedFile>> unlisted(class_dirs.size());
+  std::map<fs::path, fs::path> real_files;
+  for (size_t c = 0; c < class_dirs.size(); ++c) {
+    const std::string name = class_dirs[c].filename().string();
+    VTL_CHECK(index.find(name) >= 0, "{}: class '{}' is not one of the model's {} classes",
+              class_dirs[c].string(), name, dataset.classes.size());
+    found[c] = find_images(class_dirs[c], unlisted[c], -1);
+    for (const auto& file : found[c])
+      if (!file.link) real_files.emplace(file.canonical, file.path);
+  }
+  for (size_t c = 0; c < class_dirs.size(); ++c) {
+    const auto& dir = class_dirs[c];
     const std::string name = dir.filename().string();
     const int64_t label = index.find(name);
-    VTL_CHECK(label >= 0, "{}: class '{}' is not one of the model's {} classes", dir.string(), name,
-              dataset.classes.size());
     const size_t skipped_before = dataset.skipped.size();
-    auto files = list_images_into(dir, seen, dataset.skipped, -1, &real_files);
+    dataset.skipped.insert(dataset.skipped.end(), unlisted[c].begin(), unlisted[c].end());
+    auto files =
+        choose_images(dir, std::move(found[c]), seen, dataset.skipped, skipped_before, &real_files);
     if (files.empty()) {
       const size_t unreadable = dataset.skipped.size() - skipped_before;
       fail("{}: class '{}' has no images (jpg, jpeg, png, bmp, webp, tif, gif){}", dir.string(),

@@ -27,6 +27,18 @@ using vtl::testing::TempDir;
 
 using vtl::testing::read_metrics;
 
+/// Runs `a` and `b` wrote `epochs` rows of metrics each, equal in `keys`.
+void expect_same_metrics(const fs::path& a_run, const fs::path& b_run, size_t epochs,
+                         const std::vector<const char*>& keys) {
+  const auto a = read_metrics(a_run), b = read_metrics(b_run);
+  ASSERT_EQ(a.size(), epochs);
+  ASSERT_EQ(b.size(), epochs);
+  for (size_t e = 0; e < a.size(); ++e)
+    for (const char* key : keys)
+      EXPECT_EQ(a[e][key].get<double>(), b[e][key].get<double>())
+          << "epoch " << e + 1 << " " << key;
+}
+
 class TrainCli : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -67,15 +79,7 @@ TEST_F(TrainCli, ResumeAfterSigkillMidEpochMatchesAnUninterruptedRun) {
 
   auto resumed = run_cli("train --resume " + killed.string());
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
-  const auto a = read_metrics(whole), b = read_metrics(killed);
-  ASSERT_EQ(a.size(), 4u);
-  ASSERT_EQ(b.size(), 4u);
-  for (size_t e = 0; e < a.size(); ++e) {
-    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc", "lr"}) {
-      EXPECT_EQ(a[e][key].get<double>(), b[e][key].get<double>())
-          << "epoch " << e + 1 << " " << key;
-    }
-  }
+  expect_same_metrics(whole, killed, 4, {"train_loss", "train_acc", "val_loss", "val_acc", "lr"});
 
   // evaluate reads the model folder the run wrote, with its class names.
   auto evaluated = run_cli("evaluate " + killed.string() + " " + data_.path().string() + " --json");
@@ -145,13 +149,7 @@ TEST_F(TrainCli, CtrlCStopsBetweenStepsAndTheResumedRunMatchesAnUninterruptedOne
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(resumed.output.find("reading the training images"), std::string::npos)
       << resumed.output;
-  const auto a = read_metrics(whole), b = read_metrics(stopped);
-  ASSERT_EQ(a.size(), 4u);
-  ASSERT_EQ(b.size(), 4u);
-  for (size_t e = 0; e < a.size(); ++e)
-    for (const char* key : {"train_loss", "train_acc", "val_loss", "val_acc", "lr"})
-      EXPECT_EQ(a[e][key].get<double>(), b[e][key].get<double>())
-          << "epoch " << e + 1 << " " << key;
+  expect_same_metrics(whole, stopped, 4, {"train_loss", "train_acc", "val_loss", "val_acc", "lr"});
 
   auto terminated = run_cli(train_args(runs_.path() / "terminated"),
                             "VTL_TEST_KILL_AFTER_STEPS=2 VTL_TEST_KILL_SIGNAL=15");
@@ -505,13 +503,8 @@ TEST_F(TrainCli, ValSplitZeroTrainsOnEveryImageAndResumes) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("epoch 2: resumed after epoch 2 (interrupted)"), std::string::npos)
       << resumed.output;
-  const auto a = read_metrics(whole), b = read_metrics(killed);
-  ASSERT_EQ(a.size(), 3u);
-  ASSERT_EQ(b.size(), 3u);
-  for (size_t e = 0; e < a.size(); ++e) {
-    EXPECT_TRUE(a[e]["val_loss"].is_null());
-    EXPECT_EQ(a[e]["train_loss"].get<double>(), b[e]["train_loss"].get<double>()) << e;
-  }
+  expect_same_metrics(whole, killed, 3, {"train_loss"});
+  for (const auto& row : read_metrics(whole)) EXPECT_TRUE(row["val_loss"].is_null());
   auto evaluated = run_cli("evaluate " + killed.string() + " " + data_.path().string() + " --json");
   ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
   EXPECT_EQ(nlohmann::json::parse(evaluated.output)["count"], 36);
