@@ -255,12 +255,21 @@ std::string csv_list_hint(const fs::path& root) {
 
 }  // namespace
 
-std::vector<fs::path> list_images(const fs::path& root, std::vector<SkippedFile>* skipped) {
+std::vector<fs::path> list_images(const fs::path& root, std::vector<SkippedFile>* skipped,
+                                  bool every_name) {
   std::error_code ec;
   VTL_CHECK(fs::is_directory(root, ec), "{}: no such folder", root.string());
   std::set<fs::path> seen;
   std::vector<SkippedFile> unresolved;
-  auto files = list_images_into(root, seen, unresolved);
+  std::vector<fs::path> files;
+  if (every_name) {
+    for (auto& file : find_images(root, unresolved, -1)) files.push_back(std::move(file.path));
+    std::sort(files.begin(), files.end());
+    std::sort(unresolved.begin(), unresolved.end(),
+              [](const SkippedFile& a, const SkippedFile& b) { return a.path < b.path; });
+  } else {
+    files = list_images_into(root, seen, unresolved);
+  }
   if (skipped) skipped->insert(skipped->end(), unresolved.begin(), unresolved.end());
   return files;
 }

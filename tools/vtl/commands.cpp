@@ -59,17 +59,9 @@ std::vector<std::filesystem::path> expand_image_arguments(
       images.emplace_back(argument);
       continue;
     }
-    std::vector<data::SkippedFile> skipped;
-    auto found = data::list_images(argument, &skipped);
-    // Every file name gets its answer (a submission needs a row per file), a symbolic link
-    // to another listed file too: listings keep one path per file for datasets only.
-    for (auto& file : skipped) {
-      if (starts_with(file.reason, "the same file as"))
-        found.push_back(std::move(file.path));
-      else
-        left_out.push_back(std::move(file));
-    }
-    std::sort(found.begin(), found.end());
+    // Every file name gets its answer (a submission needs a row per file), a symbolic
+    // link to another listed file too.
+    auto found = data::list_images(argument, &left_out, /*every_name=*/true);
     if (found.empty()) left_out.push_back({argument, "a folder without images"});
     images.insert(images.end(), found.begin(), found.end());
   }

@@ -144,9 +144,11 @@ bool csv_list_is_labelled(const std::filesystem::path& csv, const LabelSource& s
 
 /// Every image file under `root` (recursive, symbolic links followed, a file reachable by
 /// two names listed once, sorted by path): an unlabelled folder for extraction and search.
-/// Paths that cannot be resolved are appended to `skipped` when given.
+/// Paths that cannot be resolved are appended to `skipped` when given. `every_name`: a
+/// file reachable by two names is listed under both (commands that answer each file).
 std::vector<std::filesystem::path> list_images(const std::filesystem::path& root,
-                                               std::vector<SkippedFile>* skipped = nullptr);
+                                               std::vector<SkippedFile>* skipped = nullptr,
+                                               bool every_name = false);
 
 /// Whether a file or folder name is one that listings pass over: dot-named (".git",
 /// ".ipynb_checkpoints", macOS's "._photo.jpg" resource forks) or macOS's "__MACOSX"
